@@ -1,0 +1,227 @@
+// Package build holds the state of one eib build: its configuration, its
+// directories, the environment handed to hooks, the log, the results that
+// stages pass to one another, and the single cleanup path that releases every
+// resource a stage acquired (mounts, processes, temporary files, the lock),
+// in reverse order, on success, failure and signal alike.
+//
+// Stages (package stage) and the domain packages (ostree, disk, boot,
+// output, check, manifest) only see a *Build; they never release a resource
+// by hand on an error path: they register it with Defer right after
+// acquiring it.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eib-builder/eib/lib/config"
+)
+
+// Stage is one step of the build named in buildscript.
+type Stage interface {
+	Name() string
+	Run(ctx context.Context, b *Build) error
+}
+
+// Logger is the build log (see package buildlog). Printf lines go to the
+// terminal and the log file; Debugf lines go to the log file and, with
+// --debug, the terminal.
+type Logger interface {
+	Printf(format string, args ...any)
+	Debugf(format string, args ...any)
+}
+
+// HookRunner runs one hook group (package hooks). root is the install root
+// for *.chroot hooks ("" = none: chroot hooks are skipped with a log line).
+type HookRunner interface {
+	RunGroup(ctx context.Context, b *Build, group, root string) error
+}
+
+// Build is the state of one build.
+type Build struct {
+	// Config is the full configuration (private files included); Public
+	// is the configuration without private files (what may be published).
+	Config *config.Config
+	Public *config.Config
+
+	SrcDir   string // the eib tree (config/, hooks/, helpers/, data/, lib/eib.sh)
+	LocalDir string // --localdir, absolute, "" when not given
+	DryRun   bool
+	Debug    bool
+
+	Log   Logger
+	Hooks HookRunner
+
+	// Results that one stage hands to the next.
+	OSTree     OSTreeInfo
+	Deployment Deployment
+	Images     []Image
+	Outputs    []Output
+	Boots      []BootResult
+	Timings    []Timing
+
+	// Failure context for the error stage.
+	FailedStage, FailedHook string
+
+	mu       sync.Mutex
+	extraEnv map[string]string
+	cleanups []cleanup
+}
+
+// OSTreeInfo describes the commit being built (set by the ostree stage).
+type OSTreeInfo struct {
+	RepoDir   string // the cache repo
+	Remote    string
+	PullURL   string
+	Ref       string
+	RefDeploy string
+	Commit    string // checksum of the pulled commit
+	Version   string // the commit's "version" metadata, if any
+	DeployURL string
+	OS        string
+}
+
+// Deployment describes the deployed sysroot (set by the image stage).
+type Deployment struct {
+	Sysroot string // the sysroot directory (ostree:checkout)
+	Path    string // the deployment directory (OSTREE_DEPLOYMENT)
+	VarDir  string // the OS var directory (OSTREE_VAR)
+	Kargs   string
+}
+
+// Image is one raw disk image produced by the image stage.
+type Image struct {
+	Name     string // e.g. "disk"; "" for the main image
+	Path     string // raw image file
+	Arch     string
+	Platform string
+	Size     int64
+}
+
+// Output is one file in outdir, as the manifest describes it.
+type Output struct {
+	File           string // base name in outdir
+	Path           string
+	Compression    string // "gz", "xz", "zst", "" for none
+	CompressedSize int64
+	ExtractedSize  int64
+	SHA256         string // hex
+	ChecksumFile   string // base name of the .sha256 file, "" if none
+	SignatureFile  string // base name of the .asc file, "" if none
+}
+
+// BootResult is the outcome of one boot check.
+type BootResult struct {
+	Image      string
+	Firmware   string  // "bios", "uefi", "aarch64-uefi"
+	Result     string  // "ok", "failed", "skipped"
+	Seconds    float64 // time to marker
+	Reason     string  // why it failed or was skipped
+	ConsoleLog string
+}
+
+// Timing records how long a stage or hook took.
+type Timing struct {
+	Stage    string
+	Hook     string // "" for the stage itself
+	Seconds  float64
+	Status   string // "ok" or the error
+	Started  time.Time
+}
+
+type cleanup struct {
+	name string
+	fn   func() error
+}
+
+// SetEnv sets a variable for all later hooks (e.g. OSTREE_DEPLOYMENT).
+func (b *Build) SetEnv(key, value string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.extraEnv == nil {
+		b.extraEnv = map[string]string{}
+	}
+	b.extraEnv[key] = value
+}
+
+// ExtraEnv returns the variables set with SetEnv as KEY=VALUE, sorted.
+func (b *Build) ExtraEnv() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var env []string
+	for k, v := range b.extraEnv {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+// Get returns the interpolated value of section:key of the full config.
+func (b *Build) Get(section, key string) (string, error) {
+	return b.Config.Get(section, key)
+}
+
+// Defer registers a release function for a resource just acquired. All
+// registered functions run in reverse order in Cleanup.
+func (b *Build) Defer(name string, fn func() error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanups = append(b.cleanups, cleanup{name, fn})
+}
+
+// CleanupMark returns a mark for CleanupTo.
+func (b *Build) CleanupMark() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.cleanups)
+}
+
+// CleanupTo releases, in reverse order, everything registered after mark
+// (e.g. the mounts of the image hooks, torn down before the disk is made).
+// It goes on after an error and returns all errors joined.
+func (b *Build) CleanupTo(mark int) error {
+	var errs []error
+	for {
+		b.mu.Lock()
+		if len(b.cleanups) <= mark {
+			b.mu.Unlock()
+			break
+		}
+		c := b.cleanups[len(b.cleanups)-1]
+		b.cleanups = b.cleanups[:len(b.cleanups)-1]
+		b.mu.Unlock()
+		if err := c.fn(); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup %s: %w", c.name, err))
+			if b.Log != nil {
+				b.Log.Printf("cleanup %s failed: %v", c.name, err)
+			}
+		} else if b.Log != nil {
+			b.Log.Debugf("cleanup %s", c.name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup releases everything registered with Defer.
+func (b *Build) Cleanup() error { return b.CleanupTo(0) }
+
+// ErrNotImplemented is wrapped by stages that a later change will provide.
+var ErrNotImplemented = errors.New("not implemented yet")
+
+// Dir returns a build directory from the [build] section (tmpdir, outdir,
+// manifestdir, contentdir ...), interpolated.
+func (b *Build) Dir(key string) (string, error) {
+	v, err := b.Config.Get("build", key)
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("[build] %s is empty", key)
+	}
+	return v, nil
+}
