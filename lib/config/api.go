@@ -13,6 +13,12 @@ import (
 // Config is an ordered set of sections of options, with origin tracking.
 type Config struct{}
 
+// New returns an empty Config.
+func New() *Config { return &Config{} }
+
+// Set sets section:option to a raw value (creating the section).
+func (c *Config) Set(section, option, value string) {}
+
 // Get returns the interpolated value of section:option.
 func (c *Config) Get(section, option string) (string, error) {
 	return "", errors.New("config: not implemented yet")

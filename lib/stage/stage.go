@@ -9,8 +9,16 @@ import (
 	"context"
 	"errors"
 
+	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/config"
 )
+
+// registry holds every stage by name; each stage file registers itself in
+// an init function: func init() { Register(ostreeStage{}) }.
+var registry = map[string]build.Stage{}
+
+// Register makes a stage available to buildscript.
+func Register(s build.Stage) { registry[s.Name()] = s }
 
 // Options are what cmd/eib hands to Execute.
 type Options struct {
