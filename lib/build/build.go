@@ -127,11 +127,11 @@ type BootResult struct {
 
 // Timing records how long a stage or hook took.
 type Timing struct {
-	Stage    string
-	Hook     string // "" for the stage itself
-	Seconds  float64
-	Status   string // "ok" or the error
-	Started  time.Time
+	Stage   string
+	Hook    string // "" for the stage itself
+	Seconds float64
+	Status  string // "ok" or the error
+	Started time.Time
 }
 
 type cleanup struct {
