@@ -1,0 +1,161 @@
+package manifest
+
+import (
+	"time"
+
+	"github.com/eib-builder/eib/lib/build"
+)
+
+// The file names of eib's own fragments. Hooks of the manifest group add
+// theirs beside them; names sort the merge order.
+const (
+	BasicInfoFile = "basic-info.json"
+	ImagesFile    = "images.json"
+	OSTreeFile    = "ostree.json"
+	BootCheckFile = "boot-check.json"
+	TimingsFile   = "timings.json"
+)
+
+// BasicInfo is what the build is: basic-info.json.
+type BasicInfo struct {
+	Product      string  `json:"product"`
+	ProductName  string  `json:"product_name"`
+	Branch       string  `json:"branch"`
+	Arch         string  `json:"arch"`
+	Platform     string  `json:"platform"`
+	Personality  string  `json:"personality"`
+	BuildVersion string  `json:"build_version"`
+	Builder      Builder `json:"builder"`
+}
+
+// Builder identifies the eib that made the build.
+type Builder struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+}
+
+// Image describes one output in the images fragment.
+type Image struct {
+	File            string `json:"file"`
+	CompressedSize  int64  `json:"compressed_size"`
+	ExtractedSize   int64  `json:"extracted_size"`
+	CompressionType string `json:"compression_type"`
+	Signature       string `json:"signature"`
+	Checksum        string `json:"checksum"`
+	SHA256          string `json:"sha256"`
+}
+
+// Images returns the images fragment: {"images": {FILE: Image}}, one entry
+// per output, keyed by its file name.
+func Images(outputs []build.Output) map[string]any {
+	images := map[string]Image{}
+	for _, o := range outputs {
+		images[o.File] = Image{
+			File:            o.File,
+			CompressedSize:  o.CompressedSize,
+			ExtractedSize:   o.ExtractedSize,
+			CompressionType: o.Compression,
+			Signature:       o.SignatureFile,
+			Checksum:        o.ChecksumFile,
+			SHA256:          o.SHA256,
+		}
+	}
+	return map[string]any{"images": images}
+}
+
+// OSTree is the ostree fragment's content.
+type OSTree struct {
+	Remote    string `json:"remote"`
+	Ref       string `json:"ref"`
+	RefDeploy string `json:"ref_deploy"`
+	Commit    string `json:"commit"`
+	Version   string `json:"version"`
+	URL       string `json:"url"`
+	OS        string `json:"os"`
+}
+
+// OSTreeFragment returns {"ostree": OSTree} for the commit that was built.
+func OSTreeFragment(o build.OSTreeInfo) map[string]any {
+	return map[string]any{"ostree": OSTree{
+		Remote:    o.Remote,
+		Ref:       o.Ref,
+		RefDeploy: o.RefDeploy,
+		Commit:    o.Commit,
+		Version:   o.Version,
+		URL:       o.DeployURL,
+		OS:        o.OS,
+	}}
+}
+
+// Boot is one boot check in the boot_check fragment.
+type Boot struct {
+	Image    string  `json:"image"`
+	Firmware string  `json:"firmware"`
+	Result   string  `json:"result"`
+	Seconds  float64 `json:"seconds_to_marker"`
+	Reason   string  `json:"reason,omitempty"`
+}
+
+// BootCheck returns {"boot_check": [Boot...]} in the order the checks ran.
+func BootCheck(boots []build.BootResult) map[string]any {
+	list := make([]Boot, 0, len(boots))
+	for _, r := range boots {
+		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: r.Seconds, Reason: r.Reason})
+	}
+	return map[string]any{"boot_check": list}
+}
+
+// StageTiming is one stage in the timings fragment.
+type StageTiming struct {
+	Seconds float64               `json:"seconds"`
+	Status  string                `json:"status"`
+	Started string                `json:"started,omitempty"`
+	Hooks   map[string]HookTiming `json:"hooks,omitempty"`
+}
+
+// HookTiming is one hook of a stage in the timings fragment.
+type HookTiming struct {
+	Seconds float64 `json:"seconds"`
+	Status  string  `json:"status"`
+}
+
+// Timings returns {"timings": {STAGE: StageTiming}}; a hook's timing goes
+// under its stage's "hooks". Objects (not a list) so that hooks can add
+// their own timings to the merge.
+func Timings(timings []build.Timing) map[string]any {
+	stages := map[string]*StageTiming{}
+	get := func(name string) *StageTiming {
+		if s, ok := stages[name]; ok {
+			return s
+		}
+		s := &StageTiming{}
+		stages[name] = s
+		return s
+	}
+	for _, t := range timings {
+		s := get(t.Stage)
+		if t.Hook == "" {
+			s.Seconds = round(t.Seconds)
+			s.Status = t.Status
+			if !t.Started.IsZero() {
+				s.Started = t.Started.UTC().Format(time.RFC3339)
+			}
+			continue
+		}
+		if s.Hooks == nil {
+			s.Hooks = map[string]HookTiming{}
+		}
+		s.Hooks[t.Hook] = HookTiming{Seconds: round(t.Seconds), Status: t.Status}
+	}
+	out := make(map[string]StageTiming, len(stages))
+	for n, s := range stages {
+		out[n] = *s
+	}
+	return map[string]any{"timings": out}
+}
+
+// round keeps milliseconds: enough for a build, and stable in review.
+func round(s float64) float64 {
+	return float64(int64(s*1000+0.5)) / 1000
+}
