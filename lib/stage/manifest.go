@@ -1,0 +1,131 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/manifest"
+)
+
+func init() { Register(manifestStage{}) }
+
+// manifestStage writes eib's manifest fragments from the results of the
+// earlier stages, runs the manifest hook group (hooks add fragments to
+// manifestdir), and merges every fragment into outdir/<outversion>.manifest.json.
+type manifestStage struct{}
+
+func (manifestStage) Name() string { return "manifest" }
+
+func (manifestStage) Run(ctx context.Context, b *build.Build) error {
+	dir, err := b.Dir("manifestdir")
+	if err != nil {
+		return err
+	}
+	outdir, err := b.Dir("outdir")
+	if err != nil {
+		return err
+	}
+	ov, err := b.Get("build", "outversion")
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{dir, outdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+	}
+	info, err := basicInfo(ctx, b)
+	if err != nil {
+		return err
+	}
+	fragments := []struct {
+		name  string
+		value any
+	}{
+		{manifest.BasicInfoFile, info},
+		{manifest.ImagesFile, manifest.Images(b.Outputs)},
+		{manifest.OSTreeFile, manifest.OSTreeFragment(b.OSTree)},
+		{manifest.BootCheckFile, manifest.BootCheck(b.Boots)},
+		{manifest.TimingsFile, manifest.Timings(b.Timings)},
+	}
+	for _, f := range fragments {
+		if err := manifest.WriteFragment(dir, f.name, f.value); err != nil {
+			return err
+		}
+	}
+	if b.Hooks != nil {
+		if err := b.Hooks.RunGroup(ctx, b, "manifest", ""); err != nil {
+			return err
+		}
+	}
+	out := filepath.Join(outdir, ov+manifest.Suffix)
+	if err := manifest.WriteDir(dir, out); err != nil {
+		return err
+	}
+	if b.Log != nil {
+		b.Log.Printf("manifest: wrote %s", out)
+	}
+	return nil
+}
+
+// basicInfo reads the public configuration only: the manifest is published,
+// so no value of a private file may reach it.
+func basicInfo(ctx context.Context, b *build.Build) (manifest.BasicInfo, error) {
+	cfg := b.Public
+	if cfg == nil {
+		cfg = b.Config
+	}
+	get := func(section, key string) (string, error) {
+		if !cfg.Has(section, key) {
+			return "", nil
+		}
+		v, err := cfg.Get(section, key)
+		if err != nil {
+			return "", fmt.Errorf("manifest: [%s] %s: %w", section, key, err)
+		}
+		return v, nil
+	}
+	var info manifest.BasicInfo
+	for _, f := range []struct {
+		section, key string
+		dst          *string
+	}{
+		{"build", "product", &info.Product},
+		{"image", "product_name", &info.ProductName},
+		{"build", "branch", &info.Branch},
+		{"build", "arch", &info.Arch},
+		{"build", "platform", &info.Platform},
+		{"build", "personality", &info.Personality},
+		{"build", "build_version", &info.BuildVersion},
+	} {
+		v, err := get(f.section, f.key)
+		if err != nil {
+			return info, err
+		}
+		*f.dst = v
+	}
+	info.Builder = builder(ctx, b.SrcDir)
+	return info, nil
+}
+
+// builder identifies this eib: the module version it was built as and the
+// git commit of its source tree, when the tree is a git checkout.
+func builder(ctx context.Context, srcDir string) manifest.Builder {
+	bi := manifest.Builder{Name: "eib", Version: "(devel)"}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		bi.Version = info.Main.Version
+	}
+	if srcDir != "" {
+		out, err := exec.CommandContext(ctx, "git", "-C", srcDir, "rev-parse", "HEAD").Output()
+		if err == nil {
+			bi.Commit = strings.TrimSpace(string(out))
+		}
+	}
+	return bi
+}
