@@ -1,0 +1,188 @@
+package sign_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eib-builder/eib/lib/sign"
+	"github.com/eib-builder/eib/lib/sign/signtest"
+)
+
+func writeData(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	data := bytes.Repeat([]byte("eib signs images\x00\xff"), 100000)
+	p := filepath.Join(dir, "data.img")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, data
+}
+
+func TestKeyFileSignatureVerifiesWithGPG(t *testing.T) {
+	for _, pass := range []string{"", "s3cret pass"} {
+		t.Run("passphrase="+pass, func(t *testing.T) {
+			dir := t.TempDir()
+			key := signtest.NewKey(t, dir, pass)
+			passFile := ""
+			if pass != "" {
+				passFile = filepath.Join(dir, "pass")
+				os.WriteFile(passFile, []byte(pass+"\n"), 0o600)
+			}
+			data, content := writeData(t, dir)
+			s, err := sign.New(sign.Options{KeyFile: key.Secret, PassphraseFile: passFile}, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s == nil {
+				t.Fatal("no signer for an existing key file")
+			}
+			st, err := s.Begin(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Written in uneven pieces, as a pipeline would.
+			for i := 0; i < len(content); i += 77777 {
+				st.Write(content[i:min(i+77777, len(content))])
+			}
+			var sig bytes.Buffer
+			if err := st.Finish(&sig); err != nil {
+				t.Fatal(err)
+			}
+			if want := sha256.Sum256(content); !bytes.Equal(st.SHA256(), want[:]) {
+				t.Errorf("SHA256() = %x, want %x", st.SHA256(), want)
+			}
+			if !strings.HasPrefix(sig.String(), "-----BEGIN PGP SIGNATURE-----\n") || !strings.HasSuffix(sig.String(), "-----END PGP SIGNATURE-----\n") {
+				t.Errorf("not an armored signature:\n%s", sig.String())
+			}
+			asc := data + ".asc"
+			os.WriteFile(asc, sig.Bytes(), 0o644)
+			if err := signtest.Verify(t, key.Public, data, asc); err != nil {
+				t.Fatal(err)
+			}
+			// A modified file must not verify.
+			os.WriteFile(data, append(content, 'x'), 0o644)
+			if err := signtest.Verify(t, key.Public, data, asc); err == nil {
+				t.Fatal("gpg --verify accepted a signature of other bytes")
+			}
+		})
+	}
+}
+
+func TestFileSignsAtomically(t *testing.T) {
+	dir := t.TempDir()
+	key := signtest.NewKey(t, dir, "")
+	data, _ := writeData(t, dir)
+	s, err := sign.New(sign.Options{KeyFile: key.Secret, KeyID: key.Fingerprint[24:]}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out", "data.img.asc")
+	os.Mkdir(filepath.Dir(out), 0o755)
+	if err := sign.File(context.Background(), s, data, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := signtest.Verify(t, key.Public, data, out); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(out))
+	if len(ents) != 1 {
+		t.Errorf("out dir holds %d files, want only the signature", len(ents))
+	}
+}
+
+func TestNoKeyMeansNoSigner(t *testing.T) {
+	var logged []string
+	logf := func(f string, a ...any) { logged = append(logged, f) }
+	s, err := sign.New(sign.Options{KeyFile: filepath.Join(t.TempDir(), "absent.asc")}, logf)
+	if err != nil || s != nil {
+		t.Fatalf("absent key file: signer %v, error %v; want none, no error", s, err)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "not signed") {
+		t.Errorf("log = %q, want one line saying outputs are not signed", logged)
+	}
+}
+
+func TestKeyErrorsNameTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	key := signtest.NewKey(t, dir, "right")
+	wrong := filepath.Join(dir, "wrong")
+	os.WriteFile(wrong, []byte("wrong\n"), 0o600)
+	junk := filepath.Join(dir, "junk.asc")
+	os.WriteFile(junk, []byte("not a key"), 0o600)
+	for _, tc := range []struct {
+		name string
+		o    sign.Options
+		want string
+	}{
+		{"no passphrase", sign.Options{KeyFile: key.Secret}, "signing_passphrase_file"},
+		{"wrong passphrase", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong}, "wrong passphrase in " + wrong},
+		{"missing passphrase file", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong + ".absent"}, "passphrase"},
+		{"public key only", sign.Options{KeyFile: key.Public}, "no usable secret signing key"},
+		{"unknown key id", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong, KeyID: "DEADBEEF"}, "no secret key with id DEADBEEF"},
+		{"junk", sign.Options{KeyFile: junk}, "not an OpenPGP key file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sign.New(tc.o, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestGPGFallbackSignsWithKeyID(t *testing.T) {
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Skip("gpg is not installed (apt-get install gnupg)")
+	}
+	// A short home path: gpg-agent's socket path is limited in length.
+	home, err := os.MkdirTemp("", "eib-gh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	gen := exec.Command("gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", "eib gpg test <gpg@eib.invalid>", "ed25519", "sign", "never")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --quick-gen-key: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "pub.asc")
+	if out, err := exec.Command("gpg", "--homedir", home, "--armor", "--output", pub, "--export", "gpg@eib.invalid").CombinedOutput(); err != nil {
+		t.Fatalf("gpg --export: %v\n%s", err, out)
+	}
+	data, _ := writeData(t, dir)
+	s, err := sign.New(sign.Options{KeyFile: filepath.Join(dir, "absent.asc"), KeyID: "gpg@eib.invalid", GnupgHome: home}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.(*sign.GPG); !ok {
+		t.Fatalf("signer %T, want the gpg fallback", s)
+	}
+	asc := data + ".asc"
+	if err := sign.File(context.Background(), s, data, asc); err != nil {
+		t.Fatal(err)
+	}
+	if err := signtest.Verify(t, pub, data, asc); err != nil {
+		t.Fatal(err)
+	}
+	// An unknown key id fails with gpg's own message and leaves no file.
+	bad := &sign.GPG{KeyID: "nobody@eib.invalid", Home: home}
+	err = sign.File(context.Background(), bad, data, data+".bad.asc")
+	if err == nil || !strings.Contains(err.Error(), "nobody@eib.invalid") {
+		t.Fatalf("error %v, want gpg's complaint about the key", err)
+	}
+	if _, err := os.Stat(data + ".bad.asc"); !os.IsNotExist(err) {
+		t.Errorf("a failed signature left %s.bad.asc", data)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*")); len(tmp) != 0 {
+		t.Errorf("a failed signature left temporary files %q", tmp)
+	}
+}
