@@ -1,0 +1,268 @@
+// Package check boots disk images in QEMU and waits for the operating
+// system to print a marker on its serial console: the proof that an image
+// eib built actually boots.
+//
+// Each boot runs on a throw-away qcow2 overlay of the raw image (the image
+// itself is never written), with the serial console captured to a log
+// file, a hard timeout, and the emulator killed and reaped on every path:
+// marker seen, guest powered off, timeout, or the caller's context
+// cancelled.
+package check
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Status is the outcome of one boot.
+type Status string
+
+const (
+	StatusOK      Status = "ok"
+	StatusFailed  Status = "failed"
+	StatusSkipped Status = "skipped" // cannot run on this host; never a pass
+)
+
+// DefaultMemoryMiB is the guest memory when Boot.MemoryMiB is 0.
+const DefaultMemoryMiB = 1024
+
+// afterMarker is how long a guest may go on after the marker (to power
+// off by itself, as the demo OS does, leaving its last lines in the log)
+// before the emulator is killed.
+const afterMarker = 3 * time.Second
+
+// Boot describes one boot check.
+type Boot struct {
+	Image     string // raw disk image (see PrepareImage for compressed ones)
+	Firmware  Firmware
+	Marker    *regexp.Regexp // a console line matching it means "booted"
+	Timeout   time.Duration  // hard limit from start to marker
+	MemoryMiB int
+	LogPath   string // serial console log (overwritten)
+	WorkDir   string // existing directory for the overlay and UEFI variables
+	// Logf, if set, receives progress lines (what is booted how, time to
+	// marker).
+	Logf func(format string, args ...any)
+}
+
+// Result is the outcome of one boot check.
+type Result struct {
+	Image    string
+	Firmware Firmware
+	Status   Status
+	Accel    string        // "kvm" or "tcg"
+	Elapsed  time.Duration // time from start to marker (ok only)
+	Reason   string        // why it failed or was skipped
+	LogPath  string
+	Tail     []string // last console lines (failed only)
+}
+
+// Error is a failed boot: it names the image, the firmware and the reason,
+// and carries the console log path and its last lines.
+type Error struct{ Result Result }
+
+func (e *Error) Error() string {
+	r := e.Result
+	var b strings.Builder
+	fmt.Fprintf(&b, "boot check failed: %s with %s firmware", r.Image, r.Firmware)
+	if r.Accel != "" {
+		fmt.Fprintf(&b, " (%s)", r.Accel)
+	}
+	fmt.Fprintf(&b, ": %s", r.Reason)
+	if r.LogPath != "" {
+		fmt.Fprintf(&b, "\nconsole log: %s", r.LogPath)
+	}
+	if len(r.Tail) == 0 {
+		b.WriteString("\n(the console printed nothing)")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "\nlast %d console lines (%s):", len(r.Tail), r.Firmware)
+	for _, l := range r.Tail {
+		b.WriteString("\n  | " + l)
+	}
+	return b.String()
+}
+
+func (bt Boot) logf(format string, args ...any) {
+	if bt.Logf != nil {
+		bt.Logf(format, args...)
+	}
+}
+
+// Run boots bt.Image once with bt.Firmware. It returns a Result with
+// StatusOK and a nil error when the marker was seen; StatusSkipped and a
+// nil error (Reason says why) when the firmware's emulator is not
+// available on this host; otherwise an error, an *Error for a boot that
+// failed, with the Result also filled in.
+func Run(ctx context.Context, bt Boot) (Result, error) {
+	res := Result{Image: bt.Image, Firmware: bt.Firmware, LogPath: bt.LogPath, Status: StatusFailed}
+	switch {
+	case bt.Marker == nil:
+		return res, errors.New("boot check: no marker regular expression")
+	case bt.Timeout <= 0:
+		return res, fmt.Errorf("boot check: timeout %s is not positive", bt.Timeout)
+	case bt.LogPath == "" || bt.WorkDir == "":
+		return res, errors.New("boot check: no console log path or work directory")
+	}
+	if bt.MemoryMiB <= 0 {
+		bt.MemoryMiB = DefaultMemoryMiB
+	}
+	m, err := newMachine(bt.Firmware, bt.MemoryMiB)
+	if errors.Is(err, errUnavailable) {
+		res.Status, res.Reason = StatusSkipped, err.Error()
+		bt.logf("boot check: %s with %s firmware SKIPPED: %s", bt.Image, bt.Firmware, res.Reason)
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("boot check %s with %s firmware: %w", bt.Image, bt.Firmware, err)
+	}
+	res.Accel = m.accel
+
+	work, err := os.MkdirTemp(bt.WorkDir, "boot-"+string(bt.Firmware)+"-")
+	if err != nil {
+		return res, fmt.Errorf("boot check: %w", err)
+	}
+	defer os.RemoveAll(work)
+	overlay := filepath.Join(work, "overlay.qcow2")
+	if err := createOverlay(ctx, bt.Image, overlay); err != nil {
+		return res, fmt.Errorf("boot check %s: %w", bt.Image, err)
+	}
+	varsCopy := ""
+	if m.vars != "" {
+		varsCopy = filepath.Join(work, "efivars.fd")
+		if err := copyFile(m.vars, varsCopy); err != nil {
+			return res, fmt.Errorf("boot check: copying UEFI variables %s: %w", m.vars, err)
+		}
+	}
+	log, err := os.Create(bt.LogPath)
+	if err != nil {
+		return res, fmt.Errorf("boot check: console log: %w", err)
+	}
+	defer log.Close()
+
+	args := m.command(varsCopy, overlay, "qcow2")
+	bt.logf("boot check: booting %s with %s firmware (%s, %s, %d MiB, timeout %s), console in %s",
+		bt.Image, bt.Firmware, m.binary, m.accel, bt.MemoryMiB, bt.Timeout, bt.LogPath)
+	return runQEMU(ctx, bt, m.binary, args, log, res)
+}
+
+// runQEMU starts the emulator with its serial console on a pipe, follows
+// the console until the marker, the end of the emulator, the timeout or the
+// context, and always leaves the emulator killed and reaped.
+func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os.File, res Result) (Result, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("boot check: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout = w
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// Own process group: a terminal's ^C reaches eib, which then kills the
+	// emulator itself; Pdeathsig kills it if eib dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return res, fmt.Errorf("boot check: starting %s: %w", binary, err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	con := newConsole(bt.Marker)
+	markerAt := make(chan time.Time, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 32<<10)
+		seen := false
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				log.Write(buf[:n])
+				if con.write(buf[:n]) && !seen {
+					seen = true
+					markerAt <- time.Now()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	timer := time.NewTimer(bt.Timeout)
+	defer timer.Stop()
+	alive := true
+	var waitErr error
+	var outcome error
+	select {
+	case t := <-markerAt:
+		res.Status, res.Elapsed = StatusOK, t.Sub(start)
+		select {
+		case waitErr = <-exited:
+			alive = false
+		case <-time.After(afterMarker):
+		case <-ctx.Done():
+		}
+	case waitErr = <-exited:
+		alive = false
+		<-readDone // the marker may be in the last bytes written
+		select {
+		case t := <-markerAt:
+			res.Status, res.Elapsed = StatusOK, t.Sub(start)
+		default:
+			res.Reason = fmt.Sprintf("%s ended before the marker %q appeared (%s)",
+				binary, bt.Marker.String(), exitText(waitErr, stderr.String()))
+		}
+	case <-timer.C:
+		res.Reason = fmt.Sprintf("marker %q not seen within %s", bt.Marker.String(), bt.Timeout)
+	case <-ctx.Done():
+		res.Reason = "interrupted"
+		outcome = fmt.Errorf("boot check %s with %s firmware interrupted: %w", bt.Image, bt.Firmware, ctx.Err())
+	}
+	if alive {
+		// Kill the whole process group and reap it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	select {
+	case <-readDone:
+	case <-time.After(5 * time.Second):
+		r.Close() // unblocks the reader if something else holds the pipe
+		<-readDone
+	}
+	if res.Status == StatusOK {
+		bt.logf("boot check: %s with %s firmware: marker seen after %.1f s", bt.Image, bt.Firmware, res.Elapsed.Seconds())
+		return res, nil
+	}
+	res.Status = StatusFailed
+	res.Tail = con.lastLines()
+	if outcome != nil {
+		return res, outcome
+	}
+	return res, &Error{Result: res}
+}
+
+// exitText describes how the emulator ended, with its own error output.
+func exitText(waitErr error, stderr string) string {
+	s := "exit status 0: the guest powered off"
+	if waitErr != nil {
+		s = waitErr.Error()
+	}
+	if msg := strings.TrimSpace(stderr); msg != "" {
+		s += ": " + msg
+	}
+	return s
+}

@@ -1,0 +1,247 @@
+package check
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const testMarker = "EIB-TEST-BOOT-OK"
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func boot(dir, img string, fw Firmware, timeout time.Duration) Boot {
+	return Boot{
+		Image:     img,
+		Firmware:  fw,
+		Marker:    regexp.MustCompile(testMarker),
+		Timeout:   timeout,
+		MemoryMiB: 256,
+		LogPath:   filepath.Join(dir, "boot-"+string(fw)+".log"),
+		WorkDir:   dir,
+	}
+}
+
+func TestBootSeesMarkerAndLeavesImageUntouched(t *testing.T) {
+	for _, fw := range []Firmware{BIOS, UEFI} {
+		t.Run(string(fw), func(t *testing.T) {
+			dir := t.TempDir()
+			script := grubScript([]string{"line one", testMarker}, "halt")
+			img := biosTestImage(t, dir, script)
+			if fw == UEFI {
+				img = uefiTestImage(t, dir, script)
+			}
+			before := fileSum(t, img)
+			res, err := Run(context.Background(), boot(dir, img, fw, 60*time.Second))
+			if err != nil {
+				t.Fatalf("boot failed: %v", err)
+			}
+			if res.Status != StatusOK || res.Elapsed <= 0 || res.Accel == "" {
+				t.Fatalf("result %+v: want ok with a time to marker and an accelerator", res)
+			}
+			log, err := os.ReadFile(res.LogPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(log, []byte("line one")) || !bytes.Contains(log, []byte(testMarker)) {
+				t.Fatalf("console log %s lacks the printed lines:\n%s", res.LogPath, log)
+			}
+			if fileSum(t, img) != before {
+				t.Fatalf("the boot modified the image %s", img)
+			}
+			if left, _ := filepath.Glob(filepath.Join(dir, "boot-*-*")); len(left) != 0 {
+				t.Fatalf("work files left behind: %v", left)
+			}
+			t.Logf("%s: marker after %.2f s (%s)", fw, res.Elapsed.Seconds(), res.Accel)
+		})
+	}
+}
+
+func TestMarkerNeverSeenFailsAfterTimeoutWithTailAndNoQEMULeft(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for i := 1; i <= 40; i++ {
+		lines = append(lines, "console line "+strings.Repeat("x", i%3)+string(rune('A'+i%26)))
+	}
+	img := biosTestImage(t, dir, grubScript(append(lines, "last line before the wait"), "sleep 3600"))
+	start := time.Now()
+	res, err := Run(context.Background(), boot(dir, img, BIOS, 3*time.Second))
+	took := time.Since(start)
+	var be *Error
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v, want a *check.Error", err)
+	}
+	if res.Status != StatusFailed || !strings.Contains(res.Reason, "not seen within 3s") {
+		t.Fatalf("result %+v: want failed, not seen within 3s", res)
+	}
+	if took < 3*time.Second || took > 20*time.Second {
+		t.Fatalf("the check took %s, want the 3 s timeout", took)
+	}
+	if len(res.Tail) != tailLines || res.Tail[len(res.Tail)-1] != "last line before the wait" {
+		t.Fatalf("tail has %d lines ending %q, want %d ending with the last console line",
+			len(res.Tail), res.Tail[len(res.Tail)-1], tailLines)
+	}
+	msg := err.Error()
+	for _, want := range []string{"bios firmware", "not seen within", res.LogPath, "  | last line before the wait", "last 30 console lines (bios)"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if left := qemuProcesses(t, dir); len(left) != 0 {
+		t.Fatalf("qemu still running after the timeout: %v", left)
+	}
+}
+
+func TestGuestPowerOffBeforeMarkerFails(t *testing.T) {
+	dir := t.TempDir()
+	img := biosTestImage(t, dir, grubScript([]string{"booting something else"}, "halt"))
+	res, err := Run(context.Background(), boot(dir, img, BIOS, 60*time.Second))
+	var be *Error
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v, want a *check.Error", err)
+	}
+	if !strings.Contains(res.Reason, "ended before the marker") || !slices.Contains(res.Tail, "booting something else") {
+		t.Fatalf("result %+v: want 'ended before the marker' with the console tail", res)
+	}
+}
+
+func TestCancelKillsQEMU(t *testing.T) {
+	dir := t.TempDir()
+	img := biosTestImage(t, dir, grubScript([]string{"waiting"}, "sleep 3600"))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the emulator is up.
+		for i := 0; i < 200 && len(qemuProcesses(t, dir)) == 0; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	_, err := Run(ctx, boot(dir, img, BIOS, time.Minute))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Fatalf("cancel took %s", time.Since(start))
+	}
+	if left := qemuProcesses(t, dir); len(left) != 0 {
+		t.Fatalf("qemu still running after cancel: %v", left)
+	}
+}
+
+func TestCompressedImagesBoot(t *testing.T) {
+	dir := t.TempDir()
+	img := biosTestImage(t, dir, grubScript([]string{testMarker}, "halt"))
+	want := fileSum(t, img)
+	for _, c := range []struct{ suffix, tool string }{{".gz", "gzip"}, {".xz", "xz"}, {".zst", "zstd"}} {
+		t.Run(c.suffix, func(t *testing.T) {
+			need(t, c.tool)
+			comp := img + c.suffix
+			out, err := exec.Command("sh", "-c", c.tool+` -c "$1" > "$2"`, "sh", img, comp).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v %s", c.tool, err, out)
+			}
+			if !IsCompressed(comp) {
+				t.Fatalf("IsCompressed(%s) = false", comp)
+			}
+			work := t.TempDir()
+			raw, remove, err := PrepareImage(context.Background(), comp, work)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fileSum(t, raw) != want {
+				t.Fatalf("expanded %s differs from the original image", comp)
+			}
+			res, err := Run(context.Background(), boot(work, raw, BIOS, 60*time.Second))
+			if err != nil || res.Status != StatusOK {
+				t.Fatalf("boot of expanded %s: %+v %v", comp, res, err)
+			}
+			if err := remove(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(raw); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("expanded copy %s not removed", raw)
+			}
+		})
+	}
+}
+
+func TestPrepareImageReportsCorruptInput(t *testing.T) {
+	need(t, "zstd")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "broken.img.zst")
+	if err := os.WriteFile(bad, []byte("not zstd at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := PrepareImage(context.Background(), bad, dir)
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "zstd") {
+		t.Fatalf("err = %v, want an error naming the file and zstd", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.raw")); len(left) != 0 {
+		t.Fatalf("partial output left: %v", left)
+	}
+}
+
+func TestPrepareImageExpandsSparsely(t *testing.T) {
+	need(t, "zstd")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "big.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("start"), 0)
+	f.WriteAt([]byte("end"), 64<<20-3)
+	f.Close()
+	run(t, "zstd", "-q", img)
+	raw, remove, err := PrepareImage(context.Background(), img+".zst", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remove()
+	if fileSum(t, raw) != fileSum(t, img) {
+		t.Fatal("expanded image differs")
+	}
+	var st os.FileInfo
+	if st, err = os.Stat(raw); err != nil {
+		t.Fatal(err)
+	}
+	used := st.Sys().(*syscall.Stat_t).Blocks * 512
+	if st.Size() != 64<<20 || used > 1<<20 {
+		t.Fatalf("expanded %d bytes using %d bytes on disk, want 64 MiB using less than 1 MiB", st.Size(), used)
+	}
+}
+
+func TestAArch64WithoutEmulatorIsSkippedWithReason(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-aarch64"); err == nil {
+		if _, err := findFlash(aavmfPairs, ""); err == nil {
+			t.Skip("qemu-system-aarch64 and AAVMF are installed: arm64 images boot for real")
+		}
+	}
+	dir := t.TempDir()
+	res, err := Run(context.Background(), boot(dir, filepath.Join(dir, "none.img"), AArch64UEFI, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != StatusSkipped || !strings.Contains(res.Reason, "not found") {
+		t.Fatalf("result %+v: want skipped, saying what is not found", res)
+	}
+}

@@ -1,0 +1,79 @@
+package check
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"testing"
+)
+
+func TestConsoleFindsMarkerSplitAcrossChunks(t *testing.T) {
+	c := newConsole(regexp.MustCompile(`EIB-DEMO-BOOT-OK`))
+	if c.write([]byte("\x1b[1;1Hbooting...\r\nEIB-DE")) {
+		t.Fatal("marker reported before it was printed")
+	}
+	if !c.write([]byte("MO-BOOT-OK\r\n")) {
+		t.Fatal("marker split across two reads not found")
+	}
+	if got := c.lastLines(); !reflect.DeepEqual(got, []string{"booting...", "EIB-DEMO-BOOT-OK"}) {
+		t.Fatalf("lines = %q", got)
+	}
+}
+
+func TestConsoleMarkerWithoutNewlineIsFound(t *testing.T) {
+	c := newConsole(regexp.MustCompile(`login: $`))
+	if !c.write([]byte("\r\ndemo login: ")) {
+		t.Fatal("a prompt without newline is not matched")
+	}
+}
+
+func TestConsoleTailKeepsLastThirtyLinesOldestFirst(t *testing.T) {
+	c := newConsole(regexp.MustCompile(`never`))
+	for i := 1; i <= 45; i++ {
+		c.write([]byte(fmt.Sprintf("line %d\n", i)))
+	}
+	c.write([]byte("partial"))
+	got := c.lastLines()
+	if len(got) != tailLines || got[0] != "line 17" || got[28] != "line 45" || got[29] != "partial" {
+		t.Fatalf("tail = %q", got)
+	}
+}
+
+func TestConsoleStripsColourCodes(t *testing.T) {
+	if got := cleanLine([]byte("\x1b[0m\x1b[30m\x1b[47mWelcome to GRUB!\r")); got != "Welcome to GRUB!" {
+		t.Fatalf("cleanLine = %q", got)
+	}
+}
+
+func TestFirmwaresPerArchitecture(t *testing.T) {
+	for _, tc := range []struct {
+		arch, setting string
+		want          []Firmware
+		err           bool
+	}{
+		{"amd64", "both", []Firmware{BIOS, UEFI}, false},
+		{"amd64", "bios", []Firmware{BIOS}, false},
+		{"amd64", " uefi ", []Firmware{UEFI}, false},
+		{"amd64", "efi", nil, true},
+		{"arm64", "both", []Firmware{AArch64UEFI}, false},
+		{"arm64", "uefi", []Firmware{AArch64UEFI}, false},
+		{"arm64", "bios", nil, true},
+		{"riscv64", "both", nil, true},
+	} {
+		got, err := Firmwares(tc.arch, tc.setting)
+		if (err != nil) != tc.err || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Firmwares(%q, %q) = %v, %v; want %v, error %v", tc.arch, tc.setting, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestQEMUPathDoublesCommas(t *testing.T) {
+	m := machine{args: []string{"-m", "256"}}
+	got := m.command("/tmp/a,b/vars.fd", "/tmp/a,b/disk.qcow2", "qcow2")
+	want := []string{"-m", "256",
+		"-drive", "if=pflash,format=raw,unit=1,file=/tmp/a,,b/vars.fd",
+		"-drive", "file=/tmp/a,,b/disk.qcow2,format=qcow2,if=virtio"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("command = %q", got)
+	}
+}

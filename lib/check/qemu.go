@@ -1,0 +1,167 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// Firmware is what a boot check boots an image with.
+type Firmware string
+
+const (
+	BIOS        Firmware = "bios"         // SeaBIOS, x86_64
+	UEFI        Firmware = "uefi"         // OVMF, x86_64
+	AArch64UEFI Firmware = "aarch64-uefi" // AAVMF, aarch64
+)
+
+// Firmwares turns the [check] firmware setting (bios, uefi or both) into
+// the list of boots to run for an image of the given Debian architecture.
+// arm64 has only UEFI: "both" and "uefi" mean AArch64UEFI there.
+func Firmwares(arch, setting string) ([]Firmware, error) {
+	setting = strings.TrimSpace(setting)
+	switch arch {
+	case "amd64", "":
+		switch setting {
+		case "bios":
+			return []Firmware{BIOS}, nil
+		case "uefi":
+			return []Firmware{UEFI}, nil
+		case "both":
+			return []Firmware{BIOS, UEFI}, nil
+		}
+	case "arm64":
+		switch setting {
+		case "uefi", "both":
+			return []Firmware{AArch64UEFI}, nil
+		case "bios":
+			return nil, fmt.Errorf("firmware %q: arm64 images have no BIOS boot; use uefi", setting)
+		}
+	default:
+		return nil, fmt.Errorf("architecture %q: no QEMU boot check for it (amd64 and arm64 are supported)", arch)
+	}
+	return nil, fmt.Errorf("firmware %q: not one of bios, uefi, both", setting)
+}
+
+// flashPair is a UEFI firmware: read-only code and a template of the
+// variable store (copied for each boot, since the firmware writes to it).
+type flashPair struct{ code, vars string }
+
+// Firmware images, in order of preference, as Debian (ovmf,
+// qemu-efi-aarch64) and Fedora (edk2-ovmf, edk2-aarch64) install them.
+var (
+	ovmfPairs = []flashPair{
+		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+		{"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"},
+	}
+	aavmfPairs = []flashPair{
+		{"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"},
+		{"/usr/share/edk2/aarch64/QEMU_EFI-pflash.raw", "/usr/share/edk2/aarch64/vars-template-pflash.raw"},
+	}
+)
+
+func findFlash(pairs []flashPair, pkg string) (flashPair, error) {
+	var tried []string
+	for _, p := range pairs {
+		if fileExists(p.code) && fileExists(p.vars) {
+			return p, nil
+		}
+		tried = append(tried, p.code)
+	}
+	return flashPair{}, fmt.Errorf("no UEFI firmware found (tried %s; install the %s package)",
+		strings.Join(tried, ", "), pkg)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// errUnavailable marks a boot that cannot run on this host (missing
+// emulator or firmware for a foreign architecture): it is reported as
+// skipped, never as passed.
+var errUnavailable = errors.New("unavailable on this host")
+
+// machine is the emulator command line of one boot, minus the disk.
+type machine struct {
+	binary string
+	args   []string
+	accel  string
+	vars   string // template of the UEFI variable store to copy, "" for BIOS
+}
+
+// kvmUsable reports whether /dev/kvm exists and can be opened.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// newMachine describes the QEMU machine for a firmware. The host is x86_64:
+// x86 guests use KVM when /dev/kvm is usable, TCG otherwise; aarch64 guests
+// always run under TCG.
+func newMachine(fw Firmware, memoryMiB int) (machine, error) {
+	mem := strconv.Itoa(memoryMiB)
+	common := []string{
+		"-smp", "2", "-m", mem,
+		"-nodefaults", "-display", "none", "-monitor", "none",
+		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+		"-no-reboot",
+		"-device", "virtio-rng-pci",
+	}
+	switch fw {
+	case BIOS, UEFI:
+		m := machine{binary: "qemu-system-x86_64", accel: "tcg"}
+		cpu := "max"
+		if kvmUsable() {
+			m.accel, cpu = "kvm", "host"
+		}
+		if _, err := exec.LookPath(m.binary); err != nil {
+			return machine{}, fmt.Errorf("%s not found (install the qemu-system-x86 package): %w", m.binary, err)
+		}
+		m.args = append([]string{"-machine", "q35,accel=" + m.accel, "-cpu", cpu}, common...)
+		if fw == UEFI {
+			fl, err := findFlash(ovmfPairs, "ovmf")
+			if err != nil {
+				return machine{}, err
+			}
+			m.vars = fl.vars
+			m.args = append(m.args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuPath(fl.code))
+		}
+		return m, nil
+	case AArch64UEFI:
+		m := machine{binary: "qemu-system-aarch64", accel: "tcg"}
+		if _, err := exec.LookPath(m.binary); err != nil {
+			return machine{}, fmt.Errorf("%s not found (install the qemu-system-arm package): %w", m.binary, errUnavailable)
+		}
+		fl, err := findFlash(aavmfPairs, "qemu-efi-aarch64")
+		if err != nil {
+			return machine{}, fmt.Errorf("%v: %w", err, errUnavailable)
+		}
+		m.vars = fl.vars
+		m.args = append([]string{"-machine", "virt,accel=tcg", "-cpu", "max"}, common...)
+		m.args = append(m.args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuPath(fl.code))
+		return m, nil
+	}
+	return machine{}, fmt.Errorf("unknown firmware %q", fw)
+}
+
+// command returns the full argument list: the machine, the copy of the
+// UEFI variables (if any) and the disk overlay.
+func (m machine) command(varsCopy, disk, format string) []string {
+	args := append([]string{}, m.args...)
+	if varsCopy != "" {
+		args = append(args, "-drive", "if=pflash,format=raw,unit=1,file="+qemuPath(varsCopy))
+	}
+	return append(args, "-drive", "file="+qemuPath(disk)+",format="+format+",if=virtio")
+}
+
+// qemuPath escapes a path for a QEMU option list (a comma is doubled).
+func qemuPath(p string) string { return strings.ReplaceAll(p, ",", ",,") }
