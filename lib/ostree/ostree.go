@@ -1,0 +1,71 @@
+// Package ostree is a small typed layer over the ostree command line tool:
+// repositories (init, remotes, pull, refs, summary, prune, show, commit)
+// and sysroots (init-fs, os-init, deploy, and finding a deployment from the
+// sysroot's own files).
+//
+// Every failure is an *Error that names the command and carries ostree's
+// own message, so a person can read what went wrong without a stack trace.
+package ostree
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+)
+
+// Command is the ostree executable (a variable so tests can point it
+// elsewhere).
+var Command = "ostree"
+
+// Error is a failed ostree command.
+type Error struct {
+	Args   []string // arguments after "ostree"
+	Stderr string   // ostree's own message, trimmed
+	Err    error    // the exec error (exit status, not found, canceled)
+}
+
+func (e *Error) Error() string {
+	cmd := Command + " " + strings.Join(e.Args, " ")
+	if e.Stderr != "" {
+		return fmt.Sprintf("%s: %s", cmd, e.Stderr)
+	}
+	return fmt.Sprintf("%s: %v", cmd, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// run runs ostree with args and returns its standard output. stdout, when
+// not nil, also receives the output as it comes (for progress).
+func run(ctx context.Context, stdout io.Writer, args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, Command, args...)
+	if stdout != nil {
+		cmd.Stdout = io.MultiWriter(&out, stdout)
+	} else {
+		cmd.Stdout = &out
+	}
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			err = errors.Join(ctx.Err(), err)
+		}
+		return out.String(), &Error{Args: args, Stderr: cleanStderr(errb.String()), Err: err}
+	}
+	return out.String(), nil
+}
+
+// cleanStderr trims ostree's message and its "error: " prefix and puts
+// it on one line.
+func cleanStderr(s string) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "error: ")); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
