@@ -1,24 +1,248 @@
 // Command eib builds OS images from an OSTree commit.
 //
-// PLACEHOLDER: the CLI is written by the config engine change.
+// It reads the layered configuration (package config), then either prints
+// it (--show-config), explains one key (--explain SECTION:KEY) or runs the
+// build (package stage). Exit codes: 0 success, 1 usage or configuration
+// error, 2 build failure.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 // subcommands are added by other files of this package in init()
 // (e.g. check-image, sign).
 var subcommands []*cli.Command
 
-func main() {
-	cmd := &cli.Command{Name: "eib", Commands: subcommands}
-	if err := cmd.Run(context.Background(), os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "eib:", err)
-		os.Exit(1)
+// Exit codes.
+const (
+	exitOK         = 0
+	exitUsage      = 1
+	exitBuildError = 2
+)
+
+// buildError is a failure of the build itself (exit 2).
+type buildError struct{ err error }
+
+func (e buildError) Error() string { return e.err.Error() }
+func (e buildError) Unwrap() error { return e.err }
+
+// SupportedArches are the values of --arch.
+var SupportedArches = []string{"i386", "amd64", "arm64"}
+
+// hostArch maps the kernel's machine name to an eib arch.
+func hostArch(machine string) (string, error) {
+	switch {
+	case machine == "x86_64":
+		return "amd64", nil
+	case machine == "aarch64" || machine == "arm64":
+		return "arm64", nil
+	case len(machine) == 4 && machine[0] == 'i' && strings.HasSuffix(machine, "86"):
+		return "i386", nil
 	}
+	return "", fmt.Errorf("cannot tell the arch to build from this host's machine type %q: give --arch (one of %s)", machine, strings.Join(SupportedArches, ", "))
+}
+
+func unameMachine() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, c := range u.Machine {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
+
+// srcDir is the eib tree: $EIB_SRCDIR, else the directory of the resolved
+// executable.
+func srcDir() (string, error) {
+	if d := os.Getenv("EIB_SRCDIR"); d != "" {
+		return filepath.Abs(d)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the eib tree: %v (set EIB_SRCDIR)", err)
+	}
+	real, err := filepath.EvalSymlinks(exe)
+	if err != nil {
+		return "", fmt.Errorf("cannot find the eib tree from %s: %v (set EIB_SRCDIR)", exe, err)
+	}
+	return filepath.Dir(real), nil
+}
+
+func newCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:                   "eib",
+		Usage:                  "build an OS image from an OSTree commit",
+		ArgsUsage:              "[BRANCH]",
+		UseShortOptionHandling: true,
+		HideHelpCommand:        true,
+		Writer:                 stdout,
+		Commands:               subcommands,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "localdir", Aliases: []string{"d"}, Usage: "directory of local overrides (config/, hooks/, data/)"},
+			&cli.StringFlag{Name: "product", Aliases: []string{"p"}, Value: "eoscustom", Usage: "product to build"},
+			&cli.StringFlag{Name: "arch", Aliases: []string{"a"}, Usage: "architecture to build: " + strings.Join(SupportedArches, ", ") + " (default: the host's)"},
+			&cli.StringFlag{Name: "platform", Usage: "platform to build (default: the arch)"},
+			&cli.StringFlag{Name: "personality", Aliases: []string{"P"}, Value: "base", Usage: "personality to build"},
+			&cli.BoolFlag{Name: "show-config", Usage: "print the merged configuration and exit"},
+			&cli.StringFlag{Name: "explain", Usage: "show where one `SECTION:KEY` of the configuration comes from and exit"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "build, but do not publish"},
+			&cli.BoolFlag{Name: "debug", Usage: "more verbose logging"},
+			&cli.BoolFlag{Name: "use-production-ostree", Usage: "use the production OSTree repository rather than staging"},
+			&cli.BoolFlag{Name: "use-production", Usage: "deprecated: same as --use-production-ostree"},
+			&cli.IntFlag{Name: "lock-timeout", Value: 60, Usage: "seconds to wait for the build lock"},
+		},
+		OnUsageError: func(ctx context.Context, cmd *cli.Command, err error, isSubcommand bool) error {
+			return err
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			return run(ctx, cmd, stdout)
+		},
+	}
+}
+
+// usageError is a command line or configuration error (exit 1).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
+	args := cmd.Args().Slice()
+	if len(args) > 1 {
+		return usageError{fmt.Sprintf("only one BRANCH may be given, got %d: %s", len(args), strings.Join(args, " "))}
+	}
+	branch := "master"
+	if len(args) == 1 {
+		branch = args[0]
+	}
+	arch := cmd.String("arch")
+	if arch == "" {
+		var err error
+		if arch, err = hostArch(unameMachine()); err != nil {
+			return usageError{err.Error()}
+		}
+	} else if !contains(SupportedArches, arch) {
+		return usageError{fmt.Sprintf("--arch %s: not one of %s", arch, strings.Join(SupportedArches, ", "))}
+	}
+	platform := cmd.String("platform")
+	if platform == "" {
+		platform = arch
+	}
+	if cmd.Bool("show-config") && cmd.String("explain") != "" {
+		return usageError{"--show-config and --explain cannot be used together"}
+	}
+	if cmd.Int("lock-timeout") < 0 {
+		return usageError{fmt.Sprintf("--lock-timeout %d: must be 0 or more seconds", cmd.Int("lock-timeout"))}
+	}
+	useProd := cmd.Bool("use-production-ostree")
+	if cmd.Bool("use-production") {
+		fmt.Fprintln(os.Stderr, "eib: --use-production is deprecated; use --use-production-ostree")
+		useProd = true
+	}
+	src, err := srcDir()
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	localDir := cmd.String("localdir")
+	if localDir != "" {
+		if localDir, err = filepath.Abs(localDir); err != nil {
+			return usageError{fmt.Sprintf("--localdir: %v", err)}
+		}
+		if st, err := os.Stat(localDir); err != nil || !st.IsDir() {
+			return usageError{fmt.Sprintf("--localdir %s: not a directory", localDir)}
+		}
+	}
+	sysconf := os.Getenv("EIB_SYSCONFDIR")
+	opts := config.Options{
+		SrcDir:              src,
+		LocalDir:            localDir,
+		SysConfDir:          sysconf,
+		Product:             cmd.String("product"),
+		Branch:              branch,
+		Arch:                arch,
+		Platform:            platform,
+		Personality:         cmd.String("personality"),
+		DryRun:              cmd.Bool("dry-run"),
+		UseProductionOSTree: useProd,
+	}
+	loaded, err := config.Load(opts)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if cmd.Bool("show-config") {
+		return loaded.Full.Write(stdout)
+	}
+	if ref := cmd.String("explain"); ref != "" {
+		section, key, err := config.ParseKeyRef(ref)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if err := loaded.Explain(stdout, section, key); err != nil {
+			return usageError{err.Error()}
+		}
+		return nil
+	}
+	err = stage.Execute(ctx, stage.Options{
+		Loaded:      loaded,
+		SrcDir:      src,
+		LocalDir:    localDir,
+		DryRun:      opts.DryRun,
+		Debug:       cmd.Bool("debug"),
+		LockFile:    os.Getenv("EIB_LOCK_FILE"),
+		LockTimeout: int(cmd.Int("lock-timeout")),
+	})
+	if err != nil {
+		return buildError{err}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exitCode maps an error of the root command to the process exit code.
+func exitCode(err error) int {
+	var be buildError
+	if err == nil {
+		return exitOK
+	}
+	if errors.As(err, &be) {
+		return exitBuildError
+	}
+	return exitUsage
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newCommand(os.Stdout).Run(ctx, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "eib: "+err.Error())
+	}
+	os.Exit(exitCode(err))
 }

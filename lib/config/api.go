@@ -1,58 +1,339 @@
 // Package config reads eib's layered INI configuration exactly as Python's
-// configparser (strict, ExtendedInterpolation) and EIB do.
+// configparser (strict, ExtendedInterpolation) and EIB do: the files of the
+// eib tree, /etc/eib and --localdir in a fixed order, each parsed on its
+// own, merged key by key, with the merged list options (hooks_add_*,
+// hooks_del_*) counted, then checked against config/schema.ini.
 //
-// PLACEHOLDER API: the config engine replaces the bodies; the exported
-// names and signatures below are what the rest of eib codes against.
+// A Config remembers where every value came from, for --explain and for
+// masking private values in logs.
 package config
 
 import (
-	"errors"
+	"fmt"
 	"io"
+	"sort"
+	"strconv"
+	"strings"
 )
 
+// Origin says where one value of a key came from.
+type Origin struct {
+	File      string // path of the file; "" for values set by eib itself
+	Namespace string // the file's namespace (defaults, product_eos, ...), or "command line"
+	Line      int
+	Key       string // the key as written in the file (before _add/_del renaming)
+	Raw       string
+	Private   bool // the file is a private file
+}
+
+func (o Origin) String() string {
+	if o.File == "" {
+		return o.Namespace
+	}
+	return fmt.Sprintf("%s:%d (%s)", o.File, o.Line, o.Namespace)
+}
+
+type value struct {
+	raw     string
+	history []Origin // every assignment, oldest first
+}
+
+type section struct {
+	name string
+	keys []string
+	vals map[string]*value
+}
+
+func newSection(name string) *section {
+	return &section{name: name, vals: map[string]*value{}}
+}
+
+func (s *section) set(key, raw string, o Origin) {
+	v := s.vals[key]
+	if v == nil {
+		v = &value{}
+		s.vals[key] = v
+		s.keys = append(s.keys, key)
+	}
+	v.raw = raw
+	o.Raw = raw
+	v.history = append(v.history, o)
+}
+
+func (s *section) remove(key string) {
+	if _, ok := s.vals[key]; !ok {
+		return
+	}
+	delete(s.vals, key)
+	for i, k := range s.keys {
+		if k == key {
+			s.keys = append(s.keys[:i:i], s.keys[i+1:]...)
+			break
+		}
+	}
+}
+
+func (s *section) clone() *section {
+	n := &section{name: s.name, keys: append([]string(nil), s.keys...), vals: make(map[string]*value, len(s.vals))}
+	for k, v := range s.vals {
+		n.vals[k] = &value{raw: v.raw, history: append([]Origin(nil), v.history...)}
+	}
+	return n
+}
+
 // Config is an ordered set of sections of options, with origin tracking.
-type Config struct{}
+// Option names are lower-cased; section names are case-sensitive. The
+// DEFAULT section, if set, is seen by every section (as in configparser).
+type Config struct {
+	defaults *section
+	sections []*section
+	index    map[string]*section
+	merges   map[[2]string]*Merge
+}
 
 // New returns an empty Config.
-func New() *Config { return &Config{} }
+func New() *Config {
+	return &Config{defaults: newSection(DefaultSection), index: map[string]*section{}, merges: map[[2]string]*Merge{}}
+}
+
+func (c *Config) section(name string, create bool) *section {
+	if name == DefaultSection {
+		return c.defaults
+	}
+	s := c.index[name]
+	if s == nil && create {
+		s = newSection(name)
+		c.index[name] = s
+		c.sections = append(c.sections, s)
+	}
+	return s
+}
 
 // Set sets section:option to a raw value (creating the section).
-func (c *Config) Set(section, option, value string) {}
+func (c *Config) Set(section, option, value string) {
+	c.set(section, optionXform(option), value, Origin{Namespace: "set by eib"})
+}
+
+func (c *Config) set(section, option, raw string, o Origin) {
+	c.section(section, true).set(option, raw, o)
+}
+
+// Clone returns a deep copy.
+func (c *Config) Clone() *Config {
+	n := New()
+	n.defaults = c.defaults.clone()
+	for _, s := range c.sections {
+		cs := s.clone()
+		n.sections = append(n.sections, cs)
+		n.index[cs.name] = cs
+	}
+	for k, m := range c.merges {
+		cm := *m
+		cm.Contributions = append([]Contribution(nil), m.Contributions...)
+		cm.Dropped = append([]Contribution(nil), m.Dropped...)
+		n.merges[k] = &cm
+	}
+	return n
+}
+
+// Sections returns the section names in order (without DEFAULT).
+func (c *Config) Sections() []string {
+	names := make([]string, len(c.sections))
+	for i, s := range c.sections {
+		names[i] = s.name
+	}
+	return names
+}
+
+// HasSection reports whether the section exists.
+func (c *Config) HasSection(name string) bool {
+	return c.section(name, false) != nil
+}
+
+// Options returns the section's own option names in order (DEFAULT's are
+// not included).
+func (c *Config) Options(section string) []string {
+	s := c.section(section, false)
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s.keys...)
+}
+
+// lookup finds section:option (section first, then DEFAULT), raw.
+func (c *Config) lookup(section, option string) (*value, bool) {
+	if s := c.section(section, false); s != nil {
+		if v, ok := s.vals[option]; ok {
+			return v, true
+		}
+	} else if section != DefaultSection {
+		return nil, false
+	}
+	v, ok := c.defaults.vals[option]
+	return v, ok
+}
+
+// Raw returns the uninterpolated value of section:option.
+func (c *Config) Raw(section, option string) (string, bool) {
+	v, ok := c.lookup(section, optionXform(option))
+	if !ok {
+		return "", false
+	}
+	return v.raw, true
+}
+
+// History returns every assignment of section:option, oldest first.
+func (c *Config) History(section, option string) []Origin {
+	v, ok := c.lookup(section, optionXform(option))
+	if !ok {
+		return nil
+	}
+	return append([]Origin(nil), v.history...)
+}
 
 // Get returns the interpolated value of section:option.
 func (c *Config) Get(section, option string) (string, error) {
-	return "", errors.New("config: not implemented yet")
+	return c.interpolate(section, optionXform(option))
 }
 
 // Has reports whether section:option is set.
-func (c *Config) Has(section, option string) bool { return false }
+func (c *Config) Has(section, option string) bool {
+	_, ok := c.lookup(section, optionXform(option))
+	return ok
+}
 
 // Bool returns section:option as a boolean (configparser's getboolean:
 // 1/yes/true/on, 0/no/false/off, case-insensitive).
 func (c *Config) Bool(section, option string) (bool, error) {
-	return false, errors.New("config: not implemented yet")
+	v, err := c.Get(section, option)
+	if err != nil {
+		return false, err
+	}
+	switch strings.ToLower(v) {
+	case "1", "yes", "true", "on":
+		return true, nil
+	case "0", "no", "false", "off":
+		return false, nil
+	}
+	return false, c.valueError(section, option, fmt.Sprintf("%q is not a boolean (true/false, yes/no, on/off, 1/0)", v))
 }
 
 // Int returns section:option as an integer.
 func (c *Config) Int(section, option string) (int64, error) {
-	return 0, errors.New("config: not implemented yet")
+	v, err := c.Get(section, option)
+	if err != nil {
+		return 0, err
+	}
+	n, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if perr != nil {
+		return 0, c.valueError(section, option, fmt.Sprintf("%q is not an integer", v))
+	}
+	return n, nil
 }
 
 // Words returns the interpolated value of section:option split on white
 // space (for merged lists such as image:hooks).
 func (c *Config) Words(section, option string) ([]string, error) {
-	return nil, errors.New("config: not implemented yet")
+	v, err := c.Get(section, option)
+	if err != nil {
+		return nil, err
+	}
+	return pyFields(v), nil
+}
+
+// valueError is an *Error about section:option at the place it was last set.
+func (c *Config) valueError(section, option, msg string) error {
+	e := &Error{Section: section, Key: optionXform(option), Msg: msg}
+	if v, ok := c.lookup(section, optionXform(option)); ok && len(v.history) > 0 {
+		last := v.history[len(v.history)-1]
+		e.File, e.Line = last.File, last.Line
+	}
+	return e
+}
+
+// EnvName is the variable a key is exported as: EIB_<SECTION>_<OPTION>
+// (EIB_<OPTION> for the build section), upper-cased, every character
+// outside [A-Z0-9_] replaced by "_".
+func EnvName(section, option string) string {
+	name := "EIB_" + section + "_" + option
+	if section == "build" {
+		name = "EIB_" + option
+	}
+	name = strings.ToUpper(name)
+	out := make([]byte, 0, len(name))
+	for _, r := range name {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '_' {
+			out = append(out, byte(r))
+		} else {
+			out = append(out, '_')
+		}
+	}
+	return string(out)
 }
 
 // Env returns every option of the config, interpolated, as EIB_* variables
-// (KEY=VALUE), in a stable order.
+// (KEY=VALUE), in a stable order: sections in order, options in order.
+// Values true/false in any case are lower-cased. When two keys map to the
+// same variable, the later one wins (at the earlier one's position).
 func (c *Config) Env() ([]string, error) {
-	return nil, errors.New("config: not implemented yet")
+	var env []string
+	pos := map[string]int{}
+	for _, s := range c.sections {
+		for _, k := range c.itemKeys(s) {
+			v, err := c.interpolate(s.name, k)
+			if err != nil {
+				return nil, err
+			}
+			if l := strings.ToLower(v); l == "true" || l == "false" {
+				v = l
+			}
+			name := EnvName(s.name, k)
+			if i, ok := pos[name]; ok {
+				env[i] = name + "=" + v
+				continue
+			}
+			pos[name] = len(env)
+			env = append(env, name+"="+v)
+		}
+	}
+	return env, nil
 }
 
-// Write writes the config in configparser's write() format (raw values).
+// itemKeys is configparser's items(section) key order: DEFAULT's keys,
+// then the section's own.
+func (c *Config) itemKeys(s *section) []string {
+	if len(c.defaults.keys) == 0 {
+		return s.keys
+	}
+	keys := append([]string(nil), c.defaults.keys...)
+	for _, k := range s.keys {
+		if _, ok := c.defaults.vals[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// Write writes the config in configparser's write() format (raw values):
+// [DEFAULT] first if it has keys, "key = value" lines with each newline
+// of a value written as "\n\t", a blank line after each section.
 func (c *Config) Write(w io.Writer) error {
-	return errors.New("config: not implemented yet")
+	var b strings.Builder
+	writeSection := func(s *section) {
+		b.WriteString("[" + s.name + "]\n")
+		for _, k := range s.keys {
+			b.WriteString(k + " = " + strings.ReplaceAll(s.vals[k].raw, "\n", "\n\t") + "\n")
+		}
+		b.WriteString("\n")
+	}
+	if len(c.defaults.keys) > 0 {
+		writeSection(c.defaults)
+	}
+	for _, s := range c.sections {
+		writeSection(s)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // Loaded is the result of Load.
@@ -60,8 +341,17 @@ type Loaded struct {
 	Public *Config // without private files
 	Full   *Config // with private files
 	// Secrets are the interpolated values that come from private files,
-	// to be masked in logs.
+	// to be masked in logs (non-empty, unique, longest first).
 	Secrets []string
+	// Files are the config files that were read, in order.
+	Files []FileRef
+}
+
+// FileRef is one config file that Load read.
+type FileRef struct {
+	Path      string
+	Namespace string
+	Private   bool
 }
 
 // Options select the config files (CLI values) and set the [build] keys.
@@ -79,8 +369,15 @@ type Options struct {
 	BuildVersion        string // default: now, UTC, %y%m%d-%H%M%S
 }
 
-// Load reads the whole layered configuration, merges the merged options,
-// and checks the schema.
-func Load(o Options) (*Loaded, error) {
-	return nil, errors.New("config: not implemented yet")
+func sortSecrets(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }

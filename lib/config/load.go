@@ -1,0 +1,275 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Attrs are the build attributes that select config files, in load order.
+var Attrs = []string{"product", "branch", "arch", "platform", "personality"}
+
+// Defaults of the [build] keys that do not come from the command line.
+const (
+	DefaultCacheDir   = "/var/cache/eib"
+	DefaultSysConfDir = "/etc/eib"
+)
+
+// Series is the branch without its last ".x" (eos3.8 -> eos3, master ->
+// master).
+func Series(branch string) string {
+	if i := strings.LastIndexByte(branch, '.'); i > 0 {
+		return branch[:i]
+	}
+	return branch
+}
+
+// PersonalityPrefixes expands a personality into the names it loads, in
+// order: en_GB_orkney -> en, en_GB, en_GB_orkney.
+func PersonalityPrefixes(p string) []string {
+	parts := strings.Split(p, "_")
+	out := make([]string, 0, len(parts))
+	for i := range parts {
+		out = append(out, strings.Join(parts[:i+1], "_"))
+	}
+	return out
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// treeFiles lists the attribute and combination files under dir (a config
+// directory), with their namespaces, in load order.
+func treeFiles(dir, nsPrefix string, o Options) []FileRef {
+	values := map[string][]string{
+		"product":     {o.Product},
+		"branch":      {o.Branch},
+		"arch":        {o.Arch},
+		"platform":    {o.Platform},
+		"personality": PersonalityPrefixes(o.Personality),
+	}
+	var refs []FileRef
+	for _, a := range Attrs {
+		for _, v := range values[a] {
+			refs = append(refs, FileRef{
+				Path:      filepath.Join(dir, a, v+".ini"),
+				Namespace: nsPrefix + a + "_" + v,
+			})
+		}
+	}
+	for i, a1 := range Attrs {
+		for _, a2 := range Attrs[i+1:] {
+			for _, v1 := range values[a1] {
+				for _, v2 := range values[a2] {
+					refs = append(refs, FileRef{
+						Path:      filepath.Join(dir, a1+"-"+a2, v1+"-"+v2+".ini"),
+						Namespace: nsPrefix + a1 + "_" + a2 + "_" + v1 + "_" + v2,
+					})
+				}
+			}
+		}
+	}
+	return refs
+}
+
+// Candidates returns every file Load would read, present or not, in order:
+// the public files, then the private files.
+func Candidates(o Options) []FileRef {
+	o = o.withDefaults()
+	src := filepath.Join(o.SrcDir, "config")
+	refs := []FileRef{{Path: filepath.Join(src, "defaults.ini"), Namespace: "defaults"}}
+	refs = append(refs, treeFiles(src, "", o)...)
+	refs = append(refs, FileRef{Path: filepath.Join(o.SysConfDir, "config.ini"), Namespace: "system_config"})
+	if o.LocalDir != "" {
+		local := filepath.Join(o.LocalDir, "config")
+		refs = append(refs, FileRef{Path: filepath.Join(local, "defaults.ini"), Namespace: "local_defaults"})
+		refs = append(refs, treeFiles(local, "local_", o)...)
+	}
+	refs = append(refs, FileRef{Path: filepath.Join(src, "local.ini"), Namespace: "local"})
+	refs = append(refs, FileRef{Path: filepath.Join(o.SysConfDir, "private.ini"), Namespace: "system_private", Private: true})
+	if o.LocalDir != "" {
+		refs = append(refs, FileRef{Path: filepath.Join(o.LocalDir, "config", "private.ini"), Namespace: "local_private", Private: true})
+	}
+	refs = append(refs, FileRef{Path: filepath.Join(src, "private.ini"), Namespace: "private", Private: true})
+	return refs
+}
+
+func (o Options) withDefaults() Options {
+	if o.SysConfDir == "" {
+		o.SysConfDir = DefaultSysConfDir
+	}
+	if o.BuildVersion == "" {
+		o.BuildVersion = time.Now().UTC().Format("060102-150405")
+	}
+	if o.LocalDir != "" {
+		if abs, err := filepath.Abs(o.LocalDir); err == nil {
+			o.LocalDir = abs
+		}
+	}
+	return o
+}
+
+// buildKeys sets the [build] keys that exist before any file is read.
+func buildKeys(c *Config, o Options) {
+	cl := Origin{Namespace: "command line"}
+	set := func(k, v string) { c.set("build", k, v, cl) }
+	set("product", o.Product)
+	set("branch", o.Branch)
+	set("arch", o.Arch)
+	set("platform", o.Platform)
+	set("personality", o.Personality)
+	set("series", Series(o.Branch))
+	set("srcdir", o.SrcDir)
+	set("cachedir", DefaultCacheDir)
+	set("sysconfdir", o.SysConfDir)
+	set("build_version", o.BuildVersion)
+	set("dry_run", boolString(o.DryRun))
+	set("use_production_ostree", boolString(o.UseProductionOSTree))
+	if o.LocalDir != "" {
+		set("localdir", o.LocalDir)
+		set("localdatadir", "${localdir}/data")
+	}
+}
+
+// ReadFile parses one config file; ok is false when it does not exist.
+func ReadFile(path string) (f *File, ok bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, &Error{File: path, Msg: err.Error()}
+	}
+	f, err = Parse(path, data)
+	return f, err == nil, err
+}
+
+// loadFile reads one file into c: each section gets the file's [DEFAULT]
+// keys, <opt>_add/<opt>_del keys of merged options are renamed with the
+// namespace and moved to the end of the section, and every value is
+// checked for interpolation syntax.
+func (c *Config) loadFile(ref FileRef, f *File) error {
+	for _, s := range f.Sections {
+		items := f.Items(s)
+		var plain, renamed []FileKey
+		var origKeys []string
+		for _, k := range items {
+			if nk, ok := renameMerged(s.Name, k.Name, ref.Namespace); ok {
+				origKeys = append(origKeys, k.Name)
+				k.Name = nk
+				renamed = append(renamed, k)
+				continue
+			}
+			plain = append(plain, k)
+		}
+		for _, r := range renamed {
+			for i := 0; i < len(plain); i++ {
+				if plain[i].Name == r.Name {
+					plain = append(plain[:i:i], plain[i+1:]...)
+					i--
+				}
+			}
+		}
+		if c.section(s.Name, false) == nil {
+			c.section(s.Name, true)
+		}
+		for i, k := range append(plain, renamed...) {
+			if err := checkSyntax(k.Value); err != nil {
+				return &Error{File: ref.Path, Line: k.Line, Section: s.Name, Key: k.Name, Msg: err.Error()}
+			}
+			orig := k.Name
+			if i >= len(plain) {
+				orig = origKeys[i-len(plain)]
+			}
+			c.set(s.Name, k.Name, k.Value, Origin{
+				File: ref.Path, Namespace: ref.Namespace, Line: k.Line, Key: orig, Private: ref.Private,
+			})
+		}
+	}
+	return nil
+}
+
+// Load reads the whole layered configuration, merges the merged options,
+// and checks the schema.
+func Load(o Options) (*Loaded, error) {
+	o = o.withDefaults()
+	if o.SrcDir == "" {
+		return nil, errors.New("config: no source directory (srcdir) given")
+	}
+	for _, a := range []struct{ name, v string }{
+		{"product", o.Product}, {"branch", o.Branch}, {"arch", o.Arch},
+		{"platform", o.Platform}, {"personality", o.Personality},
+	} {
+		if a.v == "" || strings.ContainsAny(a.v, "/\x00") || a.v == "." || a.v == ".." {
+			return nil, &Error{Section: "build", Key: a.name, Msg: fmt.Sprintf("%q is not a valid %s name", a.v, a.name)}
+		}
+	}
+	l := &Loaded{}
+	pub := New()
+	buildKeys(pub, o)
+	var full *Config
+	for _, ref := range Candidates(o) {
+		if ref.Private && full == nil {
+			if err := pub.merge(); err != nil {
+				return nil, err
+			}
+			full = pub.Clone()
+		}
+		f, ok, err := ReadFile(ref.Path)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		target := pub
+		if ref.Private {
+			target = full
+		}
+		if err := target.loadFile(ref, f); err != nil {
+			return nil, err
+		}
+		l.Files = append(l.Files, ref)
+	}
+	if full == nil { // cannot happen: private.ini is always a candidate
+		if err := pub.merge(); err != nil {
+			return nil, err
+		}
+		full = pub.Clone()
+	}
+	if err := full.merge(); err != nil {
+		return nil, err
+	}
+	l.Public, l.Full = pub, full
+
+	// Every key must interpolate: a bad reference is a config error
+	// (exit 1) rather than a failure in the middle of a build.
+	if _, err := full.Env(); err != nil {
+		return nil, err
+	}
+	if err := checkSchema(full, o); err != nil {
+		return nil, err
+	}
+	var secrets []string
+	for _, s := range full.sections {
+		for _, k := range s.keys {
+			h := s.vals[k].history
+			if len(h) == 0 || !h[len(h)-1].Private {
+				continue
+			}
+			if v, err := full.interpolate(s.name, k); err == nil {
+				secrets = append(secrets, v)
+			}
+		}
+	}
+	l.Secrets = sortSecrets(secrets)
+	return l, nil
+}
