@@ -1,0 +1,147 @@
+package publish
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
+	need(t, "gpg", "sha256sum")
+	r := makeRelease(t, 4096)
+	sums := string(r.files["SHA256SUMS"])
+	for name := range r.files {
+		if name != "SHA256SUMS" && !strings.Contains(sums, "  "+name+"\n") {
+			t.Errorf("SHA256SUMS does not list %s:\n%s", name, sums)
+		}
+	}
+	cmd := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
+	cmd.Dir = r.outdir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+
+	home := t.TempDir()
+	gen := exec.Command("gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", "publish-test@eib.invalid", "ed25519", "sign", "never")
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("gpg key: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() })
+	env := r.env(t, "EIB_PUBLISH_SIGNING_KEYID=publish-test@eib.invalid", "EIB_PUBLISH_GPG_HOMEDIR="+home)
+	if out, err := runHook(t, "publish", "42-sha256sums", env); err != nil {
+		t.Fatalf("42-sha256sums: %v\n%s", err, out)
+	}
+	verify := exec.Command("gpg", "--homedir", home, "--batch", "--verify", "SHA256SUMS.asc", "SHA256SUMS")
+	verify.Dir = r.outdir
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --verify SHA256SUMS.asc: %v\n%s", err, out)
+	}
+	if strings.Contains(string(mustRead(t, filepath.Join(r.outdir, "SHA256SUMS"))), "SHA256SUMS.asc") {
+		t.Error("SHA256SUMS lists its own signature")
+	}
+
+	env = r.env(t, "EIB_PUBLISH_SIGNING_KEYID=nobody@eib.invalid", "EIB_PUBLISH_GPG_HOMEDIR="+home)
+	out, err := runHook(t, "publish", "42-sha256sums", env)
+	if err == nil || !strings.Contains(out, "signing_keyid = nobody@eib.invalid") {
+		t.Errorf("signing with a missing key: err %v, want an error naming the key:\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestLocalDirPublishesCompleteReleaseAtomically(t *testing.T) {
+	need(t, "rsync", "sha256sum")
+	r := makeRelease(t, 1<<20)
+	dest := filepath.Join(t.TempDir(), "images")
+	env := r.env(t, "EIB_PUBLISH_DIR="+dest)
+
+	out, err := runHook(t, "publish", "50-local-dir", env)
+	if err != nil {
+		t.Fatalf("50-local-dir: %v\n%s", err, out)
+	}
+	assertRelease(t, filepath.Join(dest, r.ov), r)
+	assertMissing(t, filepath.Join(dest, "."+r.ov+".inprogress"))
+
+	// A rerun of the same build is a no-op.
+	if out, err := runHook(t, "publish", "50-local-dir", env); err != nil || !strings.Contains(out, "already published") {
+		t.Errorf("rerun: err %v, want \"already published\":\n%s", err, out)
+	}
+	// A different build under the same name never replaces a release.
+	if err := os.WriteFile(filepath.Join(r.outdir, r.ov+".manifest.json"), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runHook(t, "publish", "42-sha256sums", env); err != nil {
+		t.Fatal(err, out)
+	}
+	out, err = runHook(t, "publish", "50-local-dir", env)
+	if err == nil || !strings.Contains(out, "differs from this build") {
+		t.Errorf("publishing over a different release: err %v, want a refusal:\n%s", err, out)
+	}
+	if got := mustRead(t, filepath.Join(dest, r.ov, r.ov+".manifest.json")); string(got) == "{}\n" {
+		t.Error("the published release was modified")
+	}
+}
+
+func TestLocalDirResumesInterruptedCopyAndRejectsCorruptStaging(t *testing.T) {
+	need(t, "rsync", "sha256sum")
+	r := makeRelease(t, 1<<20)
+	dest := filepath.Join(t.TempDir(), "images")
+	staging := filepath.Join(dest, "."+r.ov+".inprogress")
+	// What an interrupted copy leaves: part of the image and a stray file.
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := r.files[r.ov+".img.zst"]
+	if err := os.WriteFile(filepath.Join(staging, r.ov+".img.zst"), img[:len(img)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, "stray"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runHook(t, "publish", "50-local-dir", r.env(t, "EIB_PUBLISH_DIR="+dest))
+	if err != nil {
+		t.Fatalf("50-local-dir after an interruption: %v\n%s", err, out)
+	}
+	assertRelease(t, filepath.Join(dest, r.ov), r)
+	assertMissing(t, staging)
+}
+
+func TestPublishHooksAreNoOpsWhenUnconfigured(t *testing.T) {
+	r := makeRelease(t, 1024)
+	// No aws, rsync or ssh on PATH: unconfigured destinations need none.
+	empty := t.TempDir()
+	for _, hook := range []string{"50-local-dir", "52-rsync", "54-s3"} {
+		out, err := runHook(t, "publish", hook, r.env(t, "PATH="+empty+":/nonexistent"))
+		if err != nil || out != "" {
+			t.Errorf("%s unconfigured: err %v, output %q; want a silent no-op", hook, err, out)
+		}
+	}
+}
+
+func TestS3ConfiguredWithoutAWSClientIsAClearError(t *testing.T) {
+	r := makeRelease(t, 1024)
+	bin := t.TempDir()
+	// Only bash and coreutils: no aws.
+	for _, tool := range []string{"bash", "env"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skip(err)
+		}
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runHook(t, "publish", "54-s3", r.env(t, "PATH="+bin, "EIB_PUBLISH_S3_BUCKET=images"))
+	if err == nil || !strings.Contains(out, "aws command is missing") || !strings.Contains(out, "s3_bucket = images") {
+		t.Errorf("54-s3 without aws: err %v, want an error naming s3_bucket and aws:\n%s", err, out)
+	}
+}
