@@ -32,6 +32,10 @@ const (
 	StatusSkipped Status = "skipped" // cannot run on this host; never a pass
 )
 
+// DefaultMarker is the [check] boot_marker of config/defaults.ini (a test
+// keeps the two equal), used by eib check-image without --marker.
+const DefaultMarker = `EIB-DEMO-BOOT-OK|login: |Reached target .*(Multi-User System|Graphical Interface)`
+
 // DefaultMemoryMiB is the guest memory when Boot.MemoryMiB is 0.
 const DefaultMemoryMiB = 1024
 

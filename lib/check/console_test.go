@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"regexp"
 	"testing"
@@ -75,5 +76,22 @@ func TestQEMUPathDoublesCommas(t *testing.T) {
 		"-drive", "file=/tmp/a,,b/disk.qcow2,format=qcow2,if=virtio"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("command = %q", got)
+	}
+}
+
+func TestDefaultMarkerIsTheOneOfDefaultsINI(t *testing.T) {
+	data, err := os.ReadFile("../../config/defaults.ini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?ms)^\[check\].*?^boot_marker = (.*?)$`).FindSubmatch(data)
+	if m == nil || string(m[1]) != DefaultMarker {
+		t.Fatalf("config/defaults.ini [check] boot_marker = %q, check.DefaultMarker = %q", m, DefaultMarker)
+	}
+	re := regexp.MustCompile(DefaultMarker)
+	for _, line := range []string{"EIB-DEMO-BOOT-OK", "demo login: ", "[  OK  ] Reached target multi-user.target - Multi-User System."} {
+		if !re.MatchString(line) {
+			t.Errorf("default marker does not match %q", line)
+		}
 	}
 }

@@ -1,0 +1,174 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/check"
+)
+
+func init() { Register(checkStage{}) }
+
+// checkStage boots every disk image of the image stage in QEMU with the
+// configured firmware(s), records each boot in b.Boots (for the manifest),
+// and then runs the check hook group. A boot that fails fails the build,
+// so nothing unbootable is published.
+type checkStage struct{}
+
+func (checkStage) Name() string { return "check" }
+
+// checkSettings is the [check] section, typed.
+type checkSettings struct {
+	boot      bool
+	firmware  string
+	timeout   time.Duration
+	marker    *regexp.Regexp
+	memoryMiB int
+}
+
+func readCheckSettings(b *build.Build) (checkSettings, error) {
+	var s checkSettings
+	var err error
+	if s.boot, err = b.Config.Bool("check", "boot"); err != nil {
+		return s, fmt.Errorf("[check] boot: %w", err)
+	}
+	if s.firmware, err = b.Get("check", "firmware"); err != nil {
+		return s, fmt.Errorf("[check] firmware: %w", err)
+	}
+	secs, err := b.Config.Int("check", "boot_timeout")
+	if err != nil {
+		return s, fmt.Errorf("[check] boot_timeout: %w", err)
+	}
+	if secs <= 0 {
+		return s, fmt.Errorf("[check] boot_timeout = %d: must be a positive number of seconds", secs)
+	}
+	s.timeout = time.Duration(secs) * time.Second
+	re, err := b.Get("check", "boot_marker")
+	if err != nil {
+		return s, fmt.Errorf("[check] boot_marker: %w", err)
+	}
+	if strings.TrimSpace(re) == "" {
+		return s, fmt.Errorf("[check] boot_marker is empty: set the regular expression the booted OS prints on its serial console")
+	}
+	if s.marker, err = regexp.Compile(re); err != nil {
+		return s, fmt.Errorf("[check] boot_marker = %s: not a regular expression: %w", re, err)
+	}
+	mem, err := b.Config.Int("check", "qemu_memory")
+	if err != nil {
+		return s, fmt.Errorf("[check] qemu_memory: %w", err)
+	}
+	if mem < 64 {
+		return s, fmt.Errorf("[check] qemu_memory = %d: must be at least 64 (MiB)", mem)
+	}
+	s.memoryMiB = int(mem)
+	return s, nil
+}
+
+func (checkStage) Run(ctx context.Context, b *build.Build) error {
+	tmpdir, err := b.Dir("tmpdir")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmpdir, 0o755); err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	s, err := readCheckSettings(b)
+	if err != nil {
+		return err
+	}
+	var images, logs []string
+	for _, img := range b.Images {
+		images = append(images, img.Path)
+	}
+	switch {
+	case len(b.Images) == 0:
+		checkPrintf(b, "check: no disk image to boot (the image stage did not run)")
+	case !s.boot:
+		checkPrintf(b, "check: boot check disabled ([check] boot = false)")
+	default:
+		if logs, err = bootImages(ctx, b, s, tmpdir); err != nil {
+			return err
+		}
+	}
+	// The hooks see what was booted and the console logs.
+	if len(images) > 0 {
+		b.SetEnv("EIB_CHECK_IMAGE", images[0])
+	}
+	b.SetEnv("EIB_CHECK_IMAGES", strings.Join(images, " "))
+	b.SetEnv("EIB_CHECK_SERIAL_LOGS", strings.Join(logs, " "))
+	if len(logs) > 0 {
+		b.SetEnv("EIB_CHECK_SERIAL_LOG", logs[0])
+	}
+	if b.Hooks == nil {
+		return nil
+	}
+	return b.Hooks.RunGroup(ctx, b, "check", "")
+}
+
+// bootImages boots each image with each firmware and returns the console
+// logs written. It stops at the first failed boot.
+func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string) ([]string, error) {
+	var logs []string
+	for _, img := range b.Images {
+		fws, err := check.Firmwares(img.Arch, s.firmware)
+		if err != nil {
+			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.Path, err)
+		}
+		for _, fw := range fws {
+			name := "boot-" + string(fw) + ".log"
+			if img.Name != "" {
+				name = "boot-" + img.Name + "-" + string(fw) + ".log"
+			}
+			logPath := filepath.Join(tmpdir, name)
+			res, err := check.Run(ctx, check.Boot{
+				Image:     img.Path,
+				Firmware:  fw,
+				Marker:    s.marker,
+				Timeout:   s.timeout,
+				MemoryMiB: s.memoryMiB,
+				LogPath:   logPath,
+				WorkDir:   tmpdir,
+				Logf:      checkDebugf(b),
+			})
+			b.Boots = append(b.Boots, build.BootResult{
+				Image:      filepath.Base(img.Path),
+				Firmware:   string(fw),
+				Result:     string(res.Status),
+				Seconds:    res.Elapsed.Seconds(),
+				Reason:     res.Reason,
+				ConsoleLog: logPath,
+			})
+			if err != nil {
+				return logs, err
+			}
+			if res.Status == check.StatusSkipped {
+				checkPrintf(b, "check: %s with %s firmware SKIPPED: %s", filepath.Base(img.Path), fw, res.Reason)
+				continue
+			}
+			logs = append(logs, logPath)
+			b.SetEnv("EIB_CHECK_SERIAL_LOG_"+strings.ToUpper(strings.ReplaceAll(string(fw), "-", "_")), logPath)
+			checkPrintf(b, "check: %s booted with %s firmware in %.1f s (%s; marker %q)",
+				filepath.Base(img.Path), fw, res.Elapsed.Seconds(), res.Accel, s.marker.String())
+		}
+	}
+	return logs, nil
+}
+
+func checkPrintf(b *build.Build, format string, args ...any) {
+	if b.Log != nil {
+		b.Log.Printf(format, args...)
+	}
+}
+
+func checkDebugf(b *build.Build) func(string, ...any) {
+	if b.Log == nil {
+		return nil
+	}
+	return b.Log.Debugf
+}
