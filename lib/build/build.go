@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ type Build struct {
 
 	// Failure context for the error stage.
 	FailedStage, FailedHook string
+
+	// Stage is the name of the stage running now (set by the engine).
+	Stage string
 
 	mu       sync.Mutex
 	extraEnv map[string]string
@@ -160,6 +164,64 @@ func (b *Build) ExtraEnv() []string {
 	sort.Strings(env)
 	return env
 }
+
+// AddTiming records how long a stage or hook took.
+func (b *Build) AddTiming(t Timing) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.Timings = append(b.Timings, t)
+}
+
+// Environ returns the environment of stages and hooks: the host
+// environment, then every EIB_* variable of the full config, then the
+// variables set with SetEnv; a later entry replaces an earlier one of the
+// same name. The result is sorted.
+func (b *Build) Environ() ([]string, error) {
+	var cfgEnv []string
+	if b.Config != nil {
+		var err error
+		if cfgEnv, err = b.Config.Env(); err != nil {
+			return nil, fmt.Errorf("config environment: %w", err)
+		}
+	}
+	return MergeEnv(os.Environ(), cfgEnv, b.ExtraEnv()), nil
+}
+
+// MergeEnv merges KEY=VALUE lists; later lists win. The result is sorted.
+func MergeEnv(lists ...[]string) []string {
+	m := map[string]string{}
+	for _, l := range lists {
+		for _, kv := range l {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				continue
+			}
+			m[k] = v
+		}
+	}
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+// HookError is the error of a hook that failed (or was missing); a
+// HookRunner returns it, possibly wrapped, so the engine can name the hook
+// in its final line and in EIB_ERROR_HOOK.
+type HookError struct {
+	Group string // hook group, e.g. "image"
+	Hook  string // hook name, e.g. "50-hostname"
+	Path  string // the file run, "" when missing
+	Err   error
+}
+
+func (e *HookError) Error() string {
+	return fmt.Sprintf("hook %s/%s: %v", e.Group, e.Hook, e.Err)
+}
+
+func (e *HookError) Unwrap() error { return e.Err }
 
 // Get returns the interpolated value of section:key of the full config.
 func (b *Build) Get(section, key string) (string, error) {

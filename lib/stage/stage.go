@@ -1,16 +1,30 @@
 // Package stage runs a build: the stages named in buildscript, in order,
 // the error stage on failure, and the one cleanup path.
 //
-// PLACEHOLDER: the build engine fills this in; the exported names below are
-// what cmd/eib codes against.
+// Execute first resolves a Plan (stages, directories, lock) and fails
+// before touching the host if anything is wrong; then it takes the lock,
+// removes what an earlier build left under the build directories,
+// recreates them, writes config.ini and fullconfig.ini, runs the stages,
+// runs the error stage when one fails, and always runs the cleanup.
 package stage
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/buildlog"
 	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/hooks"
+	"github.com/eib-builder/eib/lib/hostclean"
+	"github.com/eib-builder/eib/lib/lock"
 )
 
 // registry holds every stage by name; each stage file registers itself in
@@ -28,11 +42,182 @@ type Options struct {
 	DryRun      bool
 	Debug       bool
 	LockFile    string // default /var/lock/eib.lock (EIB_LOCK_FILE overrides)
-	LockTimeout int    // seconds
+	LockTimeout int    // seconds; 0: fail at once when another build holds the lock
+
+	// Terminal receives the concise log (default os.Stdout).
+	Terminal io.Writer
 }
 
 // Execute runs the build. The returned error, if any, is the one final line
 // to print; the process exits 2 on it.
 func Execute(ctx context.Context, o Options) error {
-	return errors.New("build engine: not implemented yet")
+	p, err := NewPlan(o)
+	if err != nil {
+		return err
+	}
+	p.term = o.Terminal
+	return p.Execute(ctx, o.Loaded)
+}
+
+// Execute runs the planned build with the loaded configuration.
+func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	term := p.term
+	if term == nil {
+		term = os.Stdout
+	}
+	log := buildlog.New(term, p.Debug, loaded.Secrets)
+	program, _ := os.Executable()
+	b := &build.Build{
+		Config:   loaded.Full,
+		Public:   loaded.Public,
+		SrcDir:   p.SrcDir,
+		LocalDir: p.LocalDir,
+		DryRun:   p.DryRun,
+		Debug:    p.Debug,
+		Log:      log,
+		Hooks:    &hooks.Runner{Program: program},
+	}
+	b.SetEnv("EIB_PROGRAM", program)
+	for _, line := range strings.Split(p.String(), "\n") {
+		log.Debugf("plan: %s", line)
+	}
+
+	// The lock is the first resource and the last released.
+	l, err := lock.Acquire(ctx, p.LockFile, p.LockTimeout)
+	if err != nil {
+		return err
+	}
+	b.Defer("release lock "+p.LockFile, l.Release)
+	defer func() {
+		if cerr := b.Cleanup(); cerr != nil && err == nil {
+			err = fmt.Errorf("cleanup failed: %w (log: %s)", cerr, p.LogFile)
+		}
+		if err != nil {
+			log.Printf("%v", err)
+		} else {
+			log.Printf("build finished")
+		}
+		log.Close()
+	}()
+
+	if err := p.prepare(log); err != nil {
+		return err
+	}
+	b.Defer("remove leftovers under the build dirs", func() error {
+		return hostclean.Clean(p.CleanRoots, log.Printf)
+	})
+	if err := p.writeConfigs(loaded); err != nil {
+		return err
+	}
+	return p.runStages(ctx, b, log)
+}
+
+// prepare cleans what an earlier build left, recreates the build
+// directories and opens the log file.
+func (p *Plan) prepare(log *buildlog.Log) error {
+	if err := hostclean.Clean(p.CleanRoots, log.Printf); err != nil {
+		return fmt.Errorf("cleaning up after an earlier build: %w", err)
+	}
+	for _, d := range p.Recreate {
+		if err := hostclean.RemoveAll(d, log.Debugf); err != nil {
+			return err
+		}
+	}
+	for _, d := range append(append([]string(nil), p.Recreate...), p.Keep...) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("creating build directory: %w", err)
+		}
+	}
+	return log.OpenFile(p.LogFile)
+}
+
+// writeConfigs writes ${tmpdir}/config.ini (public) and fullconfig.ini
+// (with private values, mode 0600).
+func (p *Plan) writeConfigs(loaded *config.Loaded) error {
+	for _, f := range []struct {
+		path, header string
+		cfg          *config.Config
+		mode         os.FileMode
+	}{
+		{p.ConfigFile, "# Configuration for " + p.OutVersion, loaded.Public, 0o644},
+		{p.FullConfigFile, "# Full configuration for " + p.OutVersion, loaded.Full, 0o600},
+	} {
+		out, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, f.mode)
+		if err != nil {
+			return fmt.Errorf("writing config: %w", err)
+		}
+		_, err = fmt.Fprintln(out, f.header)
+		if err == nil {
+			err = f.cfg.Write(out)
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+	}
+	return nil
+}
+
+// runStages runs the stages in order; on failure it runs the error stage
+// (unless interrupted) and returns the final line naming stage and hook.
+func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log) error {
+	for _, name := range p.Stages {
+		log.SetStage(name)
+		if why, ok := p.Skipped[name]; ok {
+			log.Printf("stage %s skipped (%s)", name, why)
+			continue
+		}
+		b.Stage = name
+		log.Printf("stage %s: start", name)
+		start := time.Now()
+		err := registry[name].Run(ctx, b)
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		d := time.Since(start)
+		status := "ok"
+		if err != nil {
+			status = err.Error()
+		}
+		b.AddTiming(build.Timing{Stage: name, Seconds: d.Seconds(), Status: status, Started: start})
+		if err != nil {
+			log.Printf("stage %s: failed after %.1fs: %v", name, d.Seconds(), err)
+			return p.fail(ctx, b, log, name, err)
+		}
+		log.Printf("stage %s: done in %.1fs", name, d.Seconds())
+	}
+	log.SetStage("")
+	return nil
+}
+
+// fail records the failure, runs the error stage and builds the final line.
+func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stage string, err error) error {
+	b.FailedStage = stage
+	var he *build.HookError
+	if errors.As(err, &he) {
+		b.FailedHook = he.Group + "/" + he.Hook
+	}
+	where := "stage " + stage
+	if b.FailedHook != "" {
+		where += ", hook " + b.FailedHook
+	}
+	if ctx.Err() != nil {
+		log.SetStage("")
+		return fmt.Errorf("build interrupted in %s: %v (log: %s)", where, err, p.LogFile)
+	}
+	b.SetEnv("EIB_ERROR_STAGE", stage)
+	b.SetEnv("EIB_ERROR_HOOK", b.FailedHook)
+	b.SetEnv("EIB_ERROR_LOG", p.LogFile)
+	log.SetStage(ErrorStageName)
+	b.Stage = ErrorStageName
+	if eerr := (errorStage{}).Run(ctx, b); eerr != nil {
+		log.Printf("error stage failed too: %v", eerr)
+	}
+	log.SetStage("")
+	return fmt.Errorf("build failed in %s: %v (log: %s)", where, err, p.LogFile)
 }

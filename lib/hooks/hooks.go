@@ -1,0 +1,309 @@
+// Package hooks runs a hook group with EIB's contract: the hook names come
+// from the merged "<group>:hooks" key, sorted by name (byte order); each is
+// looked up in <localdir>/hooks/<group>/ and then <srcdir>/hooks/<group>/
+// (the first regular file wins); an executable hook is executed, any other
+// is run by "bash -ex" with lib/eib.sh sourced first; "*.chroot" hooks run
+// confined in the group's install root with bubblewrap (see chroot.go).
+//
+// Hooks run with cwd = srcdir, in their own process group, with the build
+// environment (build.Build.Environ) plus EIB_HOOK_GROUP and EIB_PROGRAM.
+// Cancelling the context (SIGINT/SIGTERM) kills the hook's whole group;
+// processes a hook leaves behind are killed when it ends.
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/buildlog"
+)
+
+// ChrootSuffix marks hooks that run inside the install root.
+const ChrootSuffix = ".chroot"
+
+// killGrace is how long a hook's process group gets between SIGTERM and
+// SIGKILL when the build is interrupted.
+const killGrace = 5 * time.Second
+
+// Runner runs hook groups; it implements build.HookRunner.
+type Runner struct {
+	// Program is the eib executable exported as EIB_PROGRAM (lib/eib.sh's
+	// sign_file calls "$EIB_PROGRAM" sign). "" = os.Executable().
+	Program string
+	// Bwrap is the bubblewrap executable for .chroot hooks ("" = "bwrap").
+	Bwrap string
+}
+
+// Hook is one resolved hook of a group.
+type Hook struct {
+	Group      string
+	Name       string
+	Path       string // the file found
+	Chroot     bool   // name ends in .chroot
+	Executable bool   // any execute bit set
+}
+
+// Dirs returns the directories searched for a group's hooks, in order.
+func Dirs(localDir, srcDir, group string) []string {
+	var dirs []string
+	if localDir != "" {
+		dirs = append(dirs, filepath.Join(localDir, "hooks", group))
+	}
+	return append(dirs, filepath.Join(srcDir, "hooks", group))
+}
+
+// Resolve sorts names (byte order) and finds each one's file in dirs. A
+// missing hook is a *build.HookError naming the hook and the directories.
+func Resolve(group string, names []string, dirs []string) ([]Hook, error) {
+	names = append([]string(nil), names...)
+	sort.Strings(names)
+	var hooks []Hook
+	for _, name := range names {
+		if name == "" {
+			continue
+		}
+		if strings.Contains(name, "/") || name == "." || name == ".." {
+			return nil, &build.HookError{Group: group, Hook: name,
+				Err: fmt.Errorf("invalid hook name in [%s] hooks: a hook name is a file name", group)}
+		}
+		h := Hook{Group: group, Name: name, Chroot: strings.HasSuffix(name, ChrootSuffix)}
+		for _, d := range dirs {
+			p := filepath.Join(d, name)
+			st, err := os.Stat(p)
+			if err == nil && st.Mode().IsRegular() {
+				h.Path = p
+				h.Executable = st.Mode()&0o111 != 0
+				break
+			}
+		}
+		if h.Path == "" {
+			return nil, &build.HookError{Group: group, Hook: name,
+				Err: fmt.Errorf("missing hook: %s is listed in [%s] hooks but is not a file in %s",
+					name, group, strings.Join(dirs, " or "))}
+		}
+		hooks = append(hooks, h)
+	}
+	return hooks, nil
+}
+
+// GroupHooks reads "<group>:hooks" from the build's config and resolves it.
+func GroupHooks(b *build.Build, group string) ([]Hook, error) {
+	if !b.Config.Has(group, "hooks") {
+		return nil, nil
+	}
+	names, err := b.Config.Words(group, "hooks")
+	if err != nil {
+		return nil, fmt.Errorf("[%s] hooks: %w", group, err)
+	}
+	return Resolve(group, names, Dirs(b.LocalDir, b.SrcDir, group))
+}
+
+// RunGroup runs the hooks of group. root is the install root for .chroot
+// hooks; "" skips them with a log line.
+func (r *Runner) RunGroup(ctx context.Context, b *build.Build, group, root string) error {
+	hooks, err := GroupHooks(b, group)
+	if err != nil {
+		return err
+	}
+	if len(hooks) == 0 {
+		b.Log.Debugf("no %s hooks", group)
+		return nil
+	}
+	names := make([]string, len(hooks))
+	for i, h := range hooks {
+		names[i] = h.Name
+	}
+	b.Log.Printf("running %s hooks: %s", group, strings.Join(names, " "))
+	env, err := b.Environ()
+	if err != nil {
+		return err
+	}
+	program := r.Program
+	if program == "" {
+		if exe, err := os.Executable(); err == nil {
+			program = exe
+		}
+	}
+	env = build.MergeEnv(env, []string{"EIB_HOOK_GROUP=" + group, "EIB_PROGRAM=" + program})
+	for _, h := range hooks {
+		if h.Chroot && root == "" {
+			logHook(b, h.Name, "skipped: no install root for .chroot hooks in the %s group", group)
+			continue
+		}
+		if err := r.run(ctx, b, h, root, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func logHook(b *build.Build, hook, format string, args ...any) {
+	if l, ok := b.Log.(*buildlog.Log); ok {
+		l.HookPrintf(hook, format, args...)
+		return
+	}
+	b.Log.Printf(hook+": "+format, args...)
+}
+
+// output returns the writer for a hook's output and its last lines.
+func output(b *build.Build, hook string) (io.WriteCloser, func() []string) {
+	if l, ok := b.Log.(*buildlog.Log); ok {
+		w := l.Output(hook)
+		return w, w.Tail
+	}
+	w := &debugWriter{log: b.Log, hook: hook}
+	return w, func() []string { return nil }
+}
+
+type debugWriter struct {
+	log  build.Logger
+	hook string
+	buf  []byte
+}
+
+func (w *debugWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.log.Debugf("%s: %s", w.hook, w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *debugWriter) Close() error {
+	if len(w.buf) > 0 {
+		w.log.Debugf("%s: %s", w.hook, w.buf)
+	}
+	return nil
+}
+
+// run runs one hook and logs its start, end, status and duration.
+func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, env []string) error {
+	var cmd *exec.Cmd
+	var err error
+	if h.Chroot {
+		cmd, err = r.chrootCommand(b, h, root, env)
+		if err != nil {
+			return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
+		}
+		logHook(b, h.Name, "start (in %s, from %s)", root, h.Path)
+	} else {
+		cmd = hostCommand(b, h, env)
+		logHook(b, h.Name, "start (%s)", h.Path)
+	}
+	w, tail := output(b, h.Name)
+	start := time.Now()
+	err = runGroup(ctx, cmd, w)
+	w.Close()
+	d := time.Since(start)
+	status := "ok"
+	if err != nil {
+		status = err.Error()
+	}
+	b.AddTiming(build.Timing{Stage: b.Stage, Hook: h.Group + "/" + h.Name, Seconds: d.Seconds(), Status: status, Started: start})
+	if err != nil {
+		logHook(b, h.Name, "failed after %.1fs: %v", d.Seconds(), err)
+		if !b.Debug {
+			for _, line := range tail() {
+				logHook(b, h.Name, "| %s", line)
+			}
+		}
+		return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
+	}
+	logHook(b, h.Name, "done in %.1fs (exit status 0)", d.Seconds())
+	return nil
+}
+
+// hostCommand runs a hook on the host with cwd = srcdir.
+func hostCommand(b *build.Build, h Hook, env []string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if h.Executable {
+		cmd = exec.Command(h.Path)
+	} else {
+		// Source eib.sh, then the hook, in one "bash -ex"; positional
+		// parameters are cleared before the hook.
+		cmd = exec.Command("bash", "-ex", "-c", ". \"$1\"\n__eib_hook=$2\nset --\n. \"$__eib_hook\"",
+			"bash", filepath.Join(b.SrcDir, "lib", "eib.sh"), h.Path)
+	}
+	cmd.Dir = b.SrcDir
+	cmd.Env = env
+	return cmd
+}
+
+// runGroup runs cmd in its own process group with its output to w. When
+// ctx is cancelled the group gets SIGTERM, then SIGKILL after killGrace.
+// Processes the command leaves in its group are killed when it exits.
+func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return err
+	}
+	pw.Close()
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(w, pr)
+		close(copied)
+	}()
+	pgid := cmd.Process.Pid
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case werr = <-waited:
+		case <-time.After(killGrace):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			werr = <-waited
+		}
+	}
+	// Whatever the hook left running in its group goes too.
+	if syscall.Kill(-pgid, 0) == nil {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	select {
+	case <-copied:
+	case <-time.After(killGrace):
+		// A process outside the group still holds the pipe.
+	}
+	pr.Close()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted (%v): %w", werr, ctx.Err())
+	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("killed by signal %v", ws.Signal())
+		}
+		return fmt.Errorf("exit status %d", ee.ExitCode())
+	}
+	return werr
+}
+
+// isDir reports whether p is a directory.
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}

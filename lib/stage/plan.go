@@ -1,0 +1,278 @@
+package stage
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/eib-builder/eib/lib/hostclean"
+	"github.com/eib-builder/eib/lib/lock"
+)
+
+// BuildscriptName is the file listing the stages, in <localdir> (wins) or
+// <srcdir>.
+const BuildscriptName = "buildscript"
+
+// Plan is everything a build will do, resolved from the options and the
+// config before anything on the host is touched: which stages run, which
+// directories are recreated and cleaned, which lock is taken.
+type Plan struct {
+	SrcDir      string
+	LocalDir    string
+	Buildscript string   // the buildscript file read
+	Stages      []string // in order
+	// Skipped names stages of Stages that will not run, with the reason.
+	Skipped map[string]string
+
+	CacheDir    string
+	BuildDir    string
+	TmpDir      string
+	OutDir      string
+	ManifestDir string
+	ContentDir  string
+	CheckoutDir string // [ostree] checkout, "" when not configured
+	OutVersion  string
+
+	// Recreate lists the directories deleted and made again, empty.
+	Recreate []string
+	// Keep lists the directories made if missing but kept (caches).
+	Keep []string
+	// CleanRoots are the directories under which leftovers (processes,
+	// mounts, loop devices) are removed before and after the build.
+	CleanRoots []string
+
+	LogFile        string // ${tmpdir}/build.txt
+	ConfigFile     string // ${tmpdir}/config.ini
+	FullConfigFile string // ${tmpdir}/fullconfig.ini
+
+	LockFile    string
+	LockTimeout time.Duration
+
+	DryRun bool
+	Debug  bool
+
+	term io.Writer // where the concise log goes (default os.Stdout)
+}
+
+// NewPlan resolves the plan of a build. Every error names the file, the
+// line or the config key at fault.
+func NewPlan(o Options) (*Plan, error) {
+	if o.Loaded == nil || o.Loaded.Full == nil || o.Loaded.Public == nil {
+		return nil, errors.New("build engine: no configuration loaded")
+	}
+	cfg := o.Loaded.Full
+	p := &Plan{
+		SrcDir:   o.SrcDir,
+		LocalDir: o.LocalDir,
+		DryRun:   o.DryRun,
+		Debug:    o.Debug,
+		Skipped:  map[string]string{},
+	}
+	if p.SrcDir == "" {
+		return nil, errors.New("build engine: no srcdir")
+	}
+	var err error
+	if p.SrcDir, err = filepath.Abs(p.SrcDir); err != nil {
+		return nil, err
+	}
+	if p.LocalDir != "" {
+		if p.LocalDir, err = filepath.Abs(p.LocalDir); err != nil {
+			return nil, err
+		}
+	}
+
+	get := func(section, key string, required bool) (string, error) {
+		if !cfg.Has(section, key) {
+			if required {
+				return "", fmt.Errorf("[%s] %s is not set", section, key)
+			}
+			return "", nil
+		}
+		v, err := cfg.Get(section, key)
+		if err != nil {
+			return "", fmt.Errorf("[%s] %s: %w", section, key, err)
+		}
+		v = strings.TrimSpace(v)
+		if required && v == "" {
+			return "", fmt.Errorf("[%s] %s is empty", section, key)
+		}
+		if v != "" && (section != "build" || key != "outversion") && !filepath.IsAbs(v) {
+			return "", fmt.Errorf("[%s] %s = %s: not an absolute path", section, key, v)
+		}
+		return filepath.Clean(v), nil
+	}
+	for _, d := range []struct {
+		dst      *string
+		sec, key string
+		required bool
+	}{
+		{&p.CacheDir, "build", "cachedir", true},
+		{&p.BuildDir, "build", "builddir", false},
+		{&p.TmpDir, "build", "tmpdir", true},
+		{&p.OutDir, "build", "outdir", true},
+		{&p.ManifestDir, "build", "manifestdir", true},
+		{&p.ContentDir, "build", "contentdir", true},
+		{&p.CheckoutDir, "ostree", "checkout", false},
+	} {
+		if *d.dst, err = get(d.sec, d.key, d.required); err != nil {
+			return nil, err
+		}
+	}
+	if p.OutVersion, err = cfg.Get("build", "outversion"); err != nil {
+		return nil, fmt.Errorf("[build] outversion: %w", err)
+	}
+
+	p.Recreate = nonEmpty(p.TmpDir, p.OutDir, p.ManifestDir, p.CheckoutDir)
+	p.Keep = nonEmpty(p.ContentDir)
+	p.CleanRoots = nonEmpty(p.BuildDir, p.TmpDir, p.OutDir, p.ManifestDir, p.CheckoutDir, p.ContentDir)
+	if err := p.checkRecreate(); err != nil {
+		return nil, err
+	}
+	p.LogFile = filepath.Join(p.TmpDir, "build.txt")
+	p.ConfigFile = filepath.Join(p.TmpDir, "config.ini")
+	p.FullConfigFile = filepath.Join(p.TmpDir, "fullconfig.ini")
+
+	p.LockFile = o.LockFile
+	if p.LockFile == "" {
+		p.LockFile = lock.Path()
+	}
+	p.LockTimeout = time.Duration(o.LockTimeout) * time.Second
+
+	p.Buildscript = filepath.Join(p.SrcDir, BuildscriptName)
+	if p.LocalDir != "" {
+		if local := filepath.Join(p.LocalDir, BuildscriptName); fileExists(local) {
+			p.Buildscript = local
+		}
+	}
+	f, err := os.Open(p.Buildscript)
+	if err != nil {
+		return nil, fmt.Errorf("buildscript: %w", err)
+	}
+	defer f.Close()
+	if p.Stages, err = ParseBuildscript(f, p.Buildscript, Known); err != nil {
+		return nil, err
+	}
+	if p.DryRun {
+		for _, s := range p.Stages {
+			if s == "publish" {
+				p.Skipped[s] = "--dry-run"
+			}
+		}
+	}
+	return p, nil
+}
+
+// checkRecreate refuses to delete a directory that holds the sources,
+// the localdir or the caches (a misconfigured outdir = ${cachedir} would
+// otherwise wipe the content cache).
+func (p *Plan) checkRecreate() error {
+	protected := map[string]string{
+		"srcdir": p.SrcDir, "localdir": p.LocalDir,
+		"[build] cachedir": p.CacheDir, "[build] contentdir": p.ContentDir,
+	}
+	names := make([]string, 0, len(protected))
+	for n := range protected {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, d := range p.Recreate {
+		if d == "/" {
+			return fmt.Errorf("refusing to recreate /: check the [build] and [ostree] directory keys")
+		}
+		for _, n := range names {
+			if keep := protected[n]; keep != "" && hostclean.Under(keep, d) {
+				return fmt.Errorf("refusing to recreate %s at every build: it holds the %s %s", d, n, keep)
+			}
+		}
+	}
+	return nil
+}
+
+func nonEmpty(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Known reports whether a stage name is registered.
+func Known(name string) bool {
+	_, ok := registry[name]
+	return ok
+}
+
+// Names returns the registered stage names, sorted.
+func Names() []string {
+	var names []string
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ParseBuildscript reads the stage names of a buildscript: one per line,
+// blank lines and "#" comments ignored. An unknown or repeated stage is an
+// error naming the file and line.
+func ParseBuildscript(r io.Reader, file string, known func(string) bool) ([]string, error) {
+	var stages []string
+	seen := map[string]int{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 0:
+			continue
+		case len(fields) > 1:
+			return nil, fmt.Errorf("%s:%d: %q: one stage name per line", file, n, strings.TrimSpace(line))
+		}
+		name := fields[0]
+		if !known(name) {
+			return nil, fmt.Errorf("%s:%d: unknown stage %q (known stages: %s)", file, n, name, strings.Join(Names(), ", "))
+		}
+		if prev, ok := seen[name]; ok {
+			return nil, fmt.Errorf("%s:%d: stage %q already listed on line %d", file, n, name, prev)
+		}
+		seen[name] = n
+		stages = append(stages, name)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return stages, nil
+}
+
+// String describes the plan, one fact per line (logged with --debug).
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "buildscript %s: %s\n", p.Buildscript, strings.Join(p.Stages, " "))
+	for _, s := range p.Stages {
+		if why, ok := p.Skipped[s]; ok {
+			fmt.Fprintf(&b, "stage %s skipped (%s)\n", s, why)
+		}
+	}
+	fmt.Fprintf(&b, "recreate: %s\n", strings.Join(p.Recreate, " "))
+	fmt.Fprintf(&b, "keep: %s\n", strings.Join(p.Keep, " "))
+	fmt.Fprintf(&b, "clean leftovers under: %s\n", strings.Join(p.CleanRoots, " "))
+	fmt.Fprintf(&b, "lock: %s (timeout %s)\n", p.LockFile, p.LockTimeout)
+	fmt.Fprintf(&b, "log: %s", p.LogFile)
+	return b.String()
+}
