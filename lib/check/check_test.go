@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/lib/check/checktest"
 )
 
 const testMarker = "EIB-TEST-BOOT-OK"
@@ -43,10 +45,10 @@ func TestBootSeesMarkerAndLeavesImageUntouched(t *testing.T) {
 	for _, fw := range []Firmware{BIOS, UEFI} {
 		t.Run(string(fw), func(t *testing.T) {
 			dir := t.TempDir()
-			script := grubScript([]string{"line one", testMarker}, "halt")
-			img := biosTestImage(t, dir, script)
+			script := checktest.Script([]string{"line one", testMarker}, "halt")
+			img := checktest.BIOSImage(t, dir, script)
 			if fw == UEFI {
-				img = uefiTestImage(t, dir, script)
+				img = checktest.UEFIImage(t, dir, script)
 			}
 			before := fileSum(t, img)
 			res, err := Run(context.Background(), boot(dir, img, fw, 60*time.Second))
@@ -80,7 +82,7 @@ func TestMarkerNeverSeenFailsAfterTimeoutWithTailAndNoQEMULeft(t *testing.T) {
 	for i := 1; i <= 40; i++ {
 		lines = append(lines, "console line "+strings.Repeat("x", i%3)+string(rune('A'+i%26)))
 	}
-	img := biosTestImage(t, dir, grubScript(append(lines, "last line before the wait"), "sleep 3600"))
+	img := checktest.BIOSImage(t, dir, checktest.Script(append(lines, "last line before the wait"), "sleep 3600"))
 	start := time.Now()
 	res, err := Run(context.Background(), boot(dir, img, BIOS, 3*time.Second))
 	took := time.Since(start)
@@ -104,14 +106,14 @@ func TestMarkerNeverSeenFailsAfterTimeoutWithTailAndNoQEMULeft(t *testing.T) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
 	}
-	if left := qemuProcesses(t, dir); len(left) != 0 {
+	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
 		t.Fatalf("qemu still running after the timeout: %v", left)
 	}
 }
 
 func TestGuestPowerOffBeforeMarkerFails(t *testing.T) {
 	dir := t.TempDir()
-	img := biosTestImage(t, dir, grubScript([]string{"booting something else"}, "halt"))
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"booting something else"}, "halt"))
 	res, err := Run(context.Background(), boot(dir, img, BIOS, 60*time.Second))
 	var be *Error
 	if !errors.As(err, &be) {
@@ -124,11 +126,11 @@ func TestGuestPowerOffBeforeMarkerFails(t *testing.T) {
 
 func TestCancelKillsQEMU(t *testing.T) {
 	dir := t.TempDir()
-	img := biosTestImage(t, dir, grubScript([]string{"waiting"}, "sleep 3600"))
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"waiting"}, "sleep 3600"))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		// Cancel once the emulator is up.
-		for i := 0; i < 200 && len(qemuProcesses(t, dir)) == 0; i++ {
+		for i := 0; i < 200 && len(checktest.QEMUProcesses(t, dir)) == 0; i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
 		time.Sleep(300 * time.Millisecond)
@@ -142,18 +144,18 @@ func TestCancelKillsQEMU(t *testing.T) {
 	if time.Since(start) > 20*time.Second {
 		t.Fatalf("cancel took %s", time.Since(start))
 	}
-	if left := qemuProcesses(t, dir); len(left) != 0 {
+	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
 		t.Fatalf("qemu still running after cancel: %v", left)
 	}
 }
 
 func TestCompressedImagesBoot(t *testing.T) {
 	dir := t.TempDir()
-	img := biosTestImage(t, dir, grubScript([]string{testMarker}, "halt"))
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{testMarker}, "halt"))
 	want := fileSum(t, img)
 	for _, c := range []struct{ suffix, tool string }{{".gz", "gzip"}, {".xz", "xz"}, {".zst", "zstd"}} {
 		t.Run(c.suffix, func(t *testing.T) {
-			need(t, c.tool)
+			checktest.Need(t, c.tool)
 			comp := img + c.suffix
 			out, err := exec.Command("sh", "-c", c.tool+` -c "$1" > "$2"`, "sh", img, comp).CombinedOutput()
 			if err != nil {
@@ -185,7 +187,7 @@ func TestCompressedImagesBoot(t *testing.T) {
 }
 
 func TestPrepareImageReportsCorruptInput(t *testing.T) {
-	need(t, "zstd")
+	checktest.Need(t, "zstd")
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "broken.img.zst")
 	if err := os.WriteFile(bad, []byte("not zstd at all"), 0o644); err != nil {
@@ -201,7 +203,7 @@ func TestPrepareImageReportsCorruptInput(t *testing.T) {
 }
 
 func TestPrepareImageExpandsSparsely(t *testing.T) {
-	need(t, "zstd")
+	checktest.Need(t, "zstd")
 	dir := t.TempDir()
 	img := filepath.Join(dir, "big.img")
 	f, err := os.Create(img)
@@ -211,7 +213,9 @@ func TestPrepareImageExpandsSparsely(t *testing.T) {
 	f.WriteAt([]byte("start"), 0)
 	f.WriteAt([]byte("end"), 64<<20-3)
 	f.Close()
-	run(t, "zstd", "-q", img)
+	if out, err := exec.Command("zstd", "-q", img).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v %s", err, out)
+	}
 	raw, remove, err := PrepareImage(context.Background(), img+".zst", t.TempDir())
 	if err != nil {
 		t.Fatal(err)

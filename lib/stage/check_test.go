@@ -1,0 +1,114 @@
+package stage
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/check/checktest"
+	"github.com/eib-builder/eib/lib/config"
+)
+
+// envRecorder is a hook runner that records the groups run and the
+// variables set for them.
+type envRecorder struct {
+	groups []string
+	env    []string
+}
+
+func (r *envRecorder) RunGroup(ctx context.Context, b *build.Build, group, root string) error {
+	r.groups = append(r.groups, group)
+	r.env = b.ExtraEnv()
+	return nil
+}
+
+func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRecorder, string) {
+	t.Helper()
+	dir := t.TempDir()
+	c := config.New()
+	c.Set("build", "tmpdir", filepath.Join(dir, "tmp"))
+	for k, v := range map[string]string{
+		"boot": "true", "firmware": "bios", "boot_timeout": "60",
+		"boot_marker": "EIB-TEST-BOOT-OK", "qemu_memory": "256",
+	} {
+		if s, ok := settings[k]; ok {
+			v = s
+		}
+		c.Set("check", k, v)
+	}
+	hooks := &envRecorder{}
+	return &build.Build{Config: c, Public: c, Hooks: hooks}, hooks, dir
+}
+
+func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
+	b, hooks, dir := checkBuild(t, nil)
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"EIB-TEST-BOOT-OK"}, "halt"))
+	b.Images = []build.Image{{Path: img, Arch: "amd64"}}
+	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Boots) != 1 || b.Boots[0].Result != "ok" || b.Boots[0].Firmware != "bios" || b.Boots[0].Seconds <= 0 {
+		t.Fatalf("boots = %+v, want one ok bios boot with a time", b.Boots)
+	}
+	logPath := filepath.Join(dir, "tmp", "boot-bios.log")
+	for _, want := range []string{"EIB_CHECK_IMAGE=" + img, "EIB_CHECK_SERIAL_LOG=" + logPath, "EIB_CHECK_SERIAL_LOG_BIOS=" + logPath} {
+		if !slices.Contains(hooks.env, want) {
+			t.Errorf("hook environment lacks %s: %v", want, hooks.env)
+		}
+	}
+	if !slices.Equal(hooks.groups, []string{"check"}) {
+		t.Fatalf("hook groups run = %v, want [check]", hooks.groups)
+	}
+}
+
+func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
+	b, hooks, dir := checkBuild(t, nil)
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"Kernel panic - not syncing: VFS"}, "halt"))
+	b.Images = []build.Image{{Path: img, Arch: "amd64"}}
+	err := (checkStage{}).Run(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "  | Kernel panic - not syncing: VFS") || !strings.Contains(err.Error(), "bios firmware") {
+		t.Fatalf("err = %v, want the failure naming the firmware with the console tail", err)
+	}
+	if len(b.Boots) != 1 || b.Boots[0].Result != "failed" || b.Boots[0].Reason == "" {
+		t.Fatalf("boots = %+v, want one failed boot with its reason", b.Boots)
+	}
+	if len(hooks.groups) != 0 {
+		t.Fatalf("hooks ran after a failed boot: %v", hooks.groups)
+	}
+}
+
+func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
+	b, hooks, _ := checkBuild(t, map[string]string{"boot": "false"})
+	b.Images = []build.Image{{Path: "/nonexistent.img", Arch: "amd64"}}
+	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Boots) != 0 || !slices.Equal(hooks.groups, []string{"check"}) || !slices.Contains(hooks.env, "EIB_CHECK_IMAGE=/nonexistent.img") {
+		t.Fatalf("boots %+v, hooks %v %v: want no boot and the check hooks with the image", b.Boots, hooks.groups, hooks.env)
+	}
+}
+
+func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"boot_timeout", "0", "[check] boot_timeout = 0"},
+		{"boot_timeout", "soon", "[check] boot_timeout"},
+		{"boot_marker", "(", "[check] boot_marker = (: not a regular expression"},
+		{"boot_marker", "", "[check] boot_marker is empty"},
+		{"qemu_memory", "16", "[check] qemu_memory = 16"},
+		{"boot", "maybe", "[check] boot"},
+		{"firmware", "efi", "[check] firmware: image /x.img: firmware \"efi\""},
+	} {
+		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})
+		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64"}}
+		err := (checkStage{}).Run(context.Background(), b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s = %q: err = %v, want it to contain %q", tc.key, tc.value, err, tc.want)
+		}
+		if len(hooks.groups) != 0 {
+			t.Errorf("%s = %q: hooks ran despite the error", tc.key, tc.value)
+		}
+	}
+}
