@@ -3,15 +3,174 @@ package stage
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/eib-builder/eib/lib/boot"
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/disk"
+	"github.com/eib-builder/eib/lib/ostree"
 )
 
+// diskSettings are the [build] and [image] keys that shape the disk image.
+type diskSettings struct {
+	params       disk.Params
+	maxSize      int64 // 0 = no limit
+	reproducible bool
+	epoch        int64 // -1 = not reproducible
+	outversion   string
+	tmpdir       string
+	timeout      int
+}
+
+func readDiskSettings(ctx context.Context, b *build.Build) (diskSettings, error) {
+	s := diskSettings{epoch: -1}
+	var err error
+	get := func(section, key string) string {
+		if err != nil {
+			return ""
+		}
+		var v string
+		if v, err = b.Get(section, key); err != nil {
+			err = fmt.Errorf("[%s] %s: %w", section, key, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	boolean := func(key string) bool {
+		if err != nil {
+			return false
+		}
+		var v bool
+		if v, err = b.Config.Bool("image", key); err != nil {
+			err = fmt.Errorf("[image] %s: %w", key, err)
+		}
+		return v
+	}
+	s.params.Arch = get("build", "arch")
+	s.params.Platform = get("build", "platform")
+	s.params.PartitionTable = disk.Label(get("image", "partition_table"))
+	s.params.SDBoot = boolean("sdboot")
+	s.params.RootfsResize = boolean("rootfs_resize")
+	s.reproducible = boolean("reproducible")
+	maxSize := get("image", "max_size")
+	timeout := get("image", "bootloader_timeout")
+	s.outversion = get("build", "outversion")
+	s.tmpdir = get("build", "tmpdir")
+	if err != nil {
+		return s, err
+	}
+	if maxSize != "" {
+		if s.maxSize, err = strconv.ParseInt(maxSize, 10, 64); err != nil || s.maxSize < 0 {
+			return s, fmt.Errorf("[image] max_size = %s: not a number of bytes (leave it empty for no limit)", maxSize)
+		}
+	}
+	if s.timeout, err = strconv.Atoi(timeout); err != nil || s.timeout < 0 {
+		return s, fmt.Errorf("[image] bootloader_timeout = %s: not a number of seconds", timeout)
+	}
+	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && strings.TrimSpace(v) != "" {
+		if s.epoch, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil || s.epoch < 0 {
+			return s, fmt.Errorf("SOURCE_DATE_EPOCH = %s: not a number of seconds since 1970", v)
+		}
+	} else if s.reproducible {
+		// The commit's own date: the same for every build of it.
+		s.epoch = commitEpoch(ctx, b)
+	}
+	return s, nil
+}
+
+// commitEpoch returns the date of the commit being built (0 when it cannot
+// be read: still the same for every build).
+func commitEpoch(ctx context.Context, b *build.Build) int64 {
+	if b.OSTree.RepoDir == "" || b.OSTree.Commit == "" {
+		return 0
+	}
+	out, err := ostree.Open(b.OSTree.RepoDir).Show(ctx, b.OSTree.Commit)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Date:"); ok {
+			if t, err := time.Parse("2006-01-02 15:04:05 -0700", strings.TrimSpace(v)); err == nil {
+				return t.Unix()
+			}
+		}
+	}
+	return 0
+}
+
 // makeDiskImages turns the deployed sysroot (b.Deployment) into the disk
-// image(s) of the configured layout, appends them to b.Images, and writes
-// each one's outputs with writeImageOutputs.
-//
-// PLACEHOLDER until disk assembly lands.
+// image of the configured layout, appends it to b.Images, and writes its
+// outputs with writeImageOutputs.
 func makeDiskImages(ctx context.Context, b *build.Build) error {
-	return fmt.Errorf("disk image assembly: %w", build.ErrNotImplemented)
+	s, err := readDiskSettings(ctx, b)
+	if err != nil {
+		return err
+	}
+	// The layout first: an unsupported arch/platform fails before any work.
+	layout, err := disk.ForPlatform(s.params)
+	if err != nil {
+		return err
+	}
+	if b.Deployment.Sysroot == "" || b.Deployment.Path == "" {
+		return fmt.Errorf("disk image: no deployed sysroot (the image stage deploys the OS first)")
+	}
+	start := time.Now()
+	usage, err := disk.Usage(b.Deployment.Sysroot)
+	if err != nil {
+		return err
+	}
+	plan, err := disk.NewPlan(layout, disk.RootSize(usage), s.maxSize)
+	if err != nil {
+		return err
+	}
+	if s.epoch >= 0 {
+		plan.AssignIDs(disk.SeededIDs(s.outversion + "\x00" + b.OSTree.Commit))
+		b.Log.Printf("reproducible image: identifiers from the outversion and commit, times at %d", s.epoch)
+	} else {
+		plan.AssignIDs(disk.RandomIDs())
+	}
+	b.Log.Printf("disk layout %s/%s: %s label, sysroot uses %d MiB, root partition %d MiB, image %d MiB, boot loader %s",
+		layout.Arch, layout.Platform, layout.Label, usage/disk.MiB, plan.Root().Bytes()/disk.MiB, plan.Bytes()/disk.MiB, layout.Bootloader)
+
+	work := filepath.Join(s.tmpdir, "disk")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return fmt.Errorf("disk image: %w", err)
+	}
+	b.Defer("remove "+work, func() error { return os.RemoveAll(work) })
+	setup, err := boot.Prepare(ctx, plan, boot.Options{
+		Sysroot:    b.Deployment.Sysroot,
+		Deployment: b.Deployment.Path,
+		Kargs:      b.Deployment.Kargs,
+		TmpDir:     work,
+		Timeout:    s.timeout,
+		Log:        b.Log.Printf,
+	})
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(b.Deployment.Sysroot, b.Deployment.Path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("disk image: the deployment %s is not inside the sysroot %s", b.Deployment.Path, b.Deployment.Sysroot)
+	}
+	img := filepath.Join(s.tmpdir, s.outversion+".img")
+	err = disk.Assemble(ctx, plan, disk.Content{
+		Sysroot:    b.Deployment.Sysroot,
+		Deployment: b.Deployment.Path,
+		Immutable:  []string{"/" + filepath.ToSlash(rel)},
+		Version:    s.outversion,
+		ESP:        setup.ESP,
+		Raw:        setup.Raw,
+		Epoch:      s.epoch,
+		Log:        b.Log.Printf,
+	}, img)
+	if err != nil {
+		return err
+	}
+	b.Log.Printf("disk image %s: %d MiB in %.1f s", img, plan.Bytes()/disk.MiB, time.Since(start).Seconds())
+	image := build.Image{Path: img, Arch: layout.Arch, Platform: layout.Platform, Size: plan.Bytes()}
+	b.Images = append(b.Images, image)
+	return writeImageOutputs(ctx, b, image)
 }

@@ -1,0 +1,254 @@
+package boot
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/eib-builder/eib/lib/disk"
+)
+
+// Options are what the boot loaders of one image are made from.
+type Options struct {
+	Sysroot    string // the deployed sysroot (gets boot/grub/grub.cfg)
+	Deployment string // the deployment root (may ship the boot loaders)
+	Kargs      string // kernel arguments of the deployment
+	TmpDir     string // scratch space for the generated binaries
+	Timeout    int    // menu timeout in seconds
+	// HostRoot is where the host's boot loader packages are looked up
+	// ("" = "/").
+	HostRoot string
+	Log      func(format string, args ...any)
+}
+
+func (o Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// Setup is what a boot loader adds to a disk: files on the ESP and raw
+// writes.
+type Setup struct {
+	ESP []disk.File
+	Raw []disk.Raw
+}
+
+// Prepare makes the boot loader of plan's layout: for GRUB, grub.cfg in
+// the sysroot, BIOS core.img/boot.img and BOOTX64.EFI; for systemd-boot,
+// the ESP with the entries and kernels. It runs before disk.Assemble, which
+// writes what it returns.
+func Prepare(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
+	switch plan.Layout.Bootloader {
+	case disk.BootGRUB:
+		return prepareGRUB(ctx, plan, o)
+	case disk.BootSDBoot:
+		return prepareSDBoot(plan, o)
+	case disk.BootUBoot:
+		o.logf("boot loader: u-boot blobs from the deployment (%d)", len(plan.Layout.Blobs))
+		return Setup{}, nil
+	case disk.BootNone:
+		o.logf("boot loader: none installed for %s/%s (the OS's hooks or firmware provide it)", plan.Layout.Arch, plan.Layout.Platform)
+		return Setup{}, nil
+	}
+	return Setup{}, fmt.Errorf("unknown boot loader %q for %s/%s", plan.Layout.Bootloader, plan.Layout.Arch, plan.Layout.Platform)
+}
+
+// source finds a boot loader file or directory: in the deployment when it
+// ships one, else on the host. It logs which.
+func source(o Options, what, rel, check string) (string, error) {
+	host := o.HostRoot
+	if host == "" {
+		host = "/"
+	}
+	for _, c := range []struct{ root, from string }{{o.Deployment, "the deployment"}, {host, "the host"}} {
+		if c.root == "" {
+			continue
+		}
+		p := filepath.Join(c.root, rel)
+		if _, err := os.Stat(filepath.Join(p, check)); err == nil {
+			o.logf("boot loader: %s from %s (%s)", what, c.from, p)
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: neither the deployment nor the host has %s (install the host package: grub-pc-bin, grub-efi-amd64-bin or systemd-boot-efi)", what, filepath.Join("/", rel, check))
+}
+
+// grubModules are the modules built into GRUB's images: the config is
+// found by the root filesystem's UUID and nothing is loaded later.
+var grubModules = []string{"part_gpt", "part_msdos", "ext2", "normal", "linux", "search",
+	"search_fs_uuid", "search_label", "configfile", "echo", "test", "serial", "terminal", "gzio", "minicmd"}
+
+func prepareGRUB(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
+	root := plan.Root()
+	if root.FSUUID == "" {
+		return Setup{}, fmt.Errorf("GRUB: the root filesystem has no UUID in the plan (call AssignIDs)")
+	}
+	entries, err := ReadEntries(o.Sysroot)
+	if err != nil {
+		return Setup{}, err
+	}
+	cfgDir := filepath.Join(o.Sysroot, "boot", "grub")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		return Setup{}, err
+	}
+	cfg := GrubConfig(entries, o.Kargs, o.Timeout)
+	if err := os.WriteFile(filepath.Join(cfgDir, "grub.cfg"), []byte(cfg), 0o644); err != nil {
+		return Setup{}, fmt.Errorf("writing grub.cfg: %w", err)
+	}
+	o.logf("boot loader: grub.cfg with %d entries, default %q", len(entries), entries[0].Title)
+
+	early := filepath.Join(o.TmpDir, "grub-early.cfg")
+	earlyCfg := fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\n", root.FSUUID)
+	if err := os.WriteFile(early, []byte(earlyCfg), 0o644); err != nil {
+		return Setup{}, err
+	}
+	var setup Setup
+
+	// BIOS: core.img in the BIOS boot partition (gpt) or the gap after
+	// the MBR (dos), boot.img's code in the MBR.
+	pcDir, err := source(o, "GRUB i386-pc", "usr/lib/grub/i386-pc", "boot.img")
+	if err != nil {
+		return Setup{}, err
+	}
+	coreStart, coreMax := int64(1), plan.Partitions[0].Start-1
+	if bb, ok := plan.Part(disk.RoleBIOSBoot); ok {
+		coreStart, coreMax = bb.Start, bb.Size
+	}
+	core := filepath.Join(o.TmpDir, "core.img")
+	mods := append([]string{"biosdisk"}, grubModules...)
+	if err := mkimage(ctx, pcDir, "i386-pc", early, core, mods); err != nil {
+		return Setup{}, err
+	}
+	raws, err := BIOSImages(filepath.Join(pcDir, "boot.img"), core, coreStart, coreMax)
+	if err != nil {
+		return Setup{}, err
+	}
+	setup.Raw = raws
+
+	// UEFI: the removable-media path, so no NVRAM entry is needed.
+	if _, ok := plan.Part(disk.RoleESP); ok {
+		efiDir, err := source(o, "GRUB x86_64-efi", "usr/lib/grub/x86_64-efi", "kernel.img")
+		if err != nil {
+			return Setup{}, err
+		}
+		efi := filepath.Join(o.TmpDir, "BOOTX64.EFI")
+		mods := append([]string{"fat", "all_video", "efi_gop"}, grubModules...)
+		if err := mkimage(ctx, efiDir, "x86_64-efi", early, efi, mods); err != nil {
+			return Setup{}, err
+		}
+		setup.ESP = append(setup.ESP, disk.File{Dest: "EFI/BOOT/BOOTX64.EFI", Src: efi})
+	}
+	return setup, nil
+}
+
+// mkimage runs grub-mkimage with the modules of dir.
+func mkimage(ctx context.Context, dir, format, early, out string, mods []string) error {
+	args := append([]string{"-d", dir, "-O", format, "-c", early, "-p", "/boot/grub", "-o", out}, mods...)
+	if b, err := exec.CommandContext(ctx, "grub-mkimage", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("grub-mkimage %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// Offsets that grub-bios-setup patches (GRUB 2.06, grub-core/boot/i386/pc).
+const (
+	bootImgKernelSector = 0x5c  // boot.img: u64 LBA of core.img's first sector
+	bootImgDriveCheck   = 0x66  // boot.img: 2 bytes, NOPed for hard disks
+	coreImgBlocklist    = 0x1f4 // core.img (diskboot): u64 start of the first blocklist
+	mbrCodeSize         = 440   // boot code area of the MBR, before the disk signature
+)
+
+// BIOSImages returns GRUB's BIOS boot code for a disk whose core.img is at
+// sector coreStart with at most coreMax sectors: boot.img's first 440 bytes
+// for the MBR, pointing at core.img, and core.img with its first blocklist
+// pointing at the sectors that follow it. This is what grub-bios-setup
+// writes, without a device.
+func BIOSImages(bootImg, coreImg string, coreStart, coreMax int64) ([]disk.Raw, error) {
+	boot, err := os.ReadFile(bootImg)
+	if err != nil {
+		return nil, err
+	}
+	if len(boot) != disk.Sector {
+		return nil, fmt.Errorf("%s: %d bytes, expected GRUB's 512-byte boot.img", bootImg, len(boot))
+	}
+	core, err := os.ReadFile(coreImg)
+	if err != nil {
+		return nil, err
+	}
+	sectors := (int64(len(core)) + disk.Sector - 1) / disk.Sector
+	if sectors > coreMax {
+		return nil, fmt.Errorf("GRUB core.img is %d sectors, its space at sector %d holds %d", sectors, coreStart, coreMax)
+	}
+	if len(core) < disk.Sector {
+		return nil, fmt.Errorf("%s: too short for a GRUB core.img", coreImg)
+	}
+	binary.LittleEndian.PutUint64(boot[bootImgKernelSector:], uint64(coreStart))
+	boot[bootImgDriveCheck], boot[bootImgDriveCheck+1] = 0x90, 0x90
+	binary.LittleEndian.PutUint64(core[coreImgBlocklist:], uint64(coreStart+1))
+	return []disk.Raw{
+		{What: "GRUB boot.img (MBR boot code)", Offset: 0, Data: boot[:mbrCodeSize]},
+		{What: "GRUB core.img", Offset: coreStart * disk.Sector, Data: core},
+	}, nil
+}
+
+func prepareSDBoot(plan disk.Plan, o Options) (Setup, error) {
+	dir, err := source(o, "systemd-boot", "usr/lib/systemd/boot/efi", "systemd-bootx64.efi")
+	if err != nil {
+		return Setup{}, err
+	}
+	efi := filepath.Join(dir, "systemd-bootx64.efi")
+	entries, err := ReadEntries(o.Sysroot)
+	if err != nil {
+		return Setup{}, err
+	}
+	loaderConf := filepath.Join(o.TmpDir, "loader.conf")
+	conf := fmt.Sprintf("timeout %d\n", o.Timeout)
+	if err := os.WriteFile(loaderConf, []byte(conf), 0o644); err != nil {
+		return Setup{}, err
+	}
+	setup := Setup{ESP: []disk.File{
+		{Dest: "EFI/BOOT/BOOTX64.EFI", Src: efi},
+		{Dest: "EFI/systemd/systemd-bootx64.efi", Src: efi},
+		{Dest: "loader/loader.conf", Src: loaderConf},
+	}}
+	entriesDir := filepath.Join(o.Sysroot, "boot", "loader", "entries")
+	for _, e := range entries {
+		setup.ESP = append(setup.ESP, disk.File{Dest: "loader/entries/" + e.File, Src: filepath.Join(entriesDir, e.File)})
+	}
+	// The kernels, initramfs and device trees: systemd-boot cannot read
+	// ext4, so the whole of /boot/ostree goes onto the ESP.
+	bootDir := filepath.Join(o.Sysroot, "boot")
+	var files []string
+	err = filepath.WalkDir(filepath.Join(bootDir, "ostree"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return Setup{}, fmt.Errorf("systemd-boot: collecting the kernels under %s: %w", filepath.Join(bootDir, "ostree"), err)
+	}
+	sort.Strings(files)
+	var size int64
+	for _, f := range files {
+		rel, _ := filepath.Rel(bootDir, f)
+		setup.ESP = append(setup.ESP, disk.File{Dest: filepath.ToSlash(rel), Src: f})
+		if st, err := os.Stat(f); err == nil {
+			size += st.Size()
+		}
+	}
+	if esp, ok := plan.Part(disk.RoleESP); ok && size > esp.Bytes()*9/10 {
+		return Setup{}, fmt.Errorf("systemd-boot: the kernels and initramfs under %s take %d MiB, more than the %d MiB ESP holds", bootDir, size/disk.MiB, esp.Bytes()/disk.MiB)
+	}
+	o.logf("boot loader: systemd-boot with %d entries and %d kernel files on the ESP", len(entries), len(files))
+	return setup, nil
+}

@@ -1,0 +1,155 @@
+package disk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Content is what goes into a planned disk besides the table.
+type Content struct {
+	Sysroot string // the deployed sysroot: becomes the root filesystem
+	// Deployment is the deployment root (for the layout's blobs).
+	Deployment string
+	// Immutable lists paths (relative to the sysroot, "/"-rooted) that get
+	// the immutable flag back in the image: the deployment roots.
+	Immutable []string
+	// Version is written as the user.eos-image-version xattr of the root
+	// directory ("" = none).
+	Version string
+	// ESP and Firmware are the files of the FAT partitions.
+	ESP, Firmware []File
+	// Raw are bytes written last at byte offsets (GRUB's boot.img and
+	// core.img).
+	Raw []Raw
+	// Epoch >= 0 makes the image reproducible: fixed filesystem times
+	// (SOURCE_DATE_EPOCH), hash seed and invariant FAT. -1 = not.
+	Epoch int64
+	// Log receives progress lines (nil = none).
+	Log func(format string, args ...any)
+}
+
+// Raw is data written at a byte offset of the disk.
+type Raw struct {
+	What   string // for messages, e.g. "GRUB core.img"
+	Offset int64
+	Data   []byte
+}
+
+// Reproducible reports whether the image must be byte-for-byte repeatable.
+func (c Content) Reproducible() bool { return c.Epoch >= 0 }
+
+func (c Content) logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log(format, args...)
+	}
+}
+
+// Assemble writes the disk image img for plan from files: a sparse file of
+// the plan's size, the partition table (sfdisk), the resize marker, each
+// filesystem at its partition's offset, the blobs and raw writes, then
+// checks the root filesystem with e2fsck -fn. Nothing is mounted and no
+// loop device is used. On error the partial image is removed.
+func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error) {
+	if c.Sysroot == "" {
+		return fmt.Errorf("assembling %s: no sysroot given", img)
+	}
+	blobs, err := readBlobs(plan, c)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating the disk image: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing %s: %w", img, cerr)
+		}
+		if err != nil {
+			os.Remove(img)
+		}
+	}()
+	if err := f.Truncate(plan.Bytes()); err != nil {
+		return fmt.Errorf("sizing %s to %d bytes: %w", img, plan.Bytes(), err)
+	}
+	c.logf("disk image %s: %s label, %d bytes (%d MiB), %d partitions", img, plan.Layout.Label, plan.Bytes(), plan.Bytes()/MiB, len(plan.Partitions))
+	if err := plan.WriteTable(ctx, img); err != nil {
+		return err
+	}
+	if plan.Layout.MBRResize {
+		if _, err := f.WriteAt([]byte{MBRResizeMarker}, MBRResizeOffset); err != nil {
+			return fmt.Errorf("writing the resize marker into the MBR of %s: %w", img, err)
+		}
+	}
+	for _, pl := range plan.Partitions {
+		switch pl.FS {
+		case FSExt4:
+			if err := makeExt4(ctx, img, pl, plan.Layout.Ext4Features, c); err != nil {
+				return err
+			}
+		case FSVFAT:
+			files := c.ESP
+			if pl.Role == RoleFirmware {
+				files = c.Firmware
+			}
+			if err := makeVFAT(ctx, img, pl, files, c); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range append(blobs, c.Raw...) {
+		if err := checkRaw(plan, r); err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(r.Data, r.Offset); err != nil {
+			return fmt.Errorf("writing %s at byte %d of %s: %w", r.What, r.Offset, img, err)
+		}
+		c.logf("wrote %s (%d bytes) at sector %d", r.What, len(r.Data), r.Offset/Sector)
+	}
+	if err := Fsck(ctx, img, plan.Root()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readBlobs reads the layout's raw blobs from the deployment.
+func readBlobs(plan Plan, c Content) ([]Raw, error) {
+	var raws []Raw
+	for _, b := range plan.Layout.Blobs {
+		p := filepath.Join(c.Deployment, b.File)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("platform %s needs %s from the deployment: %w", plan.Layout.Platform, b.File, err)
+		}
+		raws = append(raws, Raw{What: b.File, Offset: b.Sector * Sector, Data: data})
+	}
+	return raws, nil
+}
+
+// checkRaw refuses raw data that would overwrite the partition table or a
+// partition other than the BIOS boot partition.
+func checkRaw(plan Plan, r Raw) error {
+	start, end := r.Offset, r.Offset+int64(len(r.Data))
+	tableEnd := int64(Sector) // the MBR: only its boot code may be written
+	if plan.Layout.Label == GPT {
+		tableEnd = 34 * Sector
+	}
+	if start == 0 && end <= 440 {
+		return nil // boot code area of the MBR
+	}
+	if start < tableEnd {
+		return fmt.Errorf("%s (%d bytes at byte %d) would overwrite the partition table", r.What, len(r.Data), r.Offset)
+	}
+	for _, pl := range plan.Partitions {
+		if start < pl.Offset()+pl.Bytes() && end > pl.Offset() {
+			if pl.Role == RoleBIOSBoot && end <= pl.Offset()+pl.Bytes() {
+				continue
+			}
+			return fmt.Errorf("%s (%d bytes at sector %d) overlaps partition %d (%s, sectors %d-%d)",
+				r.What, len(r.Data), r.Offset/Sector, pl.Number, pl.Role, pl.Start, pl.Start+pl.Size-1)
+		}
+	}
+	return nil
+}

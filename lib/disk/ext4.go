@@ -1,0 +1,193 @@
+package disk
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ext4Block is the block size of the root filesystem.
+const ext4Block = 4096
+
+// immutableFlag is EXT2_IMMUTABLE_FL, the flag ostree sets on each
+// deployment root and that mkfs.ext4 -d drops.
+const immutableFlag = 0x10
+
+// ext4Dev returns the unix_io name that opens the filesystem of pl inside
+// img without a loop device.
+func ext4Dev(img string, pl Placed) string {
+	return fmt.Sprintf("%s?offset=%d", img, pl.Offset())
+}
+
+// makeExt4 creates the root filesystem of pl inside img, populated from
+// c.Sysroot with mkfs.ext4 -d (hardlinks, xattrs, owners, modes and device
+// nodes survive), then restores what -d drops and sets the version xattr.
+func makeExt4(ctx context.Context, img string, pl Placed, features string, c Content) error {
+	blocks := pl.Bytes() / ext4Block
+	ext := fmt.Sprintf("offset=%d,nodiscard", pl.Offset())
+	env := os.Environ()
+	if c.Reproducible() {
+		// A fixed directory hash seed and filesystem times.
+		ext += ",hash_seed=" + pl.FSUUID
+		env = append(env, fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", c.Epoch))
+	}
+	args := []string{"-q", "-F", "-t", "ext4", "-O", features, "-m", "1", "-T", "default",
+		"-b", strconv.Itoa(ext4Block), "-L", pl.FSLabel, "-E", ext, "-d", c.Sysroot}
+	if pl.FSUUID != "" {
+		args = append(args, "-U", pl.FSUUID)
+	}
+	args = append(args, img, strconv.FormatInt(blocks, 10))
+	c.logf("root filesystem: mkfs.ext4 -d %s into partition %d (%d MiB at byte %d)", c.Sysroot, pl.Number, pl.Bytes()/MiB, pl.Offset())
+	if _, err := run(ctx, nil, env, "mkfs.ext4", args...); err != nil {
+		return fmt.Errorf("creating the root filesystem from %s: %w", c.Sysroot, err)
+	}
+
+	dev := ext4Dev(img, pl)
+	var cmds []string
+	for _, p := range c.Immutable {
+		flags, err := inodeFlags(ctx, dev, p)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, fmt.Sprintf("set_inode_field %s flags 0x%x", quoteDebugfs(p), flags|immutableFlag))
+	}
+	if c.Version != "" {
+		cmds = append(cmds, fmt.Sprintf("ea_set / user.eos-image-version %s", quoteDebugfs(c.Version)))
+	}
+	if c.Reproducible() {
+		times, err := clampTimes(c.Sysroot, c.Epoch)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, times...)
+	}
+	if err := debugfsWrite(ctx, dev, cmds, env); err != nil {
+		return fmt.Errorf("finishing the root filesystem of %s: %w", img, err)
+	}
+	return nil
+}
+
+var flagsRE = regexp.MustCompile(`Flags: 0x([0-9a-f]+)`)
+
+// inodeFlags reads the inode flags of path in the filesystem dev.
+func inodeFlags(ctx context.Context, dev, path string) (uint64, error) {
+	out, err := run(ctx, nil, nil, "debugfs", "-R", "stat "+quoteDebugfs(path), dev)
+	if err != nil {
+		return 0, err
+	}
+	m := flagsRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("debugfs stat %s in %s: no flags in its output (is the path in the sysroot?)", path, dev)
+	}
+	return strconv.ParseUint(m[1], 16, 32)
+}
+
+// debugfsWrite runs commands with debugfs -w; debugfs exits 0 on failed
+// commands, so any message on stderr other than its banner is an error.
+func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) error {
+	if len(cmds) == 0 {
+		return nil
+	}
+	f, err := os.CreateTemp("", "eib-debugfs-*.cmds")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(strings.Join(cmds, "\n") + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	cmd := []string{"-w", "-f", f.Name(), dev}
+	stderr, err := runStderr(ctx, env, "debugfs", cmd...)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, line := range strings.Split(stderr, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "debugfs ") {
+			continue
+		}
+		problems = append(problems, line)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("debugfs -w %s: %s", dev, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// clampTimes returns the debugfs commands that give every inode of the
+// filesystem made from sysroot fixed access, change and creation times
+// (epoch) and a modification time no later than epoch.
+func clampTimes(sysroot string, epoch int64) ([]string, error) {
+	type key struct{ dev, ino uint64 }
+	seen := map[key]bool{}
+	at := "@" + strconv.FormatInt(epoch, 10)
+	cmds := []string{
+		"set_inode_field <11> atime " + at, "set_inode_field <11> ctime " + at,
+		"set_inode_field <11> mtime " + at, "set_inode_field <11> crtime " + at,
+	}
+	err := filepath.WalkDir(sysroot, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		k := key{uint64(st.Dev), st.Ino}
+		if seen[k] {
+			return nil
+		}
+		seen[k] = true
+		rel, err := filepath.Rel(sysroot, path)
+		if err != nil {
+			return err
+		}
+		if strings.ContainsAny(rel, "\"\n") {
+			return fmt.Errorf("reproducible image: cannot fix the times of %q (quote or newline in the name)", path)
+		}
+		q := quoteDebugfs("/" + filepath.ToSlash(rel))
+		if rel == "." {
+			q = "/"
+		}
+		cmds = append(cmds, "set_inode_field "+q+" atime "+at, "set_inode_field "+q+" ctime "+at,
+			"set_inode_field "+q+" crtime "+at)
+		if info.ModTime().Unix() > epoch {
+			cmds = append(cmds, "set_inode_field "+q+" mtime "+at)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reproducible image: walking %s: %w", sysroot, err)
+	}
+	return cmds, nil
+}
+
+// quoteDebugfs quotes a path or value for debugfs's command parser.
+func quoteDebugfs(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"") {
+		return s
+	}
+	return `"` + s + `"`
+}
+
+// Fsck checks the root filesystem of the plan in img with e2fsck -fn.
+func Fsck(ctx context.Context, img string, root Placed) error {
+	out, err := exec.CommandContext(ctx, "e2fsck", "-f", "-n", ext4Dev(img, root)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("the root filesystem in %s is not clean: e2fsck -fn %s: %w:\n%s", img, ext4Dev(img, root), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package disk
+
+import (
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"syscall"
+)
+
+// GiB is one gibibyte in bytes.
+const GiB = 1 << 30
+
+// gptTailSectors is what the backup GPT (header + 128 entries) needs at the
+// end of the disk.
+const gptTailSectors = 33
+
+// Placed is a partition with its final start and size (sectors).
+type Placed struct {
+	Partition
+	Number int    // 1-based partition number
+	Start  int64  // sectors
+	Size   int64  // sectors
+	UUID   string // partition UUID (GPT), "" = chosen by sfdisk
+	// FSUUID is the filesystem's UUID (ext4) or volume ID (vfat, 8 hex
+	// digits); the bootloader finds the root by it.
+	FSUUID string
+}
+
+// Offset returns the partition's byte offset in the disk.
+func (p Placed) Offset() int64 { return p.Start * Sector }
+
+// Bytes returns the partition's size in bytes.
+func (p Placed) Bytes() int64 { return p.Size * Sector }
+
+// Plan is a layout resolved to sectors for one image: what sfdisk writes,
+// where each filesystem goes, and the size of the disk file.
+type Plan struct {
+	Layout     Layout
+	Partitions []Placed
+	Sectors    int64 // size of the disk in sectors
+	DiskID     string
+	// RootContent is the sysroot usage the root partition was sized for.
+	RootContent int64
+}
+
+// Bytes returns the size of the disk file.
+func (p Plan) Bytes() int64 { return p.Sectors * Sector }
+
+// Root returns the placed root partition.
+func (p Plan) Root() Placed { return p.Partitions[p.Layout.Root()] }
+
+// Part returns the first placed partition with role r.
+func (p Plan) Part(r Role) (Placed, bool) {
+	if i := p.Layout.Find(r); i >= 0 {
+		return p.Partitions[i], true
+	}
+	return Placed{}, false
+}
+
+// RootSize returns the bytes the root partition needs for a sysroot whose
+// disk usage is usage: usage plus max(5 %, 1 GiB) of free space, rounded
+// down to a 512-byte sector (EIB's rule: du underestimates what a copy
+// takes, and the OS should not boot with a full disk before it grows the
+// partition).
+func RootSize(usage int64) int64 {
+	extra := usage * 5 / 100
+	if extra < GiB {
+		extra = GiB
+	}
+	size := usage + extra
+	return size - size%Sector
+}
+
+// NewPlan places the layout's partitions for a root partition of rootBytes
+// and checks the disk against maxBytes (0 = no limit, image:max_size).
+func NewPlan(l Layout, rootBytes, maxBytes int64) (Plan, error) {
+	if l.Root() < 0 {
+		return Plan{}, fmt.Errorf("layout %s/%s has no root partition", l.Arch, l.Platform)
+	}
+	plan := Plan{Layout: l}
+	next := int64(firstSector)
+	for i, p := range l.Partitions {
+		pl := Placed{Partition: p, Number: i + 1, Start: p.Start, Size: p.Size}
+		if pl.Start == 0 {
+			pl.Start = next
+		}
+		if pl.Start < next {
+			return Plan{}, fmt.Errorf("layout %s/%s: partition %d (%s) starts at sector %d, inside the previous one (ends before %d)",
+				l.Arch, l.Platform, pl.Number, p.Role, pl.Start, next)
+		}
+		if p.Role == RoleRoot {
+			pl.Size = (rootBytes + Sector - 1) / Sector
+			pl.Size = (pl.Size + 7) / 8 * 8 // whole 4 KiB ext4 blocks
+		}
+		if pl.Size <= 0 {
+			return Plan{}, fmt.Errorf("layout %s/%s: partition %d (%s) has no size", l.Arch, l.Platform, pl.Number, p.Role)
+		}
+		next = pl.Start + pl.Size
+		plan.Partitions = append(plan.Partitions, pl)
+	}
+	end := next
+	if l.Label == GPT {
+		end += gptTailSectors
+	}
+	// A whole number of MiB: friendlier to VMs and to dd.
+	plan.Sectors = (end + firstSector - 1) / firstSector * firstSector
+	// The last partition takes the rest, as EIB's sfdisk script did.
+	last := &plan.Partitions[len(plan.Partitions)-1]
+	lastUsable := plan.Sectors - 1
+	if l.Label == GPT {
+		lastUsable -= gptTailSectors
+	}
+	last.Size = (lastUsable - last.Start + 1) &^ 7
+	plan.RootContent = rootBytes
+	if maxBytes > 0 && plan.Bytes() > maxBytes {
+		return Plan{}, fmt.Errorf("the disk image needs %d bytes (%d MiB), more than [image] max_size = %d bytes (%d MiB)",
+			plan.Bytes(), plan.Bytes()/MiB, maxBytes, maxBytes/MiB)
+	}
+	return plan, nil
+}
+
+// Usage returns the disk usage of the tree at dir in bytes, as `du -s
+// --block-size=1` counts it: allocated blocks of every file and directory,
+// each hardlinked inode once.
+func Usage(dir string) (int64, error) {
+	type key struct{ dev, ino uint64 }
+	seen := map[key]bool{}
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("measuring %s: %w", dir, err)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("measuring %s: %w", dir, err)
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			total += info.Size()
+			return nil
+		}
+		if st.Nlink > 1 && !d.IsDir() {
+			k := key{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
+}
