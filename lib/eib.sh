@@ -14,8 +14,9 @@ shopt -s extglob
 # ERR traps follow through to shell functions.
 set -E
 
-# xtrace lines show the time and the script: "+ 10:13:40 50-hostname: cmd".
-export PS4='+ \t ${BASH_SOURCE[0]##*/}: '
+# xtrace lines name the script ("+ 50-hostname: cmd"); the build log adds
+# the time.
+export PS4='+ ${BASH_SOURCE[0]##*/}: '
 
 # eib_outfile SUFFIX: path of an output file, $EIB_OUTDIR/$EIB_OUTVERSION.SUFFIX
 eib_outfile() {

@@ -153,6 +153,23 @@ func (l *Log) Debugf(format string, args ...any) {
 	l.write("", fmt.Sprintf(format, args...), l.debug)
 }
 
+// Filef logs a line to the file only.
+func (l *Log) Filef(format string, args ...any) {
+	l.write("", fmt.Sprintf(format, args...), false)
+}
+
+// TermHookf shows a line of one hook on the terminal only (the tail of a
+// failed hook's output, already in the file).
+func (l *Log) TermHookf(hook, format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.term == nil {
+		return
+	}
+	prefix := l.now().Format("15:04:05") + " " + label(l.stage, hook) + ": "
+	_, _ = io.WriteString(l.term, prefix+l.masker.Replace(fmt.Sprintf(format, args...))+"\n")
+}
+
 // HookPrintf logs a progress line of one hook to the file and the terminal.
 func (l *Log) HookPrintf(hook, format string, args ...any) {
 	l.write(hook, fmt.Sprintf(format, args...), true)

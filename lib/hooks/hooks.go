@@ -216,9 +216,11 @@ func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, e
 	b.AddTiming(build.Timing{Stage: b.Stage, Hook: h.Group + "/" + h.Name, Seconds: d.Seconds(), Status: status, Started: start})
 	if err != nil {
 		logHook(b, h.Name, "failed after %.1fs: %v", d.Seconds(), err)
-		if !b.Debug {
+		// Without --debug the terminal has not shown the output: show
+		// its end (the file has all of it).
+		if l, ok := b.Log.(*buildlog.Log); ok && !b.Debug {
 			for _, line := range tail() {
-				logHook(b, h.Name, "| %s", line)
+				l.TermHookf(h.Name, "| %s", line)
 			}
 		}
 		return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
@@ -233,9 +235,10 @@ func hostCommand(b *build.Build, h Hook, env []string) *exec.Cmd {
 	if h.Executable {
 		cmd = exec.Command(h.Path)
 	} else {
-		// Source eib.sh, then the hook, in one "bash -ex"; positional
-		// parameters are cleared before the hook.
-		cmd = exec.Command("bash", "-ex", "-c", ". \"$1\"\n__eib_hook=$2\nset --\n. \"$__eib_hook\"",
+		// "bash -ex" with eib.sh sourced first: xtrace starts at the
+		// hook (eib.sh's own lines would only be noise in the log), and
+		// the positional parameters are cleared.
+		cmd = exec.Command("bash", "-e", "-c", ". \"$1\"\n__eib_hook=$2\nset -x --\n. \"$__eib_hook\"",
 			"bash", filepath.Join(b.SrcDir, "lib", "eib.sh"), h.Path)
 	}
 	cmd.Dir = b.SrcDir

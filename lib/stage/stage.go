@@ -96,7 +96,7 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 			err = fmt.Errorf("cleanup failed: %w (log: %s)", cerr, p.LogFile)
 		}
 		if err != nil {
-			log.Printf("%v", err)
+			log.Filef("%v", err) // cmd/eib prints it on the terminal
 		} else {
 			log.Printf("build finished")
 		}
@@ -201,6 +201,7 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 	var he *build.HookError
 	if errors.As(err, &he) {
 		b.FailedHook = he.Group + "/" + he.Hook
+		err = he.Err // the final line names the hook once
 	}
 	where := "stage " + stage
 	if b.FailedHook != "" {
