@@ -137,7 +137,7 @@ func (r *Runner) RunGroup(ctx context.Context, b *build.Build, group, root strin
 	env = build.MergeEnv(env, []string{"EIB_HOOK_GROUP=" + group, "EIB_PROGRAM=" + program})
 	for _, h := range hooks {
 		if h.Chroot && root == "" {
-			logHook(b, h.Name, "skipped: no install root for .chroot hooks in the %s group", group)
+			logHook(b, label(b, group, h.Name), "skipped: no install root for .chroot hooks in the %s group", group)
 			continue
 		}
 		if err := r.run(ctx, b, h, root, env); err != nil {
@@ -190,8 +190,19 @@ func (w *debugWriter) Close() error {
 	return nil
 }
 
+// label names a hook in the log after the stage: "50-x" when the group is
+// the stage's own, "content/50-x" for another group (the image stage also
+// runs the content hooks).
+func label(b *build.Build, group, hook string) string {
+	if b.Stage == group {
+		return hook
+	}
+	return group + "/" + hook
+}
+
 // run runs one hook and logs its start, end, status and duration.
 func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, env []string) error {
+	name := label(b, h.Group, h.Name)
 	var cmd *exec.Cmd
 	var err error
 	if h.Chroot {
@@ -199,12 +210,12 @@ func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, e
 		if err != nil {
 			return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
 		}
-		logHook(b, h.Name, "start (in %s, from %s)", root, h.Path)
+		logHook(b, name, "start (in %s, from %s)", root, h.Path)
 	} else {
 		cmd = hostCommand(b, h, env)
-		logHook(b, h.Name, "start (%s)", h.Path)
+		logHook(b, name, "start (%s)", h.Path)
 	}
-	w, tail := output(b, h.Name)
+	w, tail := output(b, name)
 	start := time.Now()
 	err = runGroup(ctx, cmd, w)
 	w.Close()
@@ -215,17 +226,17 @@ func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, e
 	}
 	b.AddTiming(build.Timing{Stage: b.Stage, Hook: h.Group + "/" + h.Name, Seconds: d.Seconds(), Status: status, Started: start})
 	if err != nil {
-		logHook(b, h.Name, "failed after %.1fs: %v", d.Seconds(), err)
+		logHook(b, name, "failed after %.1fs: %v", d.Seconds(), err)
 		// Without --debug the terminal has not shown the output: show
 		// its end (the file has all of it).
 		if l, ok := b.Log.(*buildlog.Log); ok && !b.Debug {
 			for _, line := range tail() {
-				l.TermHookf(h.Name, "| %s", line)
+				l.TermHookf(name, "| %s", line)
 			}
 		}
 		return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
 	}
-	logHook(b, h.Name, "done in %.1fs (exit status 0)", d.Seconds())
+	logHook(b, name, "done in %.1fs (exit status 0)", d.Seconds())
 	return nil
 }
 
