@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/eib-builder/eib/lib/boot"
@@ -58,7 +59,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	must(t, os.WriteFile(path, []byte(content), mode))
-	must(t, os.Chmod(path, mode))
+	must(t, syscall.Chmod(path, uint32(mode))) // os.Chmod would drop 04000/02000
 }
 
 func randomBytes(t *testing.T, n int) []byte {

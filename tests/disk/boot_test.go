@@ -1,0 +1,91 @@
+package disk_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/eib-builder/eib/lib/disk"
+)
+
+// mtype returns a file of a FAT partition of img, read with mtools.
+func mtype(t *testing.T, img string, pl disk.Placed, path string) []byte {
+	t.Helper()
+	cmd := exec.Command("mcopy", "-n", "-i", img+"@@"+itoa(pl.Offset()), "::/"+path, "-")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mcopy ::/%s from the %s: %v", path, pl.Role, err)
+	}
+	return out
+}
+
+// TestGrubImageBootsNewestEntryFirst checks the GRUB files of an amd64
+// image: BOOTX64.EFI on the ESP, and grub.cfg with the newest deployment
+// first, /boot-prefixed paths and the serial console of the kargs.
+func TestGrubImageBootsNewestEntryFirst(t *testing.T) {
+	needTools(t, "grub-mkimage")
+	f := newSysroot(t, t.TempDir())
+	plan, img := build(t, f, disk.Params{Arch: "amd64"}, rootBytes, disk.RandomIDs(), -1, nil)
+	esp, _ := plan.Part(disk.RoleESP)
+	if efi := mtype(t, img, esp, "EFI/BOOT/BOOTX64.EFI"); !bytes.HasPrefix(efi, []byte("MZ")) || len(efi) < 100000 {
+		t.Errorf("EFI/BOOT/BOOTX64.EFI is not a PE image (%d bytes)", len(efi))
+	}
+	cfg := debugfs(t, img, plan.Root(), "cat /boot/grub/grub.cfg")
+	newer, older := strings.Index(cfg, "Demo OS 2.0"), strings.Index(cfg, "Demo OS 1.0")
+	if newer < 0 || older < 0 || newer > older {
+		t.Errorf("grub.cfg does not list the newest deployment first:\n%s", cfg)
+	}
+	for _, want := range []string{
+		"set default=0",
+		"serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console",
+		"linux '/boot/ostree/demo-" + bootCsum + "/vmlinuz-6.1.0-demo' " + kargs,
+		"initrd '/boot/ostree/demo-" + bootCsum + "/initramfs-6.1.0-demo.img'",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
+		}
+	}
+	// GRUB finds the root by the UUID the plan gave mkfs.ext4 (core.img
+	// is compressed; the EFI image keeps its embedded config readable).
+	if efi := mtype(t, img, esp, "EFI/BOOT/BOOTX64.EFI"); !bytes.Contains(efi, []byte("--fs-uuid --set=root "+plan.Root().FSUUID)) {
+		t.Errorf("BOOTX64.EFI does not search for the root filesystem UUID %s", plan.Root().FSUUID)
+	}
+	if got := debugfs(t, img, plan.Root(), "stats"); !strings.Contains(got, "Filesystem UUID:          "+plan.Root().FSUUID) {
+		t.Errorf("root filesystem UUID is not %s", plan.Root().FSUUID)
+	}
+}
+
+// TestSDBootESPHoldsEntriesAndKernels checks the ESP of an sdboot image:
+// systemd-boot at the removable path, loader.conf, both entries and the
+// kernel and initramfs at the paths the entries name.
+func TestSDBootESPHoldsEntriesAndKernels(t *testing.T) {
+	needTools(t)
+	host := "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	want, err := os.ReadFile(host)
+	if err != nil {
+		t.Skipf("systemd-boot-efi is not installed: %v", err)
+	}
+	f := newSysroot(t, t.TempDir())
+	plan, img := build(t, f, disk.Params{Arch: "amd64", SDBoot: true}, rootBytes, disk.RandomIDs(), -1, nil)
+	esp, _ := plan.Part(disk.RoleESP)
+	if got := mtype(t, img, esp, "EFI/BOOT/BOOTX64.EFI"); !bytes.Equal(got, want) {
+		t.Errorf("EFI/BOOT/BOOTX64.EFI is not %s", host)
+	}
+	if got := string(mtype(t, img, esp, "loader/loader.conf")); got != "timeout 1\n" {
+		t.Errorf("loader.conf = %q", got)
+	}
+	for _, e := range []string{"ostree-1-demo.conf", "ostree-2-demo.conf"} {
+		if got := string(mtype(t, img, esp, "loader/entries/"+e)); !strings.Contains(got, "linux /ostree/demo-"+bootCsum) {
+			t.Errorf("loader/entries/%s = %q", e, got)
+		}
+	}
+	if got := string(mtype(t, img, esp, "ostree/demo-"+bootCsum+"/vmlinuz-6.1.0-demo")); got != "kernel" {
+		t.Errorf("kernel on the ESP = %q", got)
+	}
+	if got := string(mtype(t, img, esp, "ostree/demo-"+bootCsum+"/initramfs-6.1.0-demo.img")); got != "initramfs" {
+		t.Errorf("initramfs on the ESP = %q", got)
+	}
+}
