@@ -1,0 +1,256 @@
+package stage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/lock"
+)
+
+// Test-only stages.
+type recordStage struct {
+	name string
+	err  error
+}
+
+var ran []string
+
+func (s recordStage) Name() string { return s.name }
+func (s recordStage) Run(ctx context.Context, b *build.Build) error {
+	ran = append(ran, s.name)
+	// A resource registered by the stage is released by the one cleanup.
+	b.Defer("test resource of "+s.name, func() error { ran = append(ran, "cleanup-"+s.name); return nil })
+	return s.err
+}
+
+func init() {
+	Register(recordStage{name: "t-one"})
+	Register(recordStage{name: "t-two"})
+	Register(recordStage{name: "t-fail", err: &build.HookError{Group: "t-fail", Hook: "50-bad", Err: errors.New("exit status 7")}})
+}
+
+func TestParseBuildscript(t *testing.T) {
+	known := func(s string) bool { return s == "ostree" || s == "image" || s == "publish" }
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+		err      string
+	}{
+		{"comments and blanks", "# head\nostree\n\n  image   # trailing\npublish\n", []string{"ostree", "image", "publish"}, ""},
+		{"subset", "publish\n", []string{"publish"}, ""},
+		{"empty", "# nothing\n", nil, ""},
+		{"unknown stage names file and line", "ostree\nimgae\n", nil, "bs:2: unknown stage \"imgae\""},
+		{"two names on a line", "ostree image\n", nil, "bs:1: \"ostree image\": one stage name per line"},
+		{"repeated", "image\nostree\nimage\n", nil, "bs:3: stage \"image\" already listed on line 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseBuildscript(strings.NewReader(tc.in), "bs", known)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+type env struct {
+	src, local, cache string
+	loaded            *config.Loaded
+}
+
+func newEnv(t *testing.T, buildscript string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{src: filepath.Join(dir, "src"), local: filepath.Join(dir, "local"), cache: filepath.Join(dir, "cache")}
+	os.MkdirAll(filepath.Join(e.src, "lib"), 0o755)
+	_, file, _, _ := runtime.Caller(0)
+	eibsh, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "eib.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(e.src, "lib", "eib.sh"), eibsh, 0o644)
+	os.MkdirAll(e.local, 0o755)
+	os.WriteFile(filepath.Join(e.src, "buildscript"), []byte("t-one\n"), 0o644)
+	if buildscript != "" {
+		os.WriteFile(filepath.Join(e.local, "buildscript"), []byte(buildscript), 0o644)
+	}
+	full, public := config.New(), config.New()
+	for _, c := range []*config.Config{full, public} {
+		c.Set("build", "cachedir", e.cache)
+		c.Set("build", "builddir", "${cachedir}/build")
+		c.Set("build", "tmpdir", "${builddir}/tmp")
+		c.Set("build", "outdir", "${builddir}/out")
+		c.Set("build", "manifestdir", "${tmpdir}/manifest")
+		c.Set("build", "contentdir", "${cachedir}/content")
+		c.Set("build", "outversion", "p-b-a-pl.1.base")
+		c.Set("publish", "hooks", "")
+		c.Set("error", "hooks", "")
+	}
+	full.Set("publish", "token", "very-secret-token")
+	e.loaded = &config.Loaded{Full: full, Public: public, Secrets: []string{"very-secret-token"}}
+	return e
+}
+
+func (e *env) opts(t *testing.T) Options {
+	return Options{Loaded: e.loaded, SrcDir: e.src, LocalDir: e.local,
+		LockFile: filepath.Join(t.TempDir(), "eib.lock"), Terminal: &bytes.Buffer{}}
+}
+
+func TestPlanResolvesDirsStagesAndLocalBuildscript(t *testing.T) {
+	e := newEnv(t, "t-two\npublish\nt-one\n")
+	o := e.opts(t)
+	o.DryRun = true
+	p, err := NewPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(e.cache, "build")
+	if p.Buildscript != filepath.Join(e.local, "buildscript") || fmt.Sprint(p.Stages) != "[t-two publish t-one]" {
+		t.Errorf("stages %v from %s", p.Stages, p.Buildscript)
+	}
+	if p.Skipped["publish"] != "--dry-run" {
+		t.Errorf("publish not skipped by --dry-run: %v", p.Skipped)
+	}
+	want := fmt.Sprint([]string{b + "/tmp", b + "/out", b + "/tmp/manifest"})
+	if fmt.Sprint(p.Recreate) != want || fmt.Sprint(p.Keep) != fmt.Sprint([]string{e.cache + "/content"}) {
+		t.Errorf("recreate %v keep %v", p.Recreate, p.Keep)
+	}
+	if p.LogFile != b+"/tmp/build.txt" || p.FullConfigFile != b+"/tmp/fullconfig.ini" {
+		t.Errorf("files %s %s", p.LogFile, p.FullConfigFile)
+	}
+}
+
+func TestPlanRejectsUnknownStageBeforeTouchingAnything(t *testing.T) {
+	e := newEnv(t, "t-one\nno-such-stage\n")
+	err := Execute(context.Background(), e.opts(t))
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(e.local, "buildscript")+":2: unknown stage \"no-such-stage\"") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(e.cache); !os.IsNotExist(err) {
+		t.Errorf("cachedir created before the plan was valid: %v", err)
+	}
+}
+
+func TestPlanRefusesToRecreateACache(t *testing.T) {
+	e := newEnv(t, "")
+	e.loaded.Full.Set("build", "outdir", "${cachedir}")
+	_, err := NewPlan(e.opts(t))
+	if err == nil || !strings.Contains(err.Error(), "refusing to recreate "+e.cache) {
+		t.Fatalf("err = %v", err)
+	}
+	e.loaded.Full.Set("build", "outdir", "relative/out")
+	if _, err := NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] outdir = relative/out: not an absolute path") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExecuteRunsStagesThenCleanupAndWritesConfigs(t *testing.T) {
+	e := newEnv(t, "t-one\nt-two\n")
+	o := e.opts(t)
+	// A leftover of an earlier build is removed; the content cache is kept.
+	os.MkdirAll(filepath.Join(e.cache, "build", "out"), 0o755)
+	os.WriteFile(filepath.Join(e.cache, "build", "out", "old.img"), nil, 0o644)
+	os.MkdirAll(filepath.Join(e.cache, "content"), 0o755)
+	os.WriteFile(filepath.Join(e.cache, "content", "cached"), nil, 0o644)
+	ran = nil
+	if err := Execute(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ran); got != "[t-one t-two cleanup-t-two cleanup-t-one]" {
+		t.Errorf("ran %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(e.cache, "build", "out", "old.img")); !os.IsNotExist(err) {
+		t.Error("outdir not recreated")
+	}
+	if _, err := os.Stat(filepath.Join(e.cache, "content", "cached")); err != nil {
+		t.Error("contentdir not kept")
+	}
+	tmp := filepath.Join(e.cache, "build", "tmp")
+	cfg, _ := os.ReadFile(filepath.Join(tmp, "config.ini"))
+	full, _ := os.ReadFile(filepath.Join(tmp, "fullconfig.ini"))
+	if !strings.HasPrefix(string(cfg), "# Configuration for p-b-a-pl.1.base\n[build]") || strings.Contains(string(cfg), "very-secret") {
+		t.Errorf("config.ini:\n%s", cfg)
+	}
+	if !strings.HasPrefix(string(full), "# Full configuration for p-b-a-pl.1.base\n") || !strings.Contains(string(full), "very-secret-token") {
+		t.Errorf("fullconfig.ini:\n%s", full)
+	}
+	if st, _ := os.Stat(filepath.Join(tmp, "fullconfig.ini")); st.Mode().Perm() != 0o600 {
+		t.Errorf("fullconfig.ini mode %v", st.Mode().Perm())
+	}
+	log, _ := os.ReadFile(filepath.Join(tmp, "build.txt"))
+	for _, want := range []string{"t-one: stage t-one: start", "t-two: stage t-two: done in", "eib: build finished"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("build.txt lacks %q:\n%s", want, log)
+		}
+	}
+	l, err := lock.Acquire(context.Background(), o.LockFile, 0)
+	if err != nil {
+		t.Fatalf("lock still held after the build: %v", err)
+	}
+	l.Release()
+}
+
+func TestFailedStageRunsErrorStageAndNamesStageAndHook(t *testing.T) {
+	e := newEnv(t, "t-one\nt-fail\nt-two\n")
+	// The error hook records what it sees.
+	out := filepath.Join(t.TempDir(), "error-env")
+	e.loaded.Full.Set("error", "hooks", "10-record")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "error"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "error", "10-record"),
+		[]byte("#!/bin/sh\nenv | grep -E '^EIB_(ERROR_(STAGE|HOOK|LOG)|HOOK_GROUP)=' | sort > "+out+"\n"), 0o755)
+	ran = nil
+	err := Execute(context.Background(), e.opts(t))
+	want := "build failed in stage t-fail, hook t-fail/50-bad: exit status 7 (log: " + filepath.Join(e.cache, "build", "tmp", "build.txt") + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+	if got := fmt.Sprint(ran); got != "[t-one t-fail cleanup-t-fail cleanup-t-one]" {
+		t.Errorf("ran %s", got)
+	}
+	got, _ := os.ReadFile(out)
+	wantEnv := "EIB_ERROR_HOOK=t-fail/50-bad\nEIB_ERROR_LOG=" + filepath.Join(e.cache, "build", "tmp", "build.txt") +
+		"\nEIB_ERROR_STAGE=t-fail\nEIB_HOOK_GROUP=error\n"
+	if string(got) != wantEnv {
+		t.Errorf("error hook saw\n%s\nwant\n%s", got, wantEnv)
+	}
+}
+
+func TestPublishSkippedByDryRun(t *testing.T) {
+	e := newEnv(t, "publish\n")
+	marker := filepath.Join(t.TempDir(), "published")
+	e.loaded.Full.Set("publish", "hooks", "10-mark")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "publish"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "publish", "10-mark"), []byte("touch "+marker+"\n"), 0o644)
+	o := e.opts(t)
+	o.DryRun = true
+	if err := Execute(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("publish hook ran in a dry run")
+	}
+	if !strings.Contains(o.Terminal.(*bytes.Buffer).String(), "stage publish skipped (--dry-run)") {
+		t.Errorf("terminal:\n%s", o.Terminal)
+	}
+	o.DryRun = false
+	if err := Execute(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("publish hook did not run without --dry-run")
+	}
+}
