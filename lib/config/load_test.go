@@ -1,0 +1,506 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// tree writes files (path relative to root -> content) and returns root.
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func opts(src string) Options {
+	return Options{
+		SrcDir: src, SysConfDir: filepath.Join(src, "etc"), Product: "eos", Branch: "eos3.8",
+		Arch: "amd64", Platform: "pinebookpro", Personality: "en_GB_orkney", BuildVersion: "200101-000000",
+	}
+}
+
+func mustLoad(t *testing.T, o Options) *Loaded {
+	t.Helper()
+	l, err := Load(o)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return l
+}
+
+func get(t *testing.T, c *Config, s, k string) string {
+	t.Helper()
+	v, err := c.Get(s, k)
+	if err != nil {
+		t.Fatalf("Get(%s, %s): %v", s, k, err)
+	}
+	return v
+}
+
+func TestLoadOrderAndNamespaces(t *testing.T) {
+	// Every candidate file sets [order] seen_<ns> and overrides last = <ns>.
+	var files = map[string]string{}
+	src := tree(t, nil)
+	local := filepath.Join(src, "local")
+	o := opts(src)
+	o.LocalDir = local
+	refs := Candidates(o)
+	for _, r := range refs {
+		rel, err := filepath.Rel(src, r.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[rel] = "[order]\nlast = " + r.Namespace + "\nhooks_add = " + r.Namespace + "\n"
+	}
+	for p, c := range files {
+		full := filepath.Join(src, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		os.WriteFile(full, []byte(c), 0o644)
+	}
+	want := []string{
+		"defaults", "product_eos", "branch_eos3.8", "arch_amd64", "platform_pinebookpro",
+		"personality_en", "personality_en_GB", "personality_en_GB_orkney",
+		"product_branch_eos_eos3.8", "product_arch_eos_amd64", "product_platform_eos_pinebookpro",
+		"product_personality_eos_en", "product_personality_eos_en_GB", "product_personality_eos_en_GB_orkney",
+		"branch_arch_eos3.8_amd64", "branch_platform_eos3.8_pinebookpro",
+		"branch_personality_eos3.8_en", "branch_personality_eos3.8_en_GB", "branch_personality_eos3.8_en_GB_orkney",
+		"arch_platform_amd64_pinebookpro",
+		"arch_personality_amd64_en", "arch_personality_amd64_en_GB", "arch_personality_amd64_en_GB_orkney",
+		"platform_personality_pinebookpro_en", "platform_personality_pinebookpro_en_GB", "platform_personality_pinebookpro_en_GB_orkney",
+		"system_config",
+	}
+	n := len(want)
+	want = append(want, "local_defaults")
+	for _, ns := range want[1:n-1] {
+		want = append(want, "local_"+ns)
+	}
+	want = append(want, "local", "system_private", "local_private", "private")
+	var got []string
+	for _, r := range refs {
+		got = append(got, r.Namespace)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("namespaces:\n%q\nwant\n%q", got, want)
+	}
+	if filepath.Base(refs[5].Path) != "en.ini" || filepath.Base(filepath.Dir(refs[5].Path)) != "personality" {
+		t.Errorf("personality_en file = %s", refs[5].Path)
+	}
+	if p := refs[10].Path; !strings.HasSuffix(p, "config/product-platform/eos-pinebookpro.ini") {
+		t.Errorf("product_platform file = %s", p)
+	}
+
+	l := mustLoad(t, o)
+	if v := get(t, l.Public, "order", "last"); v != "local" {
+		t.Errorf("public last = %q, want local (config/local.ini is the last public file)", v)
+	}
+	if v := get(t, l.Full, "order", "last"); v != "private" {
+		t.Errorf("full last = %q, want private", v)
+	}
+	if len(l.Files) != len(refs) {
+		t.Errorf("read %d files, want %d", len(l.Files), len(refs))
+	}
+	h := l.Full.History("order", "last")
+	if len(h) != len(refs) || h[0].Namespace != "defaults" || h[0].Line != 2 {
+		t.Errorf("history = %d entries, first %+v", len(h), h[0])
+	}
+}
+
+func TestBuildKeysSetBeforeFiles(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini":      "[build]\nout = ${product}-${series}\n",
+		"config/product/other.ini": "[build]\nproduct = other\n",
+		"config/product/eos.ini":   "[build]\narch = i386\n",
+	})
+	o := opts(src)
+	o.LocalDir = filepath.Join(src, "loc")
+	o.DryRun = true
+	l := mustLoad(t, o)
+	for k, want := range map[string]string{
+		"product": "eos", "branch": "eos3.8", "series": "eos3", "arch": "i386", "platform": "pinebookpro",
+		"personality": "en_GB_orkney", "srcdir": src, "cachedir": "/var/cache/eib",
+		"sysconfdir": filepath.Join(src, "etc"), "build_version": "200101-000000", "dry_run": "true",
+		"use_production_ostree": "false", "localdir": o.LocalDir, "localdatadir": o.LocalDir + "/data",
+		"out": "eos-eos3",
+	} {
+		if v := get(t, l.Full, "build", k); v != want {
+			t.Errorf("[build] %s = %q, want %q", k, v, want)
+		}
+	}
+	if raw, _ := l.Full.Raw("build", "localdatadir"); raw != "${localdir}/data" {
+		t.Errorf("localdatadir raw = %q", raw)
+	}
+}
+
+func TestSeries(t *testing.T) {
+	for in, want := range map[string]string{"eos3.8": "eos3", "master": "master", "eos3.8.1": "eos3.8", "eos4.0": "eos4"} {
+		if got := Series(in); got != want {
+			t.Errorf("Series(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDefaultSectionCopiedIntoSectionsOfSameFileOnly(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini":    "[DEFAULT]\nshared = d\n[build]\nx = 1\n[image]\nshared = own\n",
+		"config/product/eos.ini": "[content]\ny = 2\n",
+	})
+	l := mustLoad(t, opts(src))
+	if v := get(t, l.Full, "build", "shared"); v != "d" {
+		t.Errorf("[build] shared = %q", v)
+	}
+	if v := get(t, l.Full, "image", "shared"); v != "own" {
+		t.Errorf("[image] shared = %q", v)
+	}
+	if l.Full.Has("content", "shared") {
+		t.Errorf("[content] of another file got the DEFAULT key")
+	}
+	var b strings.Builder
+	l.Full.Write(&b)
+	if strings.Contains(b.String(), "[DEFAULT]") {
+		t.Errorf("merged config has a [DEFAULT] section:\n%s", b.String())
+	}
+}
+
+func TestMerge(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+		gone  []string // keys that must not remain
+	}{
+		{
+			name: "AddsInFirstSeenOrderDelsCancel",
+			files: map[string]string{
+				"config/defaults.ini":    "[image]\nhooks_add = 10-a 20-b\n  30-c\n",
+				"config/product/eos.ini": "[image]\nhooks_del = 20-b\nhooks_add = 05-z\n",
+			},
+			want: "10-a\n30-c\n05-z",
+			gone: []string{"hooks_add_defaults", "hooks_add_product_eos", "hooks_del_product_eos"},
+		},
+		{
+			name: "DeleteCancelsAddFromLaterFile",
+			files: map[string]string{
+				"config/defaults.ini":    "[image]\nhooks_del = 10-a\n",
+				"config/product/eos.ini": "[image]\nhooks_add = 10-a 20-b\n",
+			},
+			want: "20-b",
+		},
+		{
+			name: "TwoAddsOneDelKeepsWord",
+			files: map[string]string{
+				"config/defaults.ini":    "[image]\nhooks_add = a\n",
+				"config/product/eos.ini": "[image]\nhooks_add = a\nhooks_del = a\n",
+			},
+			want: "a",
+		},
+		{
+			name: "ExplicitOptionWinsVerbatim",
+			files: map[string]string{
+				"config/defaults.ini":    "[image]\nhooks_add = a b\n",
+				"config/product/eos.ini": "[image]\nhooks =\n",
+			},
+			want: "",
+			gone: []string{"hooks_add_defaults"},
+		},
+		{
+			name: "PrefixMatchCountsHooksAddress",
+			files: map[string]string{
+				"config/defaults.ini": "[image]\nhooks_address = x\nhooks_deleted = y\nhooks_add = y\n",
+			},
+			want: "x",
+		},
+		{
+			name: "EmptyWhenSectionHasNoKeys",
+			files: map[string]string{
+				"config/defaults.ini": "[image]\nother = 1\n",
+			},
+			want: "",
+		},
+		{
+			name: "InterpolatedWords",
+			files: map[string]string{
+				"config/defaults.ini": "[build]\nextra = p q\n[image]\nhooks_add = ${build:extra} r\n",
+			},
+			want: "p\nq\nr",
+		},
+		{
+			name: "GlobSection",
+			files: map[string]string{
+				"config/defaults.ini": "[flatpak-remote-flathub]\napps_add = org.a org.b\napps_del = org.b\n",
+			},
+			want: "org.a",
+		},
+		{
+			name: "DefaultSectionAddIsRenamedPerSection",
+			files: map[string]string{
+				"config/defaults.ini": "[DEFAULT]\nhooks_add = common\n[image]\nx = 1\n[content]\ny = 2\n",
+			},
+			want: "common",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tree(t, tc.files)
+			l := mustLoad(t, opts(src))
+			sect := "image"
+			opt := "hooks"
+			if strings.Contains(tc.name, "Glob") {
+				sect, opt = "flatpak-remote-flathub", "apps"
+			}
+			raw, ok := l.Full.Raw(sect, opt)
+			if !ok || raw != tc.want {
+				t.Errorf("[%s] %s = %q (set %v), want %q", sect, opt, raw, ok, tc.want)
+			}
+			for _, k := range tc.gone {
+				if l.Full.Has(sect, k) {
+					t.Errorf("%s still set", k)
+				}
+			}
+			for _, k := range l.Full.Options(sect) {
+				if strings.HasPrefix(k, opt+"_add") || strings.HasPrefix(k, opt+"_del") {
+					t.Errorf("%s left in the merged config", k)
+				}
+			}
+		})
+	}
+}
+
+func TestRenamedKeysMoveToEndAndOverwrite(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[image]\nhooks_add_defaults = explicit\nhooks_add = renamed\nz = 1\n",
+	})
+	c := New()
+	f, _, err := ReadFile(filepath.Join(src, "config/defaults.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.loadFile(FileRef{Path: f.Path, Namespace: "defaults"}, f); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Options("image"); !reflect.DeepEqual(got, []string{"z", "hooks_add_defaults"}) {
+		t.Errorf("keys = %q", got)
+	}
+	if raw, _ := c.Raw("image", "hooks_add_defaults"); raw != "renamed" {
+		t.Errorf("hooks_add_defaults = %q", raw)
+	}
+}
+
+func TestPublicAddReferringToPrivateValueIsError(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[image]\nhooks_add = ${secret:hook}\n",
+		"config/private.ini":  "[secret]\nhook = x\n",
+	})
+	_, err := Load(opts(src))
+	var e *Error
+	if !errors.As(err, &e) || e.Section != "image" || e.Key != "hooks_add_defaults" || e.Line != 2 ||
+		!strings.Contains(e.Error(), "no section [secret]") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPrivateValuesAreSecretsAndOnlyInFull(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[publish]\ntoken = public\nurl = https://${token}@example.com\n[image]\nx = 1\n",
+		"config/private.ini":  "[publish]\ntoken = s3cr3t-value\n[image]\nhooks_add = private-hook\n",
+		"etc/private.ini":     "[publish]\nuser = admin-user\n",
+	})
+	l := mustLoad(t, opts(src))
+	if v := get(t, l.Public, "publish", "token"); v != "public" {
+		t.Errorf("public token = %q", v)
+	}
+	if l.Public.Has("publish", "user") {
+		t.Errorf("public config has a private key")
+	}
+	if v := get(t, l.Full, "publish", "url"); v != "https://s3cr3t-value@example.com" {
+		t.Errorf("full url = %q", v)
+	}
+	if !reflect.DeepEqual(l.Secrets, []string{"s3cr3t-value", "admin-user"}) {
+		t.Errorf("secrets = %q", l.Secrets)
+	}
+	// [image] hooks was merged (empty) before the private files: the
+	// private hooks_add is dropped.
+	if v := get(t, l.Full, "image", "hooks"); v != "" {
+		t.Errorf("[image] hooks = %q", v)
+	}
+}
+
+func TestSchema(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[image]\ncompression = zstd\nsplit = ${build:srcdir}/nope\n[publish]\nkeys = ${build:srcdir}/config ${build:srcdir}/missing\nodd = x\n",
+		"config/schema.ini":   "[image]\ncompression_values = gz xz zst\nsplit_type = path\nsize_required = true\n[publish]\nkeys_type = paths\nodd_type = number\n",
+	})
+	_, err := Load(opts(src))
+	var se *SchemaError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"5 schema violations",
+		"config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst (schema " + src + "/config/schema.ini:2)",
+		"[image] split: ", "no such path: " + src + "/nope",
+		"[image] size: required but not set",
+		"[publish] keys: ", "no such path: " + src + "/missing",
+		"[publish] odd: \"x\": unknown schema type \"number\"",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("schema error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "no such path: "+src+"/config") {
+		t.Errorf("existing path reported:\n%s", msg)
+	}
+}
+
+func TestLocalSchemaOverrides(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini":            "[image]\ncompression = zstd\n",
+		"config/schema.ini":              "[image]\ncompression_values = gz xz zst\n",
+		"local/config/schema.ini":        "[image]\ncompression_values = gz zstd\n",
+		"local/config/product/eos.ini":   "[image]\nlocal = yes\n",
+		"local/config/local_private.ini": "[image]\nnot = read\n",
+	})
+	o := opts(src)
+	o.LocalDir = filepath.Join(src, "local")
+	l := mustLoad(t, o)
+	if h := l.Full.History("image", "local"); len(h) != 1 || h[0].Namespace != "local_product_eos" {
+		t.Errorf("history = %+v", h)
+	}
+}
+
+func TestErrorsNameFileLineSectionKey(t *testing.T) {
+	for name, tc := range map[string]struct {
+		content string
+		want    string
+	}{
+		"syntax":        {"[image]\njust words\n", ":2: [image] "},
+		"duplicate":     {"[image]\na = 1\nA = 2\n", ":3: [image] a: key already set"},
+		"lone dollar":   {"[image]\na = $5\n", ":2: [image] a: invalid interpolation syntax"},
+		"bad reference": {"[image]\na = ${nope}\n", ":2: [image] a: bad reference ${nope}: no key \"nope\" in [image]"},
+		"depth":         {"[image]\na = ${a}\n", ":2: [image] a: more than 10 nested references"},
+		"no section":    {"a = 1\n", ":1: \"a = 1\" comes before any [section] header"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := tree(t, map[string]string{"config/product/eos.ini": tc.content})
+			_, err := Load(opts(src))
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(src, "config/product/eos.ini")+tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnv(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[build]\nflag = True\n[flatpak-remote-eos.apps]\nurl = ${build:product}\nmulti = a\n  b\n[image]\nyes = FALSE\nword = Yes\n",
+	})
+	l := mustLoad(t, opts(src))
+	env, err := l.Full.Env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	for k, want := range map[string]string{
+		"EIB_PRODUCT": "eos", "EIB_FLAG": "true", "EIB_DRY_RUN": "false",
+		"EIB_FLATPAK_REMOTE_EOS_APPS_URL": "eos", "EIB_FLATPAK_REMOTE_EOS_APPS_MULTI": "a\nb",
+		"EIB_IMAGE_YES": "false", "EIB_IMAGE_WORD": "Yes", "EIB_IMAGE_HOOKS": "",
+	} {
+		if got, ok := m[k]; !ok || got != want {
+			t.Errorf("%s = %q (set %v), want %q", k, got, ok, want)
+		}
+	}
+	if env[0] != "EIB_PRODUCT=eos" {
+		t.Errorf("env not in config order: %q", env[:3])
+	}
+}
+
+func TestWriteFormat(t *testing.T) {
+	c := New()
+	c.Set("s", "Key", "a\nb\n\nc")
+	c.Set("s", "empty", "")
+	c.Set("t", "raw", "${s:key}")
+	var b strings.Builder
+	if err := c.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "[s]\nkey = a\n\tb\n\t\n\tc\nempty = \n\n[t]\nraw = ${s:key}\n\n"
+	if b.String() != want {
+		t.Errorf("Write = %q, want %q", b.String(), want)
+	}
+}
+
+func TestTypedGetters(t *testing.T) {
+	c := New()
+	c.Set("s", "b", "On")
+	c.Set("s", "n", " 42 ")
+	c.Set("s", "w", "a  b\n c")
+	c.Set("s", "bad", "maybe")
+	if v, err := c.Bool("s", "b"); err != nil || !v {
+		t.Errorf("Bool = %v, %v", v, err)
+	}
+	if v, err := c.Int("s", "n"); err != nil || v != 42 {
+		t.Errorf("Int = %v, %v", v, err)
+	}
+	if v, err := c.Words("s", "w"); err != nil || !reflect.DeepEqual(v, []string{"a", "b", "c"}) {
+		t.Errorf("Words = %q, %v", v, err)
+	}
+	if _, err := c.Bool("s", "bad"); err == nil || !strings.Contains(err.Error(), "[s] bad: \"maybe\" is not a boolean") {
+		t.Errorf("Bool(bad) err = %v", err)
+	}
+	if _, err := c.Get("s", "missing"); err == nil || !strings.Contains(err.Error(), "[s] missing: not set") {
+		t.Errorf("Get(missing) err = %v", err)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini":    "[image]\nhooks_add = 10-a 20-b\n[build]\nx = ${product}\n",
+		"config/product/eos.ini": "[image]\nhooks_del = 20-b\n[build]\nx = ${product}-${arch}\n",
+	})
+	l := mustLoad(t, opts(src))
+	var b strings.Builder
+	if err := l.Explain(&b, "image", "hooks"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"+ " + src + "/config/defaults.ini:2 (defaults): hooks_add = 10-a 20-b -> 10-a 20-b",
+		"- " + src + "/config/product/eos.ini:2 (product_eos): hooks_del = 20-b -> 20-b",
+		"10-a = 1 (kept)", "20-b = 0 (dropped)", "interpolated value:\n    10-a\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("explain lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := l.Explain(&b, "build", "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		src + "/config/defaults.ini:4 (defaults): x = ${product}",
+		src + "/config/product/eos.ini:4 (product_eos): x = ${product}-${arch}",
+		"interpolated value:\n    eos-amd64\n", "environment: EIB_X",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("explain lacks %q:\n%s", want, b.String())
+		}
+	}
+	if err := l.Explain(&b, "nope", "x"); err == nil || !strings.Contains(err.Error(), "[nope] x: not set: there is no [nope] section") {
+		t.Errorf("explain of a missing key: %v", err)
+	}
+}
