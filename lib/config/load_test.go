@@ -84,7 +84,7 @@ func TestLoadOrderAndNamespaces(t *testing.T) {
 	}
 	n := len(want)
 	want = append(want, "local_defaults")
-	for _, ns := range want[1:n-1] {
+	for _, ns := range want[1 : n-1] {
 		want = append(want, "local_"+ns)
 	}
 	want = append(want, "local", "system_private", "local_private", "private")
