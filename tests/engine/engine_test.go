@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eib-builder/eib/lib/lock"
+)
+
+func TestFailingHookRunsErrorStageAndExits2(t *testing.T) {
+	p := newProject(t, "publish\n", "[publish]\nhooks = 20-fails 10-ok 30-never\n\n[error]\nhooks = 10-record\n")
+	record := filepath.Join(p.dir, "error-seen")
+	never := filepath.Join(p.dir, "never")
+	p.write("hooks/publish/10-ok", "echo fine\n", 0o644)
+	p.write("hooks/publish/20-fails", "echo going down\nexit 5\n", 0o644)
+	p.write("hooks/publish/30-never", "touch "+never+"\n", 0o644)
+	p.write("hooks/error/10-record", "#!/bin/sh\necho \"$EIB_ERROR_STAGE|$EIB_ERROR_HOOK|$EIB_ERROR_LOG|$EIB_HOOK_GROUP\" > "+record+"\n", 0o755)
+
+	code, stdout, stderr := p.run("master")
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	want := "eib: build failed in stage publish, hook publish/20-fails: exit status 5 (log: " + p.logFile() + ")"
+	if got := lastLine(stderr); got != want {
+		t.Errorf("final line\n%s\nwant\n%s", got, want)
+	}
+	if got := strings.TrimSpace(p.read(record)); got != "publish|publish/20-fails|"+p.logFile()+"|error" {
+		t.Errorf("error hook saw %q", got)
+	}
+	if _, err := os.Stat(never); err == nil {
+		t.Error("a hook after the failed one ran")
+	}
+	log := p.read(p.logFile())
+	for _, want := range []string{"publish/10-ok: fine", "publish/20-fails: going down", "publish/20-fails: failed after",
+		"error/10-record: start", "error/10-record: done in", "eib: cleanup release lock"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("build.txt lacks %q:\n%s", want, log)
+		}
+	}
+	// The terminal is concise but shows the failed hook's output.
+	if strings.Contains(stdout, "publish/10-ok: fine") || !strings.Contains(stdout, "publish/20-fails: | going down") {
+		t.Errorf("terminal output:\n%s", stdout)
+	}
+}
+
+func TestDebugShowsHookOutputOnTerminal(t *testing.T) {
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-ok\n")
+	p.write("hooks/publish/10-ok", "echo visible-with-debug\n", 0o644)
+	code, stdout, stderr := p.run("--debug", "master")
+	if code != 0 || !strings.Contains(stdout, "publish/10-ok: visible-with-debug") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+func TestSecretReachesHooksButNeverLogOrConfigIni(t *testing.T) {
+	const secret = "s3cr3t-Token-Value"
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-use-secret 40-build-log\ntoken = public-placeholder\n")
+	p.write("config/private.ini", "[publish]\ntoken = "+secret+"\n", 0o600)
+	seen := filepath.Join(p.dir, "seen")
+	p.write("hooks/publish/10-use-secret", "printf '%s' \"$EIB_PUBLISH_TOKEN\" > "+seen+"\necho \"the token is $EIB_PUBLISH_TOKEN\"\nenv | grep TOKEN\n", 0o644)
+
+	code, stdout, stderr := p.run("--debug", "master")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if got := p.read(seen); got != secret {
+		t.Errorf("hook saw EIB_PUBLISH_TOKEN=%q, want the private value", got)
+	}
+	log := p.read(p.logFile())
+	if !strings.Contains(log, "the token is ***") {
+		t.Errorf("build.txt does not show the masked value:\n%s", log)
+	}
+	for name, text := range map[string]string{
+		"build.txt": log, "terminal": stdout + stderr,
+		"config.ini": p.read(filepath.Join(p.tmpdir(), "config.ini")),
+	} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the secret leaked into %s:\n%s", name, text)
+		}
+	}
+	// The published copy of the log (hook 40-build-log) is masked too.
+	outs, _ := filepath.Glob(filepath.Join(p.cache, "build", "out", "*.build.txt"))
+	if len(outs) != 1 || strings.Contains(p.read(outs[0]), secret) || !strings.Contains(p.read(outs[0]), "the token is ***") {
+		t.Errorf("published build logs %v", outs)
+	}
+	full := filepath.Join(p.tmpdir(), "fullconfig.ini")
+	if !strings.Contains(p.read(full), secret) {
+		t.Error("fullconfig.ini lacks the private value")
+	}
+	if st, _ := os.Stat(full); st.Mode().Perm() != 0o600 {
+		t.Errorf("fullconfig.ini mode %v, want 0600", st.Mode().Perm())
+	}
+	if cfg := p.read(filepath.Join(p.tmpdir(), "config.ini")); !strings.HasPrefix(cfg, "# Configuration for ") {
+		t.Errorf("config.ini header: %.60q", cfg)
+	}
+}
+
+func TestDryRunSkipsPublish(t *testing.T) {
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-mark\n")
+	marker := filepath.Join(p.dir, "published")
+	p.write("hooks/publish/10-mark", "touch "+marker+"\n", 0o644)
+	code, stdout, stderr := p.run("--dry-run", "master")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the publish hook ran in a dry run")
+	}
+	if !strings.Contains(stdout, "stage publish skipped (--dry-run)") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}
+
+func TestUnknownStageFailsBeforeAnythingRuns(t *testing.T) {
+	p := newProject(t, "publish\npubish\n", "")
+	code, _, stderr := p.run("master")
+	if code == 0 || !strings.Contains(stderr, filepath.Join(p.local, "buildscript")+":2: unknown stage \"pubish\"") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(p.cache); !os.IsNotExist(err) {
+		t.Errorf("the build touched %s before failing: %v", p.cache, err)
+	}
+}
+
+func TestMissingHookIsFatal(t *testing.T) {
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-nowhere\n")
+	code, _, stderr := p.run("master")
+	if code != 2 || !strings.Contains(stderr, "hook publish/10-nowhere") || !strings.Contains(stderr, "missing hook") ||
+		!strings.Contains(p.read(p.logFile()), filepath.Join(p.local, "hooks", "publish")) {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestHeldLockFailsNamingTheHolder(t *testing.T) {
+	p := newProject(t, "publish\n", "")
+	l, err := lock.Acquire(context.Background(), p.lockFile, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := p.run("--lock-timeout", "1", "master")
+	l.Release()
+	if code == 0 || !strings.Contains(stderr, "PID "+strconv.Itoa(os.Getpid())) || !strings.Contains(stderr, p.lockFile) {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestSIGTERMDuringSleepingHookLeavesNothingBehind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (the hook mounts and sets up a loop device)")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		t.Skip("losetup missing")
+	}
+	token := strconv.Itoa(7000 + os.Getpid()%1000)
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-sleep\n\n[error]\nhooks = 10-error\n")
+	ready := filepath.Join(p.dir, "ready")
+	errorRan := filepath.Join(p.dir, "error-ran")
+	// The hook leaves a mount and a loop device under tmpdir, a
+	// background sleeper, then sleeps.
+	p.write("hooks/publish/10-sleep", `
+mkdir -p "$EIB_TMPDIR/mnt"
+mount -t tmpfs eib-test "$EIB_TMPDIR/mnt"
+truncate -s 1M "$EIB_TMPDIR/disk.img"
+losetup -f "$EIB_TMPDIR/disk.img"
+sleep `+token+` &
+touch `+ready+`
+sleep `+token+`
+`, 0o644)
+	p.write("hooks/error/10-error", "touch "+errorRan+"\n", 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, stdout, stderr := p.command(ctx, "master")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(ready); err == nil && len(procsWith("sleep\x00"+token)) == 2 {
+			break
+		}
+		if i > 1000 {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the hook never got ready\n%s\n%s", stdout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), filepath.Join(p.tmpdir(), "mnt")) {
+		t.Fatal("the hook's mount is not there: the test would prove nothing")
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatalf("eib exited 0 after SIGTERM\n%s\n%s", stdout, stderr)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("eib took %s to stop", d)
+	}
+	if left := procsWith("sleep\x00" + token); len(left) > 0 {
+		t.Errorf("hook processes left: %v", left)
+	}
+	if _, err := os.Stat(errorRan); err == nil {
+		t.Error("the error stage ran on an interrupted build")
+	}
+	if !strings.Contains(stderr.String(), "build interrupted in stage publish, hook publish/10-sleep") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	log := p.read(p.logFile())
+	for _, want := range []string{"unmounted leftover " + filepath.Join(p.tmpdir(), "mnt"), "detached leftover loop device"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("build.txt lacks %q:\n%s", want, log)
+		}
+	}
+	// assertNoLeftovers (t.Cleanup) checks mounts, loops, processes, lock.
+}
+
+func TestNextBuildCleansWhatAKilledBuildLeft(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mounts)")
+	}
+	p := newProject(t, "publish\n", "[publish]\nhooks =\n")
+	// What a SIGKILLed build leaves: a mount in tmpdir and an immutable
+	// deployment root in outdir.
+	mnt := filepath.Join(p.tmpdir(), "mnt")
+	deploy := filepath.Join(p.cache, "build", "out", "sysroot", "ostree", "deploy", "os", "deploy", "abc.0")
+	os.MkdirAll(mnt, 0o755)
+	os.MkdirAll(deploy, 0o755)
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", deploy).CombinedOutput(); err != nil {
+		syscall.Unmount(mnt, 0)
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	code, stdout, stderr := p.run("master")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(deploy); !os.IsNotExist(err) {
+		t.Errorf("immutable leftover not removed: %v", err)
+	}
+	if !strings.Contains(stdout, "unmounted leftover "+mnt) {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+}
