@@ -92,7 +92,7 @@ func (p *project) write(rel, content string, mode os.FileMode) string {
 	return path
 }
 
-func (p *project) tmpdir() string { return filepath.Join(p.cache, "build", "tmp") }
+func (p *project) tmpdir() string  { return filepath.Join(p.cache, "build", "tmp") }
 func (p *project) logFile() string { return filepath.Join(p.tmpdir(), "build.txt") }
 
 func (p *project) command(ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
