@@ -59,6 +59,8 @@ func TestFirmwaresPerArchitecture(t *testing.T) {
 		{"arm64", "both", []Firmware{AArch64UEFI}, false},
 		{"arm64", "uefi", []Firmware{AArch64UEFI}, false},
 		{"arm64", "bios", nil, true},
+		{"i386", "both", []Firmware{BIOS}, false},
+		{"i386", "uefi", nil, true},
 		{"riscv64", "both", nil, true},
 	} {
 		got, err := Firmwares(tc.arch, tc.setting)

@@ -20,7 +20,8 @@ const (
 
 // Firmwares turns the [check] firmware setting (bios, uefi or both) into
 // the list of boots to run for an image of the given Debian architecture.
-// arm64 has only UEFI: "both" and "uefi" mean AArch64UEFI there.
+// arm64 has only UEFI: "both" and "uefi" mean AArch64UEFI there; i386
+// has only BIOS.
 func Firmwares(arch, setting string) ([]Firmware, error) {
 	setting = strings.TrimSpace(setting)
 	switch arch {
@@ -33,6 +34,14 @@ func Firmwares(arch, setting string) ([]Firmware, error) {
 		case "both":
 			return []Firmware{BIOS, UEFI}, nil
 		}
+	case "i386":
+		// qemu-system-x86_64 boots 32-bit PCs; there is no 32-bit OVMF here.
+		switch setting {
+		case "bios", "both":
+			return []Firmware{BIOS}, nil
+		case "uefi":
+			return nil, fmt.Errorf("firmware %q: i386 images are checked with BIOS only; use bios", setting)
+		}
 	case "arm64":
 		switch setting {
 		case "uefi", "both":
@@ -41,7 +50,7 @@ func Firmwares(arch, setting string) ([]Firmware, error) {
 			return nil, fmt.Errorf("firmware %q: arm64 images have no BIOS boot; use uefi", setting)
 		}
 	default:
-		return nil, fmt.Errorf("architecture %q: no QEMU boot check for it (amd64 and arm64 are supported)", arch)
+		return nil, fmt.Errorf("architecture %q: no QEMU boot check for it (amd64, i386 and arm64 are supported)", arch)
 	}
 	return nil, fmt.Errorf("firmware %q: not one of bios, uefi, both", setting)
 }
