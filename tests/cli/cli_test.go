@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of tests/cli/testdata")
+
+var buildVersionRE = regexp.MustCompile(`(?m)^build_version = \d{6}-\d{6}$`)
+
+// normalize replaces what changes between runs and machines.
+func normalize(out, src string) string {
+	out = buildVersionRE.ReplaceAllString(out, "build_version = @BUILD_VERSION@")
+	return strings.ReplaceAll(out, src, "@SRCDIR@")
+}
+
+func TestShowConfigGolden(t *testing.T) {
+	r := eib(t, fixture, "--product", "prod", "--arch", "arm64", "--platform", "board", "-P", "en_GB", "--show-config", "eos3.8")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	got := normalize(r.stdout, fixture)
+	golden := filepath.Join("testdata", "show-config.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("--show-config differs from %s (go test ./tests/cli -run ShowConfigGolden -update rewrites it):\n%s", golden, got)
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+}
+
+func TestShowConfigOfTheShippedEosTree(t *testing.T) {
+	r := eib(t, srcRoot, "--product", "eos", "--platform", "pinebookpro", "--show-config", "master")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"[build]\nproduct = eos\nbranch = master\n", "platform = pinebookpro\n", "series = master\n",
+		"partition_table = dos\n", "srcdir = " + srcRoot + "\n", "dry_run = false\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "_add") || strings.Contains(r.stdout, "_del") {
+		t.Errorf("unmerged _add/_del keys in the output:\n%s", r.stdout)
+	}
+	// Every product, arch and personality of the shipped tree loads.
+	for _, args := range [][]string{
+		{"-p", "eos", "-a", "arm64", "-P", "pt_BR"}, {"-p", "eos", "-a", "i386", "-P", "es"},
+		{"-p", "eoscustom", "-P", "fr"}, {"-P", "en"}, {"-p", "eos", "-P", "base"},
+	} {
+		if r := eib(t, srcRoot, append(args, "--show-config")...); r.code != 0 {
+			t.Errorf("eib %s --show-config: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+}
+
+func TestMergedListsOfShippedPersonality(t *testing.T) {
+	r := eib(t, srcRoot, "-p", "eos", "-P", "es", "--explain", "flatpak-remote-eos-apps:apps")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"com.endlessm.encyclopedia.en = 0 (dropped)", "com.endlessm.encyclopedia.es = 1 (kept)",
+		"(personality_es): apps_del = com.endlessm.encyclopedia.en",
+		"interpolated value:\n    com.endlessm.photos\n    com.endlessm.weather\n    com.endlessm.encyclopedia.es\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--explain lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	r := eib(t, fixture, "-p", "prod", "-a", "arm64", "--platform", "board", "-P", "en_GB", "--explain", "image:hooks")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	want := "[image] hooks\n" +
+		"merged list: hooks_add* words count +1, hooks_del* words -1; words with a count above 0 are kept\n" +
+		"  + @SRCDIR@/config/defaults.ini:13 (defaults): hooks_add = \n    10-first\n    20-second -> 10-first 20-second\n" +
+		"  + @SRCDIR@/config/product/prod.ini:3 (product_prod): hooks_add = 30-third -> 30-third\n" +
+		"  - @SRCDIR@/config/product/prod.ini:2 (product_prod): hooks_del = 20-second -> 20-second\n" +
+		"counts:\n  10-first = 1 (kept)\n  20-second = 0 (dropped)\n  30-third = 1 (kept)\n" +
+		"raw value:\n    10-first\n    30-third\n" +
+		"interpolated value:\n    10-first\n    30-third\n" +
+		"environment: EIB_IMAGE_HOOKS\n"
+	if got := normalize(r.stdout, fixture); got != want {
+		t.Errorf("--explain image:hooks:\n%s\nwant:\n%s", got, want)
+	}
+
+	r = eib(t, fixture, "-p", "prod", "-a", "arm64", "--platform", "board", "-P", "en_GB", "--explain", "image:compression")
+	want = "[image] compression\nset by:\n" +
+		"  @SRCDIR@/config/defaults.ini:16 (defaults): compression = gz\n" +
+		"  @SRCDIR@/config/platform/board.ini:2 (platform_board): compression = xz\n" +
+		"raw value:\n    xz\ninterpolated value:\n    xz\nenvironment: EIB_IMAGE_COMPRESSION\n"
+	if got := normalize(r.stdout, fixture); r.code != 0 || got != want {
+		t.Errorf("--explain image:compression: exit %d\n%s\nwant:\n%s%s", r.code, got, want, r.stderr)
+	}
+
+	r = eib(t, fixture, "--explain", "build:outversion", "-a", "amd64")
+	if r.code != 0 || !strings.Contains(r.stdout, "interpolated value:\n    eoscustom-master-amd64-amd64.") ||
+		!strings.Contains(r.stdout, "environment: EIB_OUTVERSION") {
+		t.Errorf("--explain build:outversion: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestFlagsAfterBranchAndCombinedShortOptions(t *testing.T) {
+	local := t.TempDir()
+	r := eib(t, fixture, "eos3.8", "-a", "amd64", "-nd", local, "--show-config", "-p", "prod")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"branch = eos3.8\n", "series = eos3\n", "product = prod\n", "dry_run = true\n",
+		"localdir = " + local + "\n", "localdatadir = ${localdir}/data\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	r := eib(t, fixture, "--show-config")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	arch := map[string]string{"amd64": "amd64", "arm64": "arm64", "386": "i386"}[runtimeArch()]
+	for _, want := range []string{
+		"product = eoscustom\n", "branch = master\n", "personality = base\n", "arch = " + arch + "\n",
+		"platform = " + arch + "\n", "use_production_ostree = false\n", "cachedir = /nonexistent/cache\n",
+		"sysconfdir = ",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "localdir") {
+		t.Errorf("localdir set without --localdir")
+	}
+}
+
+func TestDeprecatedUseProduction(t *testing.T) {
+	r := eib(t, fixture, "--use-production", "--show-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "use_production_ostree = true\n") ||
+		!strings.Contains(r.stderr, "--use-production is deprecated") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = eib(t, fixture, "--use-production-ostree", "--show-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "use_production_ostree = true\n") || r.stderr != "" {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestSrcDirFromResolvedExecutable(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "eib")
+	data, err := os.ReadFile(eibBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"config/defaults.ini": "[build]\nfrom_tree = yes\n"})
+	link := filepath.Join(t.TempDir(), "eib-link")
+	if err := os.Symlink(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"EIB_SRCDIR="}
+	tmp := t.TempDir()
+	old := eibBin
+	eibBin = link
+	defer func() { eibBin = old }()
+	r := eibEnv(t, append(env, "EIB_LOCK_FILE="+filepath.Join(tmp, "lock")), "--show-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "srcdir = "+dir+"\n") || !strings.Contains(r.stdout, "from_tree = yes\n") {
+		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestUsageErrorsExit1(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"two branches":       {[]string{"master", "eos3.8", "--show-config"}, "eib: only one BRANCH may be given, got 2: master eos3.8"},
+		"bad arch":           {[]string{"-a", "armhf", "--show-config"}, "eib: --arch armhf: not one of i386, amd64, arm64"},
+		"unknown flag":       {[]string{"--frobnicate"}, "frobnicate"},
+		"show and explain":   {[]string{"--show-config", "--explain", "image:hooks"}, "cannot be used together"},
+		"bad explain ref":    {[]string{"--explain", "imagehooks"}, "expected SECTION:KEY"},
+		"explain unset key":  {[]string{"--explain", "image:nope"}, "[image] nope: not set"},
+		"negative timeout":   {[]string{"--lock-timeout", "-1"}, "--lock-timeout -1"},
+		"missing localdir":   {[]string{"-d", "/nonexistent/local", "--show-config"}, "--localdir /nonexistent/local: not a directory"},
+		"bad product name":   {[]string{"-p", "../x", "--show-config"}, "[build] product: \"../x\" is not a valid product name"},
+		"missing flag value": {[]string{"--show-config", "-p"}, "-p"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := eib(t, fixture, tc.args...)
+			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want 1 with %q\nstderr:\n%s", r.code, tc.want, r.stderr)
+			}
+			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine") {
+				t.Errorf("Go panic:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
+	for name, tc := range map[string]struct {
+		files map[string]string // in the localdir
+		want  string            // after the localdir path
+	}{
+		"syntax":             {map[string]string{"config/defaults.ini": "[image]\nno delimiter here\n"}, "/config/defaults.ini:2: [image] \"no delimiter here\" is neither"},
+		"duplicate key":      {map[string]string{"config/defaults.ini": "[image]\na = 1\n\nA = 2\n"}, "/config/defaults.ini:4: [image] a: key already set in this section of this file (line 2)"},
+		"duplicate section":  {map[string]string{"config/product/eoscustom.ini": "[s]\n[t]\n[s]\n"}, "/config/product/eoscustom.ini:3: [s] section \"s\" already exists"},
+		"key before section": {map[string]string{"config/defaults.ini": "a = 1\n"}, "/config/defaults.ini:1: \"a = 1\" comes before any [section] header"},
+		"lone dollar":        {map[string]string{"config/defaults.ini": "[publish]\nprice = 5$\n"}, "/config/defaults.ini:2: [publish] price: invalid interpolation syntax"},
+		"bad reference":      {map[string]string{"config/defaults.ini": "[publish]\nurl = ${build:nope}/x\n"}, "/config/defaults.ini:2: [publish] url: bad reference ${build:nope}: no key \"nope\" in [build]"},
+		"missing section":    {map[string]string{"config/defaults.ini": "[publish]\nurl = ${nosuch:key}\n"}, "/config/defaults.ini:2: [publish] url: bad reference ${nosuch:key}: no section [nosuch]"},
+		"cycle":              {map[string]string{"config/defaults.ini": "[publish]\na = ${b}\nb = ${a}\n"}, "/config/defaults.ini:2: [publish] a: more than 10 nested references: publish:a -> publish:b -> publish:a"},
+		"schema":             {map[string]string{"config/defaults.ini": "[image]\ncompression = zstd\n"}, "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst (schema "},
+		"private add":        {map[string]string{"config/defaults.ini": "[image]\nhooks_add = ${secret:hook}\n", "config/private.ini": "[secret]\nhook = x\n"}, "/config/defaults.ini:2: [image] hooks_add_local_defaults: bad reference ${secret:hook}: no section [secret] (while merging [image] hooks)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			local := t.TempDir()
+			writeFiles(t, local, tc.files)
+			for _, mode := range [][]string{{"--show-config"}, {"--explain", "build:product"}, {}} {
+				r := eib(t, fixture, append([]string{"-d", local}, mode...)...)
+				lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+				if r.code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "eib: "+local+tc.want) {
+					t.Errorf("eib %s: exit %d, want 1 and one line starting with\neib: %s%s\nstderr:\n%s",
+						strings.Join(mode, " "), r.code, local, tc.want, r.stderr)
+				}
+				if r.stdout != "" {
+					t.Errorf("stdout not empty:\n%s", r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaViolationsAllReportedAtOnce(t *testing.T) {
+	local := t.TempDir()
+	writeFiles(t, local, map[string]string{
+		"config/defaults.ini": "[image]\ncompression = zstd\n[build]\narch = sparc\n[check]\ndir = /nonexistent/x\n",
+		"config/schema.ini":   "[check]\ndir_type = path\nneeded_required = true\n",
+	})
+	r := eib(t, fixture, "-d", local, "--show-config")
+	if r.code != 1 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"eib: 3 schema violations:\n",
+		local + "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst",
+		local + "/config/defaults.ini:6: [check] dir: \"/nonexistent/x\": no such path: /nonexistent/x (schema " + local + "/config/schema.ini:2)",
+		"[check] needed: required but not set (schema " + local + "/config/schema.ini:3)",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+func TestBuildFailureExit2WithFinalLine(t *testing.T) {
+	local := t.TempDir()
+	cache := t.TempDir()
+	writeFiles(t, local, map[string]string{
+		"config/defaults.ini": "[build]\ncachedir = " + cache + "\n",
+		"buildscript":         "no-such-stage\n",
+	})
+	r := eib(t, srcRoot, "-d", local, "master")
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	if r.code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.stderr, "no-such-stage") {
+		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
