@@ -136,6 +136,9 @@ func (r *Runner) RunGroup(ctx context.Context, b *build.Build, group, root strin
 	}
 	env = build.MergeEnv(env, []string{"EIB_HOOK_GROUP=" + group, "EIB_PROGRAM=" + program})
 	for _, h := range hooks {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s hooks interrupted before %s: %w", group, h.Name, err)
+		}
 		if h.Chroot && root == "" {
 			logHook(b, label(b, group, h.Name), "skipped: no install root for .chroot hooks in the %s group", group)
 			continue

@@ -35,6 +35,7 @@ func (s recordStage) Run(ctx context.Context, b *build.Build) error {
 func init() {
 	Register(recordStage{name: "t-one"})
 	Register(recordStage{name: "t-two"})
+	Register(panicStage{})
 	Register(recordStage{name: "t-fail", err: &build.HookError{Group: "t-fail", Hook: "50-bad", Err: errors.New("exit status 7")}})
 }
 
@@ -227,6 +228,34 @@ func TestFailedStageRunsErrorStageAndNamesStageAndHook(t *testing.T) {
 	if string(got) != wantEnv {
 		t.Errorf("error hook saw\n%s\nwant\n%s", got, wantEnv)
 	}
+}
+
+type panicStage struct{}
+
+func (panicStage) Name() string { return "t-panic" }
+func (panicStage) Run(ctx context.Context, b *build.Build) error {
+	ran = append(ran, "t-panic")
+	var m map[string]int
+	m["x"] = 1 // a bug in a stage
+	return nil
+}
+
+func TestPanickingStageStillCleansUp(t *testing.T) {
+	e := newEnv(t, "t-one\nt-panic\nt-two\n")
+	o := e.opts(t)
+	ran = nil
+	err := Execute(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "build failed in stage t-panic: stage t-panic panicked: assignment to entry in nil map") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := fmt.Sprint(ran); got != "[t-one t-panic cleanup-t-one]" {
+		t.Errorf("ran %s", got)
+	}
+	l, lerr := lock.Acquire(context.Background(), o.LockFile, 0)
+	if lerr != nil {
+		t.Fatalf("lock held after a panic: %v", lerr)
+	}
+	l.Release()
 }
 
 func TestPublishSkippedByDryRun(t *testing.T) {

@@ -175,7 +175,7 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log)
 		b.Stage = name
 		log.Printf("stage %s: start", name)
 		start := time.Now()
-		err := registry[name].Run(ctx, b)
+		err := runStage(ctx, registry[name], b)
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -193,6 +193,17 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log)
 	}
 	log.SetStage("")
 	return nil
+}
+
+// runStage runs one stage, turning a panic into an error so that the
+// error stage and the cleanup still run.
+func runStage(ctx context.Context, s build.Stage, b *build.Build) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage %s panicked: %v", s.Name(), r)
+		}
+	}()
+	return s.Run(ctx, b)
 }
 
 // fail records the failure, runs the error stage and builds the final line.
