@@ -434,3 +434,37 @@ func TestRewritePaths(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelKillsAChrootHook(t *testing.T) {
+	f := newFixture(t)
+	root := busyboxRoot(t)
+	token := strconv.Itoa(6000 + os.Getpid()%1000)
+	f.cfg.Set("image", "hooks", "10-sleep.chroot")
+	writeHook(t, f.src, "image", "10-sleep.chroot", "#!/bin/sh\nsleep "+token+" &\nsleep "+token+"\n", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.runner.RunGroup(ctx, f.b, "image", root) }()
+	for i := 0; len(procsWith("sleep\x00"+token)) != 2; i++ {
+		if i > 500 {
+			cancel()
+			t.Fatalf("the chroot hook never started its sleepers\n%s", f.logText(t))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("RunGroup succeeded after cancel")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("RunGroup did not return after cancel")
+	}
+	for i := 0; len(procsWith("sleep\x00"+token)) > 0; i++ {
+		if i > 100 {
+			t.Fatalf("chroot hook processes left after cancel: %v", procsWith("sleep\x00"+token))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	assertNoMountsUnder(t, root)
+}
