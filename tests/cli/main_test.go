@@ -50,12 +50,12 @@ type result struct {
 
 // eib runs the binary with the given srcdir, a sysconfdir that does not
 // exist and a temporary lock file.
-func eib(t *testing.T, src string, args ...string) result {
+func eib(t testing.TB, src string, args ...string) result {
 	t.Helper()
 	return eibEnv(t, []string{"EIB_SRCDIR=" + src}, args...)
 }
 
-func eibEnv(t *testing.T, env []string, args ...string) result {
+func eibEnv(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	tmp := t.TempDir()
 	cmd := exec.Command(eibBin, args...)
