@@ -86,7 +86,11 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 	}
 
 	// The lock is the first resource and the last released.
-	l, err := lock.Acquire(ctx, p.LockFile, p.LockTimeout)
+	l, err := lock.Acquire(ctx, p.LockFile, 0)
+	if err != nil && p.LockTimeout > 0 {
+		log.Printf("waiting up to %s for the lock %s, held by %s", p.LockTimeout, p.LockFile, lock.Holder(p.LockFile))
+		l, err = lock.Acquire(ctx, p.LockFile, p.LockTimeout)
+	}
 	if err != nil {
 		return err
 	}

@@ -144,10 +144,14 @@ func TestHeldLockFailsNamingTheHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := p.run("--lock-timeout", "1", "master")
+	code, stdout, stderr := p.run("--lock-timeout", "1", "master")
 	l.Release()
-	if code == 0 || !strings.Contains(stderr, "PID "+strconv.Itoa(os.Getpid())) || !strings.Contains(stderr, p.lockFile) {
+	holder := "PID " + strconv.Itoa(os.Getpid())
+	if code == 0 || !strings.Contains(stderr, holder) || !strings.Contains(stderr, p.lockFile) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "waiting up to 1s for the lock "+p.lockFile+", held by "+holder) {
+		t.Errorf("no waiting line on the terminal:\n%s", stdout)
 	}
 }
 
