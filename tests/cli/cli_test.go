@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -289,5 +290,25 @@ func TestBuildFailureExit2WithFinalLine(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
 	if r.code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.stderr, "no-such-stage") {
 		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestShowConfigTakesNoLock(t *testing.T) {
+	lockFile := filepath.Join(t.TempDir(), "eib.lock")
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	r := eibEnv(t, []string{"EIB_SRCDIR=" + fixture, "EIB_LOCK_FILE=" + lockFile}, "--lock-timeout", "0", "--show-config")
+	if r.code != 0 || !strings.Contains(r.stdout, "[build]\n") {
+		t.Errorf("--show-config with the lock held: exit %d\n%s", r.code, r.stderr)
+	}
+	r = eibEnv(t, []string{"EIB_SRCDIR=" + fixture, "EIB_LOCK_FILE=" + lockFile}, "--lock-timeout", "0", "--explain", "image:hooks")
+	if r.code != 0 {
+		t.Errorf("--explain with the lock held: exit %d\n%s", r.code, r.stderr)
 	}
 }
