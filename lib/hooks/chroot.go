@@ -29,7 +29,7 @@ var chrootCaps = []string{
 }
 
 // chrootCommand builds the bubblewrap command of a .chroot hook: root bound
-// at /, fresh /proc and /dev, a tmpfs /tmp, cachedir and srcdir read-only
+// at /, fresh /proc and /dev, a read-only /sys, a tmpfs /tmp, cachedir and srcdir read-only
 // at /tmp/eib and /tmp/eib/src, the hook at /tmp/<name>, and an
 // environment of only EIB_* (paths rewritten to the in-root binds), PATH
 // and LANG.
@@ -56,7 +56,15 @@ func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string
 	args := []string{
 		"--bind", root, "/",
 		"--proc", "/proc",
+		// Kernel knobs stay out of reach (bwrap covers /proc/irq and
+		// /proc/bus itself).
+		"--ro-bind-try", "/proc/sys", "/proc/sys",
+		"--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
 		"--dev", "/dev",
+		// The image stage may have mounted the host's sysfs (and /dev)
+		// in the root for the host-side hooks: /sys is read-only here,
+		// /dev the sandbox's own.
+		"--ro-bind", "/sys", "/sys",
 		"--tmpfs", "/tmp",
 		"--ro-bind", cacheDir, ChrootCacheDir,
 		"--ro-bind", srcDir, ChrootSrcDir,

@@ -347,6 +347,7 @@ if mount -t tmpfs none /tmp 2>/dev/null; then echo "COULD-MOUNT" >> $out; fi
 if mknod /dev/evil b 8 0 2>/dev/null; then echo "COULD-MKNOD" >> $out; fi
 touch /tmp/scratch
 env | sort >> $out
+cat /proc/self/mountinfo > /mountinfo
 `, true)
 	if err := f.runner.RunGroup(context.Background(), f.b, "image", root); err != nil {
 		t.Fatalf("%v\n%s", err, f.logText(t))
@@ -372,6 +373,23 @@ env | sort >> $out
 	for _, p := range []string{filepath.Join(f.cache, "written"), filepath.Join(f.src, "written"), filepath.Join(root, "tmp", "scratch"), filepath.Join(root, "tmp", "20-confined.chroot")} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s exists on the host", p)
+		}
+	}
+	// /sys and /proc/sys are read-only inside.
+	mi, _ := os.ReadFile(filepath.Join(root, "mountinfo"))
+	ro := map[string]bool{}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 5 {
+			ro[f[4]] = strings.HasPrefix(f[5], "ro")
+		}
+	}
+	mps := []string{"/sys", "/proc/sys", "/tmp/eib", "/tmp/eib/src"}
+	if _, err := os.Stat("/proc/sysrq-trigger"); err == nil {
+		mps = append(mps, "/proc/sysrq-trigger")
+	}
+	for _, mp := range mps {
+		if v, ok := ro[mp]; !ok || !v {
+			t.Errorf("%s is not a read-only mount in the sandbox:\n%s", mp, mi)
 		}
 	}
 	assertNoMountsUnder(t, root)
