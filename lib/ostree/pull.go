@@ -72,7 +72,7 @@ func (r *Repo) pullOnce(ctx context.Context, p Pull, args []string) error {
 		_, err := run(ctx, nil, args...)
 		return err
 	}
-	if f, ok := p.Progress.(*os.File); ok && isTerminal(f) {
+	if f, ok := p.Progress.(*os.File); ok && IsTerminal(f) {
 		// ostree draws its own progress bar on a terminal.
 		_, err := run(ctx, f, args...)
 		return err
@@ -149,8 +149,8 @@ func lastLine(s string) string {
 	return s
 }
 
-// isTerminal reports whether f is a terminal (TCGETS succeeds).
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a terminal (TCGETS succeeds).
+func IsTerminal(f *os.File) bool {
 	var t syscall.Termios
 	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
 	return errno == 0

@@ -1,0 +1,254 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/ostree"
+)
+
+func init() { Register(ostreeStage{}) }
+
+// ostreeStage fetches the OS commit into the bare cache repo: it recreates
+// the remote with every trusted key, pulls the ref (GPG-verified), points
+// the deploy ref at the pulled commit, updates the summary and prunes.
+type ostreeStage struct{}
+
+func (ostreeStage) Name() string { return "ostree" }
+
+// pullAttempts is how often a pull that fails for a network reason is
+// tried; the waits between attempts are 2 s, then 4 s.
+const pullAttempts = 3
+
+// ostreeSettings is the [ostree] section, typed.
+type ostreeSettings struct {
+	repoDir   string
+	remote    string
+	pullURL   string
+	ref       string
+	refDeploy string
+	os        string
+	deployURL string
+	checkout  string
+	kargs     []string
+	gpgVerify bool
+	keys      []string // trusted public keys, sorted per directory
+	err       error    // the errors met while reading, joined
+}
+
+func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
+	var s ostreeSettings
+	get := func(key string, required bool) string {
+		v, err := b.Get("ostree", key)
+		if err != nil {
+			s.setErr(fmt.Errorf("[ostree] %s: %w", key, err))
+			return ""
+		}
+		v = strings.TrimSpace(v)
+		if required && v == "" {
+			s.setErr(fmt.Errorf("[ostree] %s is empty", key))
+		}
+		return v
+	}
+	s.repoDir = get("repodir", true)
+	s.remote = get("remote", true)
+	s.ref = get("ref", true)
+	s.refDeploy = get("ref_deploy", false)
+	s.os = get("os", true)
+	s.checkout = get("checkout", true)
+	s.kargs = strings.Fields(get("kargs", false))
+	s.pullURL = get("pull_url", false)
+	if s.pullURL == "" {
+		prod := false
+		if b.Config.Has("build", "use_production_ostree") {
+			var err error
+			if prod, err = b.Config.Bool("build", "use_production_ostree"); err != nil {
+				s.setErr(fmt.Errorf("[build] use_production_ostree: %w", err))
+			}
+		}
+		key, why := "dev_pull_url", "without --use-production-ostree"
+		if prod {
+			key, why = "prod_pull_url", "with --use-production-ostree"
+		}
+		if s.pullURL = get(key, false); s.pullURL == "" && s.err == nil {
+			s.setErr(fmt.Errorf("[ostree] pull_url is empty and so is %s (used %s): set the URL of the OSTree repository to build from", key, why))
+		}
+	}
+	if s.deployURL = get("deploy_url", false); s.deployURL == "" {
+		s.deployURL = s.pullURL
+	}
+	if s.refDeploy == "" {
+		s.refDeploy = s.ref
+	}
+	if v := get("gpg_verify", true); v != "" {
+		var err error
+		if s.gpgVerify, err = b.Config.Bool("ostree", "gpg_verify"); err != nil {
+			s.setErr(fmt.Errorf("[ostree] gpg_verify: %w", err))
+		}
+	}
+	if s.err != nil {
+		return s, s.err
+	}
+	var err error
+	s.keys, err = trustedKeys(b, s.gpgVerify)
+	return s, err
+}
+
+// trustedKeys lists data/keys/*.asc of srcdir, then of the localdir, each
+// sorted. None while gpg_verify is on is an error naming both places.
+func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
+	dirs := []string{filepath.Join(b.SrcDir, "data", "keys")}
+	if b.LocalDir != "" {
+		dirs = append(dirs, filepath.Join(b.LocalDir, "data", "keys"))
+	}
+	var keys []string
+	for _, d := range dirs {
+		found, err := filepath.Glob(filepath.Join(d, "*.asc"))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(found)
+		keys = append(keys, found...)
+	}
+	if len(keys) == 0 && gpgVerify {
+		where := strings.Join(dirs, " and ")
+		if b.LocalDir == "" {
+			where += " (and <localdir>/data/keys: no --localdir given)"
+		}
+		return nil, fmt.Errorf("[ostree] gpg_verify is on but no trusted key (*.asc) was found in %s", where)
+	}
+	return keys, nil
+}
+
+// verifySummary: EIB checks the summary signature except over https,
+// where the transport is trusted and mirrors often serve an unsigned
+// summary.
+func verifySummary(gpgVerify bool, url string) bool {
+	return gpgVerify && !strings.HasPrefix(strings.ToLower(url), "https://")
+}
+
+func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
+	s, err := readOSTreeSettings(b)
+	if err != nil {
+		return err
+	}
+	repo := ostree.Open(s.repoDir)
+	if !repo.Exists() {
+		b.Log.Printf("creating the OSTree cache repo %s", s.repoDir)
+		if repo, err = ostree.Init(ctx, s.repoDir, ostree.ModeBare); err != nil {
+			return err
+		}
+	}
+	// Recreated every build: the URL (a test server's port) and the keys
+	// may have changed since the cache was filled.
+	if err := repo.AddRemote(ctx, ostree.Remote{
+		Name: s.remote, URL: s.pullURL, Branches: []string{s.ref},
+		GPGVerify: s.gpgVerify, GPGVerifySummary: verifySummary(s.gpgVerify, s.pullURL),
+		Keys: s.keys,
+	}); err != nil {
+		return err
+	}
+	b.Log.Printf("pulling %s from %s (gpg_verify %v, %d trusted keys)", s.ref, s.pullURL, s.gpgVerify, len(s.keys))
+	progress := pullProgress(b)
+	err = repo.Pull(ctx, ostree.Pull{
+		Remote: s.remote, Refs: []string{s.ref}, Mirror: true,
+		Attempts: pullAttempts, RetryDelay: 2 * time.Second,
+		Progress: progress,
+	})
+	if lw, ok := progress.(*logWriter); ok {
+		lw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	commit, err := repo.RevParse(ctx, s.ref)
+	if err != nil {
+		return err
+	}
+	version, err := repo.CommitVersion(ctx, commit)
+	if err != nil {
+		return err
+	}
+	if s.refDeploy != s.ref {
+		if err := repo.CreateRef(ctx, s.refDeploy, commit); err != nil {
+			return err
+		}
+	}
+	if err := repo.UpdateSummary(ctx, nil); err != nil {
+		return err
+	}
+	if err := repo.PruneRefsOnly(ctx); err != nil {
+		return err
+	}
+	b.OSTree = s.info(commit, version)
+	b.Log.Printf("pulled %s %s (version %q)", s.ref, commit, version)
+	return nil
+}
+
+func (s ostreeSettings) info(commit, version string) build.OSTreeInfo {
+	return build.OSTreeInfo{
+		RepoDir: s.repoDir, Remote: s.remote, PullURL: s.pullURL,
+		Ref: s.ref, RefDeploy: s.refDeploy, Commit: commit, Version: version,
+		DeployURL: s.deployURL, OS: s.os,
+	}
+}
+
+// pullProgress is where a pull reports progress: the terminal itself
+// when stdout is one (ostree draws its bar), the build log otherwise.
+func pullProgress(b *build.Build) io.Writer {
+	if ostree.IsTerminal(os.Stdout) {
+		return os.Stdout
+	}
+	return &logWriter{printf: b.Log.Printf}
+}
+
+// logWriter turns written text into build log lines.
+type logWriter struct {
+	mu     sync.Mutex
+	printf func(string, ...any)
+	buf    []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexAny(string(w.buf), "\r\n")
+		if i < 0 {
+			break
+		}
+		if line := strings.TrimSpace(string(w.buf[:i])); line != "" {
+			w.printf("%s", line)
+		}
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush logs a last incomplete line.
+func (w *logWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if line := strings.TrimSpace(string(w.buf)); line != "" {
+		w.printf("%s", line)
+	}
+	w.buf = nil
+}
+
+func (s *ostreeSettings) setErr(err error) {
+	if s.err == nil {
+		s.err = err
+	} else {
+		s.err = errors.Join(s.err, err)
+	}
+}
