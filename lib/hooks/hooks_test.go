@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -331,6 +332,15 @@ func TestChrootHookIsConfinedToItsRoot(t *testing.T) {
 	root := busyboxRoot(t)
 	os.WriteFile(filepath.Join(f.src, "srcfile"), []byte("from src\n"), 0o644)
 	os.WriteFile(filepath.Join(f.cache, "cachefile"), []byte("from cache\n"), 0o644)
+	// Like the image stage, mount the host's /dev and sysfs in the root.
+	for _, m := range []string{"dev", "sys"} {
+		os.MkdirAll(filepath.Join(root, m), 0o755)
+		if err := syscall.Mount("/"+m, filepath.Join(root, m), "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		mp := filepath.Join(root, m)
+		t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) })
+	}
 	f.cfg.Set("image", "hooks", "20-confined.chroot")
 	f.cfg.Set("image", "some_path", "${build:cachedir}/content/x ${build:srcdir}/data")
 	f.b.SetEnv("OSTREE_DEPLOYMENT", "/host/only")
@@ -345,6 +355,7 @@ if touch /tmp/eib/written 2>/dev/null; then echo "WROTE-CACHEDIR" >> $out; fi
 if touch /tmp/eib/src/written 2>/dev/null; then echo "WROTE-SRCDIR" >> $out; fi
 if mount -t tmpfs none /tmp 2>/dev/null; then echo "COULD-MOUNT" >> $out; fi
 if mknod /dev/evil b 8 0 2>/dev/null; then echo "COULD-MKNOD" >> $out; fi
+if [ -e /dev/loop-control ]; then echo "SAW-HOST-DEV" >> $out; fi
 touch /tmp/scratch
 env | sort >> $out
 cat /proc/self/mountinfo > /mountinfo
@@ -392,6 +403,8 @@ cat /proc/self/mountinfo > /mountinfo
 			t.Errorf("%s is not a read-only mount in the sandbox:\n%s", mp, mi)
 		}
 	}
+	syscall.Unmount(filepath.Join(root, "dev"), 0)
+	syscall.Unmount(filepath.Join(root, "sys"), 0)
 	assertNoMountsUnder(t, root)
 }
 
