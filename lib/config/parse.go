@@ -150,6 +150,10 @@ func Parse(path string, data []byte) (*File, error) {
 		curKey   *parseKey
 		indent   int
 		seenOpt  = map[[2]string]bool{}
+		// Like configparser, a malformed line is reported at the end of
+		// the file (the first one), but a duplicate or a missing section
+		// header stops the parse at once.
+		pending *Error
 	)
 	for i, line := range pyLines(string(data)) {
 		lineno := i + 1
@@ -201,23 +205,35 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		delim := strings.IndexAny(value, "=:")
 		if delim < 0 {
-			return nil, &Error{File: path, Line: lineno, Section: cur.name,
-				Msg: fmt.Sprintf("%q is neither a [section], a key = value line nor a comment", value)}
+			if pending == nil {
+				pending = &Error{File: path, Line: lineno, Section: cur.name,
+					Msg: fmt.Sprintf("%q is neither a [section], a key = value line nor a comment", value)}
+			}
+			continue
 		}
-		name := pyRstrip(value[:delim])
-		if name == "" {
-			return nil, &Error{File: path, Line: lineno, Section: cur.name,
+		name := optionXform(pyRstrip(value[:delim]))
+		if name == "" && pending == nil {
+			pending = &Error{File: path, Line: lineno, Section: cur.name,
 				Msg: fmt.Sprintf("%q has no key name before %q", value, value[delim:delim+1])}
 		}
-		name = optionXform(name)
 		if seenOpt[[2]string{cur.name, name}] {
-			return nil, &Error{File: path, Line: lineno, Section: cur.name, Key: name,
-				Msg: fmt.Sprintf("key already set in this section of this file (line %d)", cur.idx[name].line)}
+			e := &Error{File: path, Line: lineno, Section: cur.name, Key: name, Msg: "key already set in this section of this file"}
+			if prev := cur.idx[name]; prev != nil {
+				e.Msg = fmt.Sprintf("%s (line %d)", e.Msg, prev.line)
+			}
+			return nil, e
 		}
 		seenOpt[[2]string{cur.name, name}] = true
+		if name == "" {
+			curKey = nil // an empty name takes no continuation lines
+			continue
+		}
 		curKey = &parseKey{name: name, lines: []string{pyStrip(value[delim+1:])}, line: lineno}
 		cur.keys = append(cur.keys, curKey)
 		cur.idx[name] = curKey
+	}
+	if pending != nil {
+		return nil, pending
 	}
 	f := &File{Path: path}
 	conv := func(s *parseSection) *FileSection {

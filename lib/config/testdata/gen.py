@@ -137,7 +137,42 @@ def dump(name, text):
         f.write('\n')
 
 
+# Random cases from tricky fragments (fixed seed: the output is stable).
+FRAGMENTS = [
+    '[s]', '[t]', '[DEFAULT]', '[S]', '  [s]', '[a]b]', 'k = v', 'K = w', 'k2: v2', 'x=y=z',
+    'a : b : c', '  cont', '\tcont', '    k3 = deep', '', '   ', '# c', '  ; c', 'k = ${k2}',
+    'r = ${t:k}', 'd = $$', 'bad = $', 'e = ${DEFAULT:k}', 'n = ${nope}', 'v =', 'v2 =   ',
+    'u = \u00e9t\u00e9', '\u3000u2', '= nokey', 'no delimiter', 'K4 = ${K}', 'i = ${i}',
+]
+
+
+# Fragments that parse (values, continuations, references).
+OK_FRAGMENTS = [
+    '  cont', '\tcont', '    k3 = deep', '', '   ', '# c', '  ; c', 'k = ${k2}', 'r = ${t:k}',
+    'd = $$', 'bad = $', 'e = ${DEFAULT:k}', 'n = ${nope}', 'u = \u00e9t\u00e9', '\u3000u2',
+    'i = ${i}', 'm = ${s:k} ${k}', 'x: ${r}', '  [not]', 'z = [v]',
+]
+
+
+def random_cases(prefix, n, fragments, seed):
+    import random
+    rnd = random.Random(seed)
+    cases = {}
+    for i in range(n):
+        lines = ['[s]'] if rnd.random() < 0.8 or fragments is OK_FRAGMENTS else []
+        for _ in range(rnd.randint(3, 14)):
+            if fragments is OK_FRAGMENTS and rnd.random() < 0.3:
+                lines.append(rnd.choice(['k = v', 'k2 = w', 'K4 = ${k}', '[t]', '[DEFAULT]']))
+            else:
+                lines.append(rnd.choice(fragments))
+        end = rnd.choice(['\n', '\r\n', ''])
+        cases['%s_%02d' % (prefix, i)] = '\n'.join(lines) + end
+    return cases
+
+
 if __name__ == '__main__':
     os.makedirs(HERE, exist_ok=True)
+    CASES.update(random_cases('random', 60, FRAGMENTS, 2))
+    CASES.update(random_cases('random_ok', 60, OK_FRAGMENTS, 3))
     for n, t in sorted(CASES.items()):
         dump(n, t)
