@@ -1,137 +1,39 @@
-package ostree
+package ostree_test
 
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/eib-builder/eib/lib/ostree"
+	"github.com/eib-builder/eib/lib/ostree/ostreetest"
 )
 
-func need(t *testing.T, tools ...string) {
+func serveRepo(t *testing.T, ref string, signer *ostree.Signer) (url, commit string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install %s)", tool, tool)
-		}
-	}
-}
-
-// testKey generates a signing key in a fresh GPG home and returns the
-// signer and the exported public key file.
-func testKey(t *testing.T, name string) (*Signer, string) {
-	t.Helper()
-	need(t, "gpg", "gpgconf")
-	// A short home path: gpg-agent's socket path must fit in 108 bytes.
-	home, err := os.MkdirTemp("", "gpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
-		os.RemoveAll(home)
-	})
-	gpg := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("gpg", append([]string{"--batch", "--homedir", home}, args...)...).Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				t.Fatalf("gpg %v: %s", args, ee.Stderr)
-			}
-			t.Fatal(err)
-		}
-		return string(out)
-	}
-	gpg("--passphrase", "", "--quick-gen-key", name+" <"+name+"@example.invalid>", "ed25519", "sign", "never")
-	var keyID string
-	for _, line := range strings.Split(gpg("--with-colons", "--list-keys"), "\n") {
-		if f := strings.Split(line, ":"); len(f) > 9 && f[0] == "fpr" {
-			keyID = f[9]
-			break
-		}
-	}
-	if keyID == "" {
-		t.Fatal("no key generated")
-	}
-	pub := filepath.Join(t.TempDir(), name+".asc")
-	if err := os.WriteFile(pub, []byte(gpg("--armor", "--export", keyID)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &Signer{KeyID: keyID, Homedir: home}, pub
-}
-
-// testTree writes a tiny OS tree: a kernel, os-release, /usr/etc and the
-// top-level directories a deployment needs.
-func testTree(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
-		"usr/lib/modules/6.0.0-test/vmlinuz": "not really a kernel\n",
-		"usr/lib/os-release":                 "ID=eibtest\nNAME=\"eib test\"\n",
-		"usr/etc/hostname":                   "eibtest\n",
-		"usr/share/doc/big":                  strings.Repeat("x", 100000),
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{"proc", "sys", "dev", "run", "tmp", "var", "sysroot", "boot"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("../lib/os-release", filepath.Join(dir, "usr/etc/os-release")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// serveRepo makes an archive repo with one commit on ref and serves it.
-func serveRepo(t *testing.T, ref string, signer *Signer) (url, commit string) {
-	t.Helper()
-	ctx := context.Background()
-	repo, err := Init(ctx, filepath.Join(t.TempDir(), "repo"), ModeArchive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit, err = repo.Commit(ctx, Commit{Branch: ref, Tree: testTree(t), Subject: "test", Version: "1.2.3", Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.UpdateSummary(ctx, signer); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.FileServer(http.Dir(repo.Path)))
-	t.Cleanup(srv.Close)
-	return srv.URL, commit
+	dir, commit := ostreetest.ArchiveRepo(t, ref, signer)
+	return ostreetest.Serve(t, dir), commit
 }
 
 func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
-	need(t, "ostree", "chattr")
+	ostreetest.Need(t, "ostree", "chattr")
 	ctx := context.Background()
-	signer, pub := testKey(t, "good")
+	signer, pub := ostreetest.Key(t, "good")
 	const ref = "eibtest/amd64/master"
 	url, commit := serveRepo(t, ref, signer)
 
-	cache, err := Init(ctx, filepath.Join(t.TempDir(), "cache"), ModeBare)
+	cache, err := ostree.Init(ctx, filepath.Join(t.TempDir(), "cache"), ostree.ModeBare)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !cache.Exists() {
 		t.Fatal("Exists() = false after Init")
 	}
-	rem := Remote{Name: "eib", URL: url, Branches: []string{ref}, GPGVerify: true, GPGVerifySummary: true, Keys: []string{pub}}
+	rem := ostree.Remote{Name: "eib", URL: url, Branches: []string{ref}, GPGVerify: true, GPGVerifySummary: true, Keys: []string{pub}}
 	if err := cache.AddRemote(ctx, rem); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +42,7 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress strings.Builder
-	if err := cache.Pull(ctx, Pull{Remote: "eib", Refs: []string{ref}, Mirror: true, Attempts: 2, Progress: &progress}); err != nil {
+	if err := cache.Pull(ctx, ostree.Pull{Remote: "eib", Refs: []string{ref}, Mirror: true, Attempts: 2, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := cache.RevParse(ctx, ref)
@@ -160,12 +62,12 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sysroot, err := InitFS(ctx, filepath.Join(t.TempDir(), "sysroot"))
+	sysroot, err := ostree.InitFS(ctx, filepath.Join(t.TempDir(), "sysroot"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := Remove(sysroot.Path); err != nil {
+		if err := ostree.Remove(sysroot.Path); err != nil {
 			t.Error(err)
 		}
 	})
@@ -173,7 +75,7 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	srepo := sysroot.Repo()
-	if err := srepo.AddRemote(ctx, Remote{Name: "eib", URL: "https://example.invalid/", Branches: []string{"eibtest/amd64/deploy"}, GPGVerify: true}); err != nil {
+	if err := srepo.AddRemote(ctx, ostree.Remote{Name: "eib", URL: "https://example.invalid/", Branches: []string{"eibtest/amd64/deploy"}, GPGVerify: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := srepo.PullLocal(ctx, cache.Path, "eib", "eibtest/amd64/deploy"); err != nil {
@@ -182,7 +84,7 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 	if err := srepo.ConfigSet(ctx, "sysroot.bootloader", "none"); err != nil {
 		t.Fatal(err)
 	}
-	dep, err := sysroot.Deploy(ctx, Deploy{OS: "eibtest", Refspec: "eib:eibtest/amd64/deploy",
+	dep, err := sysroot.Deploy(ctx, ostree.Deploy{OS: "eibtest", Refspec: "eib:eibtest/amd64/deploy",
 		Kargs: []string{"root=LABEL=ostree", "console=tty0", "console=ttyS0"}})
 	if err != nil {
 		t.Fatal(err)
@@ -212,17 +114,15 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 }
 
 func TestPullFailuresNameTheCauseAndAreNotRetried(t *testing.T) {
-	need(t, "ostree")
+	ostreetest.Need(t, "ostree")
 	ctx := context.Background()
-	good, goodPub := testKey(t, "good")
-	other, _ := testKey(t, "other")
+	good, goodPub := ostreetest.Key(t, "good")
+	other, _ := ostreetest.Key(t, "other")
 	const ref = "eibtest/amd64/master"
 	signedURL, _ := serveRepo(t, ref, good)
 	otherURL, _ := serveRepo(t, ref, other)
 	unsignedURL, _ := serveRepo(t, ref, nil)
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
+	deadURL := ostreetest.DeadURL(t)
 
 	for _, tc := range []struct {
 		name, url, ref, want string
@@ -233,20 +133,20 @@ func TestPullFailuresNameTheCauseAndAreNotRetried(t *testing.T) {
 		{"unreachable", deadURL, ref, "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cache, err := Init(ctx, filepath.Join(t.TempDir(), "cache"), ModeBare)
+			cache, err := ostree.Init(ctx, filepath.Join(t.TempDir(), "cache"), ostree.ModeBare)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := cache.AddRemote(ctx, Remote{Name: "eib", URL: tc.url, Branches: []string{tc.ref},
+			if err := cache.AddRemote(ctx, ostree.Remote{Name: "eib", URL: tc.url, Branches: []string{tc.ref},
 				GPGVerify: true, GPGVerifySummary: false, Keys: []string{goodPub}}); err != nil {
 				t.Fatal(err)
 			}
 			var progress strings.Builder
-			err = cache.Pull(ctx, Pull{Remote: "eib", Refs: []string{tc.ref}, Mirror: true, Attempts: 2, RetryDelay: 1, Progress: &progress})
+			err = cache.Pull(ctx, ostree.Pull{Remote: "eib", Refs: []string{tc.ref}, Mirror: true, Attempts: 2, RetryDelay: 1, Progress: &progress})
 			if err == nil {
 				t.Fatal("pull succeeded")
 			}
-			var oe *Error
+			var oe *ostree.Error
 			if !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "ostree pull") {
 				t.Fatalf("error %q: want an ostree pull error containing %q", err, tc.want)
 			}
