@@ -94,5 +94,3 @@ func (s *gpgStream) Abort() {
 	}
 	s.cmd.Wait()
 }
-
-func (s *gpgStream) SHA256() []byte { return nil }

@@ -123,7 +123,11 @@ func (k *Key) Begin(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing with %s: %w", k, err)
 	}
-	return &keyStream{key: k, sig: sig, h: h, plain: pub.Version < 6}, nil
+	s := &keyStream{key: k, sig: sig, h: h, plain: pub.Version < 6}
+	if s.plain {
+		return plainStream{s}, nil
+	}
+	return s, nil
 }
 
 type keyStream struct {
@@ -173,4 +177,7 @@ func (s *keyStream) Finish(w io.Writer) error {
 
 func (s *keyStream) Abort() { s.done = true }
 
-func (s *keyStream) SHA256() []byte { return s.sum }
+// plainStream is a keyStream whose hash is the plain SHA-256 of the bytes.
+type plainStream struct{ *keyStream }
+
+func (s plainStream) SHA256() []byte { return s.sum }

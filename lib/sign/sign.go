@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 // Signer starts detached signatures. A nil Signer means "do not sign";
@@ -37,9 +36,13 @@ type Stream interface {
 	// Abort releases the stream without a signature (after an error).
 	// It is safe to call after Finish.
 	Abort()
-	// SHA256 returns the plain SHA-256 digest of the signed bytes when the
-	// signature hash was SHA-256 without a salt (the digest then costs
-	// nothing extra), after Finish; nil otherwise.
+}
+
+// Checksummer is a Stream whose signature hash is the plain SHA-256 of the
+// signed bytes (OpenPGP v4 signatures): the file's checksum then comes for
+// free. SHA256 returns it after Finish.
+type Checksummer interface {
+	Stream
 	SHA256() []byte
 }
 
@@ -90,64 +93,4 @@ func New(o Options, logf func(format string, args ...any)) (Signer, error) {
 		logf("no signing key configured: outputs are not signed")
 	}
 	return nil, nil
-}
-
-// File signs the whole file at path and writes the armored detached
-// signature to out, under a temporary name renamed when complete.
-func File(ctx context.Context, s Signer, path, out string) error {
-	in, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := s.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Abort()
-	if _, err := io.Copy(st, in); err != nil {
-		return fmt.Errorf("signing %s: %w", path, err)
-	}
-	return WriteAtomic(out, st.Finish)
-}
-
-// WriteAtomic creates path through a temporary file in the same
-// directory, filled by write and renamed over path only when write and the
-// close succeed; on failure the temporary file is removed.
-func WriteAtomic(path string, write func(w io.Writer) error) (err error) {
-	f, err := CreateTemp(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return nil
-}
-
-// CreateTemp creates the temporary file for path: a hidden name in the
-// same directory (".NAME.tmp-*"), mode 0644.
-func CreateTemp(path string) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
 }
