@@ -272,3 +272,48 @@ func TestChrootImageHooksAreNoOpsWithoutTheirTools(t *testing.T) {
 		}
 	}
 }
+
+// TestChrootImageHooksWorkInADebianRoot runs the shipped .chroot hooks in
+// a real Debian tree: an overlay of this host's / whose writes land in a
+// temp dir (the host is untouched).
+func TestChrootImageHooksWorkInADebianRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (overlay mount, bubblewrap)")
+	}
+	for _, tool := range []string{"bwrap", "systemd-sysusers", "systemd-tmpfiles", "ldconfig"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not on this host: %v", tool, err)
+		}
+	}
+	dir := t.TempDir()
+	upper, work, root := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "root")
+	for _, d := range []string{upper, work, root} {
+		os.MkdirAll(d, 0o755)
+	}
+	if err := syscall.Mount("overlay", root, "overlay", 0, "lowerdir=/,upperdir="+upper+",workdir="+work); err != nil {
+		t.Skipf("overlay of / not possible here: %v", err)
+	}
+	defer func() {
+		if err := syscall.Unmount(root, 0); err != nil {
+			syscall.Unmount(root, syscall.MNT_DETACH)
+			t.Errorf("unmounting the overlay: %v", err)
+		}
+	}()
+	_, _, log, err := runImageHooks(t, nil, "10-systemd-sysusers.chroot 10-systemd-tmpfiles.chroot 80-ldconfig-aux-cache.chroot", root)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	if strings.Contains(log, "nothing to do") {
+		t.Errorf("a hook found no tool in a Debian root:\n%s", log)
+	}
+	// ldconfig -X wrote the aux cache into the root (the overlay's upper dir).
+	if _, err := os.Stat(filepath.Join(upper, "var", "cache", "ldconfig", "aux-cache")); err != nil {
+		t.Errorf("no aux cache written in the root: %v\n%s", err, log)
+	}
+	// Nothing under /run or /tmp of the root.
+	for _, d := range []string{"run", "tmp"} {
+		if ents, _ := os.ReadDir(filepath.Join(upper, d)); len(ents) > 0 {
+			t.Errorf("hooks wrote into /%s of the root: %v", d, ents)
+		}
+	}
+}
