@@ -94,3 +94,15 @@ func New(o Options, logf func(format string, args ...any)) (Signer, error) {
 	}
 	return nil, nil
 }
+
+// ConfigOptions reads the options from the [image] keys signing_key,
+// signing_passphrase_file, signing_keyid and gpg_homedir through get (the
+// image stage and `eib sign` read them alike).
+func ConfigOptions(get func(section, key string) string) Options {
+	return Options{
+		KeyFile:        get("image", "signing_key"),
+		PassphraseFile: get("image", "signing_passphrase_file"),
+		KeyID:          get("image", "signing_keyid"),
+		GnupgHome:      get("image", "gpg_homedir"),
+	}
+}
