@@ -114,7 +114,12 @@ func hookEnv(env []string) []string {
 
 func hookCmd(ctx context.Context, t *testing.T, group, name string, env []string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(srcDir(t), "hooks", group, name))
+	hook := filepath.Join(srcDir(t), "hooks", group, name)
+	cmd := exec.CommandContext(ctx, hook)
+	if os.Getenv("EIB_TEST_TRACE") != "" {
+		// Debugging aid: trace the hook with timestamps.
+		cmd = exec.CommandContext(ctx, "bash", "-c", `PS4='+ $(date +%T.%N) '; set -x; . "$0"`, hook)
+	}
 	cmd.Env = hookEnv(env)
 	return cmd
 }
