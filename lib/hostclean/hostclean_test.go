@@ -93,8 +93,16 @@ func TestCleanKillsUnmountsAndDetaches(t *testing.T) {
 	if err != nil || len(mps) != 3 || !strings.HasSuffix(mps[0], "/a/b") {
 		t.Fatalf("Mounts = %v, %v; want 3, deepest first", mps, err)
 	}
-	if p := Processes([]string{build}); len(p) != 1 || p[0] != sleeper.Process.Pid {
-		t.Fatalf("Processes = %v, want [%d]", p, sleeper.Process.Pid)
+	// chroot(8) needs a moment to chroot and exec.
+	for i := 0; ; i++ {
+		p := Processes([]string{build})
+		if len(p) == 1 && p[0] == sleeper.Process.Pid {
+			break
+		}
+		if i > 500 {
+			t.Fatalf("Processes = %v, want [%d]", p, sleeper.Process.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 
 	var logged []string
