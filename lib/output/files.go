@@ -2,6 +2,8 @@ package output
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -139,4 +141,19 @@ func SignFile(ctx context.Context, s sign.Signer, path, out string) error {
 		return fmt.Errorf("signing %s: %w", path, err)
 	}
 	return WriteFile(out, st.Finish)
+}
+
+// SHA256File returns the hex SHA-256 and the size of a file.
+func SHA256File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -2,11 +2,7 @@ package output
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -37,21 +33,15 @@ func WriteQCOW2(ctx context.Context, raw, out string) (File, error) {
 	if err := run(ctx, "qemu-img", "resize", "-q", "-f", "qcow2", tmp.Name(), fmt.Sprintf("+%d", int64(QCOW2Extra))); err != nil {
 		return File{}, err
 	}
-	f, err := os.Open(tmp.Name())
+	sum, n, err := SHA256File(tmp.Name())
 	if err != nil {
 		return File{}, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return File{}, fmt.Errorf("reading %s: %w", tmp.Name(), err)
 	}
 	if err := files.commit(); err != nil {
 		return File{}, err
 	}
 	ok = true
-	return File{Name: filepath.Base(out), Path: out, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return File{Name: filepath.Base(out), Path: out, Size: n, SHA256: sum}, nil
 }
 
 // run runs a tool; its error names the command and carries its stderr.
