@@ -171,8 +171,15 @@ func Tree(t testing.TB) string {
 }
 
 // ArchiveRepo makes an archive repo holding one commit of Tree on ref,
-// signed by signer (nil: unsigned), with an updated summary.
+// signed by signer (nil: unsigned), with a summary signed the same way.
 func ArchiveRepo(t testing.TB, ref string, signer *ostree.Signer) (dir, commit string) {
+	t.Helper()
+	return ArchiveRepoSigned(t, ref, signer, signer)
+}
+
+// ArchiveRepoSigned is ArchiveRepo with the commit signed by
+// commitSigner and the summary by summarySigner (either may be nil).
+func ArchiveRepoSigned(t testing.TB, ref string, commitSigner, summarySigner *ostree.Signer) (dir, commit string) {
 	t.Helper()
 	Need(t, "ostree")
 	ctx := context.Background()
@@ -180,11 +187,11 @@ func ArchiveRepo(t testing.TB, ref string, signer *ostree.Signer) (dir, commit s
 	if err != nil {
 		t.Fatal(err)
 	}
-	commit, err = repo.Commit(ctx, ostree.Commit{Branch: ref, Tree: Tree(t), Subject: "test", Version: "1.2.3", Signer: signer})
+	commit, err = repo.Commit(ctx, ostree.Commit{Branch: ref, Tree: Tree(t), Subject: "test", Version: "1.2.3", Signer: commitSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.UpdateSummary(ctx, signer); err != nil {
+	if err := repo.UpdateSummary(ctx, summarySigner); err != nil {
 		t.Fatal(err)
 	}
 	return repo.Path, commit
