@@ -20,7 +20,13 @@ type File struct {
 // --offset and copies files onto it with mtools (nothing is mounted).
 func makeVFAT(ctx context.Context, img string, pl Placed, files []File, c Content) error {
 	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-	args := []string{"-n", pl.FSLabel, "--offset=" + strconv.FormatInt(pl.Start, 10)}
+	// The FAT size is chosen here: mkfs.vfat would pick it from the size
+	// of the whole disk file and fail on a small ESP of a large disk.
+	fat := "16"
+	if pl.Bytes() >= 256*MiB {
+		fat = "32"
+	}
+	args := []string{"-F", fat, "-n", pl.FSLabel, "--offset=" + strconv.FormatInt(pl.Start, 10)}
 	if pl.FSUUID != "" {
 		args = append(args, "-i", pl.FSUUID)
 	}

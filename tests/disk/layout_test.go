@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -165,5 +166,23 @@ func TestUnsupportedLayoutsFailBeforeAnyWork(t *testing.T) {
 				t.Errorf("%+v: error %q does not name %s", row.p, err, w)
 			}
 		}
+	}
+}
+
+// TestSmallESPOnALargeDisk guards against mkfs.vfat choosing the FAT size
+// from the whole disk file (it then refuses a 62 MiB FAT32).
+func TestSmallESPOnALargeDisk(t *testing.T) {
+	needTools(t, "grub-mkimage", "minfo")
+	f := newSysroot(t, t.TempDir())
+	plan, img := build(t, f, disk.Params{Arch: "amd64"}, 3*disk.GiB, disk.RandomIDs(), -1, nil)
+	esp, _ := plan.Part(disk.RoleESP)
+	cmd := exec.Command("minfo", "-i", img+"@@"+itoa(esp.Offset()), "::")
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("minfo of the ESP: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "FAT16") && !strings.Contains(string(out), "fat_bits=16") {
+		t.Errorf("the 62 MiB ESP is not FAT16:\n%s", out)
 	}
 }
