@@ -65,6 +65,7 @@ const recordHook = `d="$OSTREE_DEPLOYMENT"
   awk -v d="$d" 'index($5, d) == 1 { print "mount=" substr($5, length(d) + 1) }' /proc/self/mountinfo
   test -e "$d/proc/self/status" && echo "proc=yes"
   test -s "$d/etc/resolv.conf" && echo "resolv=yes"
+  ostree --repo="$EIB_OSTREE_CHECKOUT/ostree/repo" refs | sed 's/^/ref=/'
   echo "remote=$(ostree --repo="$EIB_OSTREE_CHECKOUT/ostree/repo" config get 'remote "eib-demo".url')"
 } > "$EIB_TMPDIR/record.txt"
 `
@@ -75,7 +76,8 @@ const recordHook = `d="$OSTREE_DEPLOYMENT"
 // sysroot go away even when a hook fails.
 func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 	demo := ostreetest.DemoRepo(t)
-	p := newProject(t, "[content]\nhooks = 50-mark\n\n[image]\nhooks = 50-record 60-os-release.chroot 99-stop\n")
+	p := newProject(t, "[content]\nhooks = 50-mark\n\n[image]\nhooks = 50-record 60-os-release.chroot 99-stop\n\n"+
+		"[ostree]\nref_deploy = eib-demo/amd64/stable\n")
 	p.trust(demo.Key, "eib-demo.asc")
 	url := serveDemo(t, p, demo.Repo)
 	p.write("hooks/content/50-mark", `echo content-hook > "$OSTREE_DEPLOYMENT/etc/eib-content-mark"`+"\n", 0o644)
@@ -108,7 +110,8 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 		"mount=\n", "mount=/proc\n", "mount=/sys\n", "mount=/dev\n", "mount=/dev/pts\n", "mount=/tmp\n",
 		"mount=/var\n", "mount=/sysroot\n", "mount=/tmp/eib\n", "mount=/tmp/eib/src\n",
 		"proc=yes\n", "resolv=yes\n",
-		"remote=" + url + "\n", // deploy_url is empty: the URL pulled from
+		"remote=" + url + "\n",                 // deploy_url is empty: the URL pulled from
+		"ref=eib-demo:eib-demo/amd64/stable\n", // the system follows ref_deploy
 	} {
 		if !strings.Contains(rec, want) {
 			t.Errorf("record.txt lacks %q", want)
@@ -132,10 +135,13 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 			t.Errorf("ostree.txt lacks %q:\n%s", want, info)
 		}
 	}
-	// The cache repo keeps the commit for the next build.
-	got, err := ostree.Open(filepath.Join(p.cache, "ostree", "eib-demo")).RevParse(context.Background(), ostreetest.DemoRef)
-	if err != nil || got != demo.Commit {
-		t.Errorf("cache repo has %s = %q (%v), want %s", ostreetest.DemoRef, got, err, demo.Commit)
+	// The cache repo keeps the commit for the next build, under the
+	// pulled ref and its ref_deploy alias.
+	for _, ref := range []string{ostreetest.DemoRef, "eib-demo/amd64/stable"} {
+		got, err := ostree.Open(filepath.Join(p.cache, "ostree", "eib-demo")).RevParse(context.Background(), ref)
+		if err != nil || got != demo.Commit {
+			t.Errorf("cache repo has %s = %q (%v), want %s", ref, got, err, demo.Commit)
+		}
 	}
 }
 
