@@ -44,18 +44,17 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	fragments := []struct {
-		name  string
-		value any
-	}{
-		{manifest.BasicInfoFile, info},
-		{manifest.ImagesFile, manifest.Images(b.Outputs)},
-		{manifest.OSTreeFile, manifest.OSTreeFragment(b.OSTree)},
-		{manifest.BootCheckFile, manifest.BootCheck(b.Boots)},
-		{manifest.TimingsFile, manifest.Timings(b.Timings)},
+	fragments := map[string]any{
+		manifest.BasicInfoFile: info,
+		manifest.ImagesFile:    manifest.Images(b.Outputs),
+		manifest.BootCheckFile: manifest.BootCheck(b.Boots),
 	}
-	for _, f := range fragments {
-		if err := manifest.WriteFragment(dir, f.name, f.value); err != nil {
+	// A buildscript without the ostree stage built no commit to describe.
+	if b.OSTree.Commit != "" {
+		fragments[manifest.OSTreeFile] = manifest.OSTreeFragment(b.OSTree)
+	}
+	for name, v := range fragments {
+		if err := manifest.WriteFragment(dir, name, v); err != nil {
 			return err
 		}
 	}
@@ -63,6 +62,10 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 		if err := b.Hooks.RunGroup(ctx, b, "manifest", ""); err != nil {
 			return err
 		}
+	}
+	// After the hooks, so that the manifest hooks' own timings are in it.
+	if err := manifest.WriteFragment(dir, manifest.TimingsFile, manifest.Timings(b.Timings)); err != nil {
+		return err
 	}
 	out := filepath.Join(outdir, ov+manifest.Suffix)
 	if err := manifest.WriteDir(dir, out); err != nil {
