@@ -256,3 +256,51 @@ func TestNextBuildCleansWhatAKilledBuildLeft(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 }
+
+func TestSignFileInAHookUsesEibSign(t *testing.T) {
+	key := filepath.Join(srcRoot, "data", "demo", "image-signing-key.DEMO-ONLY.sec.asc")
+	if _, err := os.Stat(key); err != nil {
+		t.Skipf("demo signing key not in this tree: %v", err)
+	}
+	p := newProject(t, "publish\n", "[image]\nsigning_key = "+key+"\n\n[publish]\nhooks = 10-sign\n")
+	p.write("hooks/publish/10-sign", `f=$(eib_outfile data)
+echo "some output" > "$f"
+sign_file "$f"
+checksum_file "$f"
+`, 0o644)
+	code, stdout, stderr := p.run("master")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s\n%s", code, stdout, stderr, p.read(p.logFile()))
+	}
+	outs, _ := filepath.Glob(filepath.Join(p.cache, "build", "out", "*.data"))
+	if len(outs) != 1 {
+		t.Fatalf("outputs %v", outs)
+	}
+	asc := p.read(outs[0] + ".asc")
+	if !strings.HasPrefix(asc, "-----BEGIN PGP SIGNATURE-----") {
+		t.Fatalf("not an armored signature:\n%s", asc)
+	}
+	if _, err := exec.LookPath("gpg"); err != nil {
+		t.Skip("gpg not installed: signature not verified")
+	}
+	home := filepath.Join(p.dir, "gnupg")
+	os.MkdirAll(home, 0o700)
+	if out, err := exec.Command("gpg", "--homedir", home, "--batch", "--import", key).CombinedOutput(); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	out, err := exec.Command("gpg", "--homedir", home, "--batch", "--verify", outs[0]+".asc", outs[0]).CombinedOutput()
+	exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+	if err != nil || !strings.Contains(string(out), "Good signature") {
+		t.Errorf("gpg --verify: %v\n%s", err, out)
+	}
+
+	// With no key configured, sign_file signs nothing and succeeds.
+	p2 := newProject(t, "publish\n", "[image]\nsigning_key = "+filepath.Join(p.dir, "no-such-key.asc")+"\n\n[publish]\nhooks = 10-sign\n")
+	p2.write("hooks/publish/10-sign", "f=$(eib_outfile data)\necho x > \"$f\"\nsign_file \"$f\"\n", 0o644)
+	if code, stdout, stderr := p2.run("master"); code != 0 {
+		t.Fatalf("without a key: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if m, _ := filepath.Glob(filepath.Join(p2.cache, "build", "out", "*.asc")); len(m) != 0 {
+		t.Errorf("signatures without a key: %v", m)
+	}
+}
