@@ -169,7 +169,9 @@ func TestGPGFallbackSignsWithKeyID(t *testing.T) {
 		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
 		os.RemoveAll(home)
 	})
-	gen := exec.Command("gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", "eib gpg test <gpg@eib.invalid>", "ed25519", "sign", "never")
+	// A passphrase-protected key, as a real keyring holds.
+	gen := exec.Command("gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", "gpg pass",
+		"--quick-gen-key", "eib gpg test <gpg@eib.invalid>", "ed25519", "sign", "never")
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("gpg --quick-gen-key: %v\n%s", err, out)
 	}
@@ -179,7 +181,9 @@ func TestGPGFallbackSignsWithKeyID(t *testing.T) {
 		t.Fatalf("gpg --export: %v\n%s", err, out)
 	}
 	data, _ := writeData(t, dir)
-	s, err := sign.New(sign.Options{KeyFile: filepath.Join(dir, "absent.asc"), KeyID: "gpg@eib.invalid", GnupgHome: home}, t.Logf)
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("gpg pass\n"), 0o600)
+	s, err := sign.New(sign.Options{KeyFile: filepath.Join(dir, "absent.asc"), KeyID: "gpg@eib.invalid", GnupgHome: home, PassphraseFile: pass}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
