@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eib-builder/eib/lib/check"
+	"github.com/eib-builder/eib/lib/check/checktest"
+)
+
+// tail returns the last lines of a command's output for a failure message.
+func tail(out string, n int) string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
+	needDemo(t)
+	p := newProject(t, "")
+	out, code := p.build()
+	if code != 0 {
+		t.Fatalf("demo build exited %d:\n%s", code, tail(out, 60))
+	}
+	for _, fw := range []string{"bios", "uefi"} {
+		if !regexp.MustCompile(`check: \S+ booted with ` + fw + ` firmware in [0-9.]+ s`).MatchString(out) {
+			t.Errorf("the build output does not report the %s boot:\n%s", fw, tail(out, 40))
+		}
+		log, err := os.ReadFile(filepath.Join(p.tmpdir(), "boot-"+fw+".log"))
+		if err != nil || !strings.Contains(string(log), "EIB-DEMO-BOOT-OK eib-demo") {
+			t.Errorf("console log boot-%s.log lacks the demo marker (%v)", fw, err)
+		}
+	}
+
+	// The manifest records both boots with their times.
+	boots, _ := p.manifest()["boot_check"].([]any)
+	var fws []string
+	for _, b := range boots {
+		m, _ := b.(map[string]any)
+		secs, _ := m["seconds_to_marker"].(float64)
+		if m["result"] != "ok" || secs <= 0 {
+			t.Errorf("manifest boot_check entry %v: want result ok with seconds_to_marker", m)
+		}
+		fw, _ := m["firmware"].(string)
+		fws = append(fws, fw)
+	}
+	if !slices.Equal(fws, []string{"bios", "uefi"}) {
+		t.Errorf("manifest boot_check firmwares = %v, want [bios uefi]", fws)
+	}
+
+	// Published: the release directory holds the manifest and the image.
+	pub := p.published()
+	hasSuffix := func(suffix string) bool {
+		return slices.ContainsFunc(pub, func(f string) bool { return strings.HasSuffix(f, suffix) })
+	}
+	if !hasSuffix(".manifest.json") || !slices.ContainsFunc(pub, check.IsCompressed) {
+		t.Errorf("published files %v: want the manifest and a compressed image", pub)
+	}
+
+	// eib check-image boots the compressed output the same way.
+	images, _ := filepath.Glob(filepath.Join(p.outdir(), "*.img.*"))
+	images = slices.DeleteFunc(images, func(f string) bool { return !check.IsCompressed(f) })
+	if len(images) == 0 {
+		t.Fatalf("no compressed image in %s", p.outdir())
+	}
+	logs := filepath.Join(p.dir, "check-image")
+	out, code = p.eib("check-image", "--firmware", "bios", "--marker", "EIB-DEMO-BOOT-OK", "--log-dir", logs, images[0])
+	if code != 0 || !regexp.MustCompile(`bios: ok, marker after [0-9.]+ s`).MatchString(out) {
+		t.Errorf("eib check-image %s exited %d:\n%s", images[0], code, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(logs, "*.raw")); len(left) != 0 {
+		t.Errorf("check-image left its expanded copy: %v", left)
+	}
+}
+
+func TestBrokenKernelCommandLineFailsTheBuildWithConsoleTail(t *testing.T) {
+	needDemo(t)
+	// No root= for the demo initramfs: it reports the failure and powers off.
+	p := newProject(t, "[ostree]\nkargs = rw console=ttyS0,115200 panic=-1\n\n[check]\nfirmware = bios\n")
+	out, code := p.build()
+	if code != 2 {
+		t.Fatalf("build with a broken kernel command line exited %d, want 2:\n%s", code, tail(out, 60))
+	}
+	for _, want := range []string{
+		"boot check failed",
+		"with bios firmware",
+		"ended before the marker",
+		"  | EIB-DEMO-BOOT-FAILED: no root= on the kernel command line",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, tail(out, 60))
+		}
+	}
+	// Only the error stage's failed-build log may be published.
+	for _, f := range p.published() {
+		if !strings.HasSuffix(f, ".failed.build.txt") {
+			t.Errorf("a build that failed its boot check published %s", f)
+		}
+	}
+}
+
+func TestMarkerThatNeverAppearsTimesOutAndLeavesNoQEMU(t *testing.T) {
+	dir := t.TempDir()
+	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"booting, but never saying so"}, "sleep 3600"))
+	p := &project{t: t, dir: dir, sysconf: filepath.Join(dir, "etc"), lock: filepath.Join(dir, "lock")}
+	out, code := p.eib("check-image", "--firmware", "bios", "--timeout", "3", "--marker", "EIB-DEMO-BOOT-OK", "--log-dir", dir, img)
+	if code != 2 {
+		t.Fatalf("check-image exited %d, want 2:\n%s", code, out)
+	}
+	for _, want := range []string{`marker "EIB-DEMO-BOOT-OK" not seen within 3s`, "  | booting, but never saying so", filepath.Join(dir, "boot-bios.log")} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
+		t.Fatalf("qemu left running after the timeout: %v", left)
+	}
+}
+
+func TestCheckImageUsageErrorsExitOne(t *testing.T) {
+	dir := t.TempDir()
+	p := &project{t: t, dir: dir, sysconf: filepath.Join(dir, "etc"), lock: filepath.Join(dir, "lock")}
+	for _, args := range [][]string{
+		{"check-image"},
+		{"check-image", "--firmware", "efi", "x.img"},
+		{"check-image", "--marker", "(", "x.img"},
+	} {
+		if out, code := p.eib(args...); code != 1 || !strings.Contains(out, "eib check-image:") {
+			t.Errorf("eib %v exited %d, want 1 with a message:\n%s", args, code, out)
+		}
+	}
+}
