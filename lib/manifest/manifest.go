@@ -85,7 +85,7 @@ func MergeDir(dir string) (map[string]any, error) {
 			return nil, err
 		}
 		if err := m.Add(name, v); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (in %s)", err, dir)
 		}
 	}
 	return m.Result(), nil

@@ -1,0 +1,257 @@
+// Package manifest runs the manifest, publish and error stages through the
+// real eib binary with a local directory whose buildscript lists only
+// manifest and publish: what a build publishes, what a failed build
+// publishes, and what a dry run leaves alone.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var (
+	srcRoot string
+	eibBin  string
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	srcRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	dir, err := os.MkdirTemp("", "eib-manifest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	eibBin = filepath.Join(dir, "eib")
+	cmd := exec.Command("go", "build", "-o", eibBin, "./cmd/eib")
+	cmd.Dir = srcRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building eib: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const secret = "s3cr3t-PRIVATE-token-4242"
+
+// awkward is a value EIB's heredoc fragments broke on.
+const awkward = `Endless "OS" C:\path\ naïve 日本語 ☃ $HOME ${x} 'q'`
+
+// site is one build's directories: a local dir with config, hooks and a
+// buildscript, a cache dir, a sysconfdir and a publish directory.
+type site struct {
+	local, cache, etc, pub, lock string
+}
+
+func newSite(t *testing.T, hooks map[string]string) *site {
+	t.Helper()
+	for _, tool := range []string{"jq", "rsync", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make deps installs it)", tool)
+		}
+	}
+	dir := t.TempDir()
+	s := &site{local: filepath.Join(dir, "local"), cache: filepath.Join(dir, "cache"), etc: filepath.Join(dir, "etc"),
+		pub: filepath.Join(dir, "pub"), lock: filepath.Join(dir, "eib.lock")}
+	var names []string
+	for name := range hooks {
+		names = append(names, name)
+	}
+	files := map[string]string{
+		"buildscript": "manifest\npublish\n",
+		"config/defaults.ini": fmt.Sprintf("[build]\ncachedir = %s\n\n[image]\nproduct_name = %s\n\n[manifest]\nhooks = %s\n\n[publish]\ndir = %s\n",
+			s.cache, strings.ReplaceAll(awkward, "$", "$$"), strings.Join(names, " "), s.pub),
+		"config/private.ini": "[publish]\napi_token = " + secret + "\n",
+	}
+	for name, text := range hooks {
+		files["hooks/manifest/"+name] = text
+	}
+	for name, text := range files {
+		path := filepath.Join(s.local, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(s.etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// run runs eib; it returns the combined output and the exit code.
+func (s *site) run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(eibBin, append([]string{"--localdir", s.local}, args...)...)
+	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR="+s.etc, "EIB_LOCK_FILE="+s.lock)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// published returns every file under the publish directory, relative.
+func (s *site) published(t *testing.T) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	filepath.Walk(s.pub, func(path string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			data, rerr := os.ReadFile(path)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			rel, _ := filepath.Rel(s.pub, path)
+			files[rel] = data
+		}
+		return nil
+	})
+	return files
+}
+
+// The hooks write fragments with jq (never with heredocs) and print the
+// private value, which the build log must mask.
+const hookAwkward = `# shellcheck shell=bash
+echo "the token is $EIB_PUBLISH_API_TOKEN"
+jq -n --arg v "$EIB_IMAGE_PRODUCT_NAME" '{custom: {value: $v, list: [1, 2]}}' > "$EIB_MANIFESTDIR/50-awkward.json"
+`
+
+func TestBuildPublishesValidManifestAndNoSecret(t *testing.T) {
+	s := newSite(t, map[string]string{"50-awkward": hookAwkward})
+	out, code := s.run(t)
+	if code != 0 {
+		t.Fatalf("eib exited %d:\n%s", code, out)
+	}
+	files := s.published(t)
+	var manifestFile, ov string
+	for name := range files {
+		if strings.HasSuffix(name, ".manifest.json") {
+			manifestFile = name
+			ov = filepath.Dir(name)
+		}
+	}
+	if manifestFile == "" || filepath.Base(manifestFile) != ov+".manifest.json" {
+		t.Fatalf("no <ov>/<ov>.manifest.json published; published: %v", keys(files))
+	}
+	for _, want := range []string{ov + "/SHA256SUMS", ov + "/" + ov + ".build.txt"} {
+		if _, ok := files[want]; !ok {
+			t.Errorf("%s was not published; published: %v", want, keys(files))
+		}
+	}
+	data := files[manifestFile]
+	if !json.Valid(data) {
+		t.Fatalf("the manifest is not valid JSON:\n%s", data)
+	}
+	var m struct {
+		Product     string `json:"product"`
+		ProductName string `json:"product_name"`
+		Custom      struct {
+			Value string `json:"value"`
+		} `json:"custom"`
+		Timings map[string]struct {
+			Hooks map[string]struct{ Status string } `json:"hooks"`
+		} `json:"timings"`
+		Builder struct{ Commit string } `json:"builder"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.ProductName != awkward || m.Custom.Value != awkward {
+		t.Errorf("values changed on their way through config, hook and merge:\n got %q and %q\nwant %q", m.ProductName, m.Custom.Value, awkward)
+	}
+	if m.Timings["manifest"].Hooks["manifest/50-awkward"].Status != "ok" {
+		t.Errorf("the manifest hook's timing is missing:\n%s", data)
+	}
+	if m.Product != "eoscustom" {
+		t.Errorf("product = %q", m.Product)
+	}
+	// Keys are sorted: the encoder writes them in order.
+	if i, j := bytes.Index(data, []byte(`"arch"`)), bytes.Index(data, []byte(`"timings"`)); i < 0 || j < i {
+		t.Errorf("keys are not sorted:\n%s", data)
+	}
+	if !bytes.Contains(files[ov+"/"+ov+".build.txt"], []byte("the token is ***")) {
+		t.Errorf("the published build log does not show the masked hook output")
+	}
+	for name, content := range files {
+		if bytes.Contains(content, []byte(secret)) {
+			t.Errorf("the private value is published in %s", name)
+		}
+	}
+	// The full SHA256SUMS verifies the published copy.
+	cmd := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
+	cmd.Dir = filepath.Join(s.pub, ov)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c in the published release: %v\n%s", err, out)
+	}
+}
+
+func TestConflictingFragmentsFailTheBuildNamingBoth(t *testing.T) {
+	s := newSite(t, map[string]string{
+		"50-one": "jq -n '{release: {channel: \"stable\"}}' > \"$EIB_MANIFESTDIR/50-one.json\"\n",
+		"60-two": "jq -n '{release: {channel: \"beta\"}}' > \"$EIB_MANIFESTDIR/60-two.json\"\n",
+	})
+	out, code := s.run(t)
+	if code != 2 {
+		t.Fatalf("eib exited %d, want 2 (build failure):\n%s", code, out)
+	}
+	for _, want := range []string{"50-one.json", "60-two.json", "release.channel", "stage manifest"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failure does not name %q:\n%s", want, out)
+		}
+	}
+	// Only the failed build's log is published, nothing of a release.
+	files := s.published(t)
+	if len(files) != 1 {
+		t.Fatalf("published %v, want only <ov>.failed.build.txt", keys(files))
+	}
+	for name, content := range files {
+		if !strings.HasSuffix(name, ".failed.build.txt") || strings.Contains(name, "/") {
+			t.Errorf("published %s, want only <ov>.failed.build.txt", name)
+		}
+		if !bytes.Contains(content, []byte("60-two.json")) {
+			t.Errorf("the failed log lacks the error:\n%s", content)
+		}
+		if bytes.Contains(content, []byte(secret)) {
+			t.Errorf("the private value is published in %s", name)
+		}
+	}
+}
+
+func TestDryRunPublishesNothing(t *testing.T) {
+	s := newSite(t, map[string]string{"50-awkward": hookAwkward})
+	out, code := s.run(t, "--dry-run")
+	if code != 0 {
+		t.Fatalf("eib --dry-run exited %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(s.pub); !os.IsNotExist(err) {
+		t.Errorf("a dry run touched the publish directory: %v %v", err, keys(s.published(t)))
+	}
+	// The manifest is still made.
+	matches, _ := filepath.Glob(filepath.Join(s.cache, "build", "out", "*.manifest.json"))
+	if len(matches) != 1 {
+		t.Errorf("a dry run wrote no manifest in outdir:\n%s", out)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var k []string
+	for name := range m {
+		k = append(k, name)
+	}
+	return k
+}
