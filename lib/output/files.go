@@ -47,8 +47,9 @@ func (p *pending) write(final string, content []byte) error {
 	return nil
 }
 
-// commit closes and renames every file; on an error the files not yet
-// renamed are removed.
+// commit closes and renames every file, the first created last (the
+// image appears after its checksum and signature files); on an error the
+// files not yet renamed are removed.
 func (p *pending) commit() error {
 	for _, pf := range p.files {
 		if err := pf.f.Close(); err != nil {
@@ -57,12 +58,12 @@ func (p *pending) commit() error {
 		}
 	}
 	for len(p.files) > 0 {
-		pf := p.files[0]
+		pf := p.files[len(p.files)-1]
 		if err := os.Rename(pf.f.Name(), pf.final); err != nil {
 			p.abort()
 			return err
 		}
-		p.files = p.files[1:]
+		p.files = p.files[:len(p.files)-1]
 	}
 	return nil
 }
