@@ -6,14 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/eib-builder/eib/lib/output"
 	"github.com/eib-builder/eib/lib/sign"
@@ -298,4 +302,33 @@ func TestSignFileWritesVerifiableSignature(t *testing.T) {
 		t.Error("signing without a key succeeded")
 	}
 	noTempFiles(t, dir)
+}
+
+func TestProgressLogLinesOffTerminal(t *testing.T) {
+	dir := t.TempDir()
+	raw, _ := rawImage(t, dir, 16<<20)
+	var lines []string
+	var mu sync.Mutex
+	logf := func(f string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, fmt.Sprintf(f, a...))
+	}
+	_, err := output.Image{Raw: raw, OutDir: dir, Name: "x.img", Compression: output.Zstd, Logf: logf, LogInterval: time.Millisecond}.Write(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := regexp.MustCompile(`^compressing disk\.raw to x\.img\.zst: +\d+% \d+/16 MiB \d+ MiB/s$`)
+	n := 0
+	for _, l := range lines {
+		if progress.MatchString(l) {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Errorf("no progress line among %q", lines)
+	}
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "wrote x.img.zst: 16 MiB -> ") {
+		t.Errorf("last line %q, want the summary", last)
+	}
 }
