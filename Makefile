@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build deps test vet unit e2e demo clean
+.PHONY: all build deps test vet unit e2e demo demo-debian clean
 
 all: build
 
@@ -26,6 +26,13 @@ e2e: build
 
 test: deps build vet
 	$(GO) test -count=1 -timeout 60m ./...
+
+# The Debian variant of the demo OS (mmdebstrap minbase + systemd + kernel +
+# dracut with ostree; minutes, not part of make test), committed as branch
+# "debian" of the demo repo. Build its image like the demo's, with branch
+# debian: ./eib --product demo --localdir <demo localdir> debian
+demo-debian: deps
+	./helpers/make-demo-repo --debian
 
 clean:
 	rm -f eib
