@@ -304,3 +304,69 @@ checksum_file "$f"
 		t.Errorf("signatures without a key: %v", m)
 	}
 }
+
+func TestBuildAfterASIGKILLedOneCleansItsLeftovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount, chroot)")
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("busybox-static not installed")
+	}
+	token := strconv.Itoa(8000 + os.Getpid()%1000)
+	p := newProject(t, "publish\n", "[publish]\nhooks = 10-hang\n")
+	busybox := filepath.Join(p.dir, "busybox")
+	os.WriteFile(busybox, bb, 0o755)
+	ready := filepath.Join(p.dir, "ready")
+	// The hook leaves a mount and a process chrooted in tmpdir, then hangs.
+	p.write("hooks/publish/10-hang", `
+mkdir -p "$EIB_TMPDIR/root/bin" "$EIB_TMPDIR/mnt"
+cp `+busybox+` "$EIB_TMPDIR/root/bin/busybox"
+mount -t tmpfs eib-test "$EIB_TMPDIR/mnt"
+setsid chroot "$EIB_TMPDIR/root" /bin/busybox sleep `+token+` </dev/null >/dev/null 2>&1 &
+touch `+ready+`
+sleep `+token+`
+`, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, stdout, stderr := p.command(ctx, "master")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(ready); err == nil && len(procsWith("sleep\x00"+token)) == 2 {
+			break
+		}
+		if i > 1000 {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the hook never got ready\n%s\n%s", stdout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill() // no cleanup can run
+	cmd.Wait()
+	// The hook's own sleep lives on in its process group, outside the
+	// build dirs: not the next build's business; the test ends it.
+	defer func() {
+		for _, pid := range procsWith("sleep\x00" + token) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	mnt := filepath.Join(p.tmpdir(), "mnt")
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), mnt) {
+		t.Fatal("the killed build left no mount: the test would prove nothing")
+	}
+
+	p.write("config/defaults.ini", "[build]\ncachedir = "+p.cache+"\n\n[publish]\nhooks =\n\n[error]\nhooks =\n", 0o644)
+	code, out, errOut := p.run("master")
+	if code != 0 {
+		t.Fatalf("the next build: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"killing leftover process", "unmounted leftover " + mnt} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the next build did not report %q:\n%s", want, out)
+		}
+	}
+	// assertNoLeftovers (t.Cleanup): no mount, loop, rooted process, lock.
+}
