@@ -307,7 +307,7 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 	}
 	pr.Close()
 	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted (%v): %w", werr, ctx.Err())
+		return fmt.Errorf("stopped, the build was interrupted: %w", ctx.Err())
 	}
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {

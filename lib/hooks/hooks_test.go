@@ -273,7 +273,7 @@ func TestCancelKillsTheHooksProcessGroup(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "stopped, the build was interrupted") {
 			t.Errorf("err = %v, want interrupted", err)
 		}
 	case <-time.After(20 * time.Second):

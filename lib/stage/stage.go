@@ -224,7 +224,7 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 	}
 	if ctx.Err() != nil {
 		log.SetStage("")
-		return fmt.Errorf("build interrupted in %s: %v (log: %s)", where, err, p.LogFile)
+		return fmt.Errorf("build interrupted in %s (log: %s): %w", where, p.LogFile, ctx.Err())
 	}
 	b.SetEnv("EIB_ERROR_STAGE", stage)
 	b.SetEnv("EIB_ERROR_HOOK", b.FailedHook)
