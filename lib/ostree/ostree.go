@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 )
@@ -39,14 +40,19 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // run runs ostree with args and returns its standard output. stdout, when
-// not nil, also receives the output as it comes (for progress).
+// not nil, also receives the output as it comes (for progress); a file
+// (a terminal) is handed to ostree itself, so that it draws its progress
+// bar, and the output is then not returned.
 func run(ctx context.Context, stdout io.Writer, args ...string) (string, error) {
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, Command, args...)
-	if stdout != nil {
-		cmd.Stdout = io.MultiWriter(&out, stdout)
-	} else {
+	switch f := stdout.(type) {
+	case nil:
 		cmd.Stdout = &out
+	case *os.File:
+		cmd.Stdout = f
+	default:
+		cmd.Stdout = io.MultiWriter(&out, stdout)
 	}
 	cmd.Stderr = &errb
 	if err := cmd.Run(); err != nil {
