@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
@@ -91,7 +92,7 @@ func TestLocalDirPublishesCompleteReleaseAtomically(t *testing.T) {
 	}
 }
 
-func TestLocalDirResumesInterruptedCopyAndRejectsCorruptStaging(t *testing.T) {
+func TestLocalDirCompletesAnInterruptedCopy(t *testing.T) {
 	need(t, "rsync", "sha256sum")
 	r := makeRelease(t, 1<<20)
 	dest := filepath.Join(t.TempDir(), "images")
@@ -143,5 +144,50 @@ func TestS3ConfiguredWithoutAWSClientIsAClearError(t *testing.T) {
 	out, err := runHook(t, "publish", "54-s3", r.env(t, "PATH="+bin, "EIB_PUBLISH_S3_BUCKET=images"))
 	if err == nil || !strings.Contains(out, "aws command is missing") || !strings.Contains(out, "s3_bucket = images") {
 		t.Errorf("54-s3 without aws: err %v, want an error naming s3_bucket and aws:\n%s", err, out)
+	}
+}
+
+// TestCorruptOutputIsNeverPublished damages the image after SHA256SUMS was
+// written: the copy cannot verify, so nothing appears under the final name.
+func TestCorruptOutputIsNeverPublished(t *testing.T) {
+	need(t, "rsync", "sha256sum")
+	r := makeRelease(t, 1<<20)
+	img := filepath.Join(r.outdir, r.ov+".img.zst")
+	data := mustRead(t, img)
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "images")
+	out, err := runHook(t, "publish", "50-local-dir", r.env(t, "EIB_PUBLISH_DIR="+dest))
+	if err == nil || !strings.Contains(out, "does not match SHA256SUMS") {
+		t.Errorf("publishing a corrupt image: err %v, want a verification failure:\n%s", err, out)
+	}
+	assertMissing(t, filepath.Join(dest, r.ov))
+}
+
+// TestSHA256SumsReusesAnOutputsOwnChecksum: an image's .sha256, written with
+// it, is taken as is (no second read of a large image); without it the
+// file is hashed.
+func TestSHA256SumsReusesAnOutputsOwnChecksum(t *testing.T) {
+	r := makeRelease(t, 4096)
+	own := strings.TrimSpace(string(r.files[r.ov+".img.zst.sha256"]))
+	if !strings.Contains(string(r.files["SHA256SUMS"]), own+"\n") {
+		t.Errorf("SHA256SUMS lacks the image's own checksum line %q:\n%s", own, r.files["SHA256SUMS"])
+	}
+	// A .sha256 older than its file is not trusted.
+	bogus := strings.Repeat("0", 64) + "  " + r.ov + ".img.zst\n"
+	if err := os.WriteFile(filepath.Join(r.outdir, r.ov+".img.zst.sha256"), []byte(bogus), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(r.outdir, r.ov+".img.zst.sha256"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runHook(t, "publish", "42-sha256sums", r.env(t)); err != nil {
+		t.Fatal(err, out)
+	}
+	if sums := string(mustRead(t, filepath.Join(r.outdir, "SHA256SUMS"))); !strings.Contains(sums, own+"\n") {
+		t.Errorf("a stale .sha256 was trusted:\n%s", sums)
 	}
 }
