@@ -41,17 +41,11 @@ func New(term io.Writer, debug bool, secrets []string) *Log {
 }
 
 // maskable reports whether a secret value can be masked without wrecking
-// the log: empty, one- or two-character values and configparser booleans
-// would mask unrelated text ("1", "yes"), so they are left alone.
+// the log: masking a one- or two-character value ("1", "no") would mask
+// unrelated text everywhere and hide nothing worth hiding, so those are
+// left alone; every longer value is masked.
 func maskable(s string) bool {
-	if len(s) < 3 {
-		return false
-	}
-	switch strings.ToLower(s) {
-	case "yes", "true", "false", "off":
-		return false
-	}
-	return true
+	return len(s) >= 3
 }
 
 func newMasker(secrets []string) *strings.Replacer {
