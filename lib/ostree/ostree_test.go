@@ -3,11 +3,14 @@ package ostree_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
@@ -159,5 +162,43 @@ func TestPullFailuresNameTheCauseAndAreNotRetried(t *testing.T) {
 				t.Errorf("failed pull left refs %v", refs)
 			}
 		})
+	}
+}
+
+// TestPullOffTerminalPrintsPeriodicProgressLines: when progress does not
+// go to a terminal, a slow pull reports a line every ProgressEvery and the
+// transfer summary at the end.
+func TestPullOffTerminalPrintsPeriodicProgressLines(t *testing.T) {
+	ostreetest.Need(t, "ostree")
+	ctx := context.Background()
+	const ref = "eibtest/amd64/master"
+	dir, commit := ostreetest.ArchiveRepo(t, ref, nil)
+	files := http.FileServer(http.Dir(dir))
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		files.ServeHTTP(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	cache, err := ostree.Init(ctx, filepath.Join(t.TempDir(), "cache"), ostree.ModeBare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.AddRemote(ctx, ostree.Remote{Name: "eib", URL: slow.URL, Branches: []string{ref}}); err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	if err := cache.Pull(ctx, ostree.Pull{Remote: "eib", Refs: []string{ref}, Mirror: true,
+		Progress: &progress, ProgressEvery: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	out := progress.String()
+	if !strings.Contains(out, "pulling eib "+ref+": ") || !strings.Contains(out, "MiB received") {
+		t.Errorf("no periodic progress line in %q", out)
+	}
+	if !strings.Contains(out, "transferred in") {
+		t.Errorf("no transfer summary in %q", out)
+	}
+	if got, _ := cache.RevParse(ctx, ref); got != commit {
+		t.Errorf("pulled %q, want %s", got, commit)
 	}
 }
