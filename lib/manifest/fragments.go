@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"strings"
 	"time"
 
 	"github.com/eib-builder/eib/lib/build"
@@ -35,23 +36,41 @@ type Builder struct {
 	Commit  string `json:"commit"`
 }
 
-// Image describes one output in the images fragment.
+// Image describes one output in the images fragment. A compressed image's
+// entry also describes the raw image it extracts to (whose checksum and
+// signature files are published beside it, the raw image itself not).
 type Image struct {
-	File            string `json:"file"`
-	CompressedSize  int64  `json:"compressed_size"`
-	ExtractedSize   int64  `json:"extracted_size"`
-	CompressionType string `json:"compression_type"`
-	Signature       string `json:"signature"`
-	Checksum        string `json:"checksum"`
-	SHA256          string `json:"sha256"`
+	File               string `json:"file"`
+	CompressedSize     int64  `json:"compressed_size"`
+	ExtractedSize      int64  `json:"extracted_size"`
+	CompressionType    string `json:"compression_type"`
+	Signature          string `json:"signature"`
+	Checksum           string `json:"checksum"`
+	SHA256             string `json:"sha256"`
+	ExtractedFile      string `json:"extracted_file,omitempty"`
+	ExtractedSHA256    string `json:"extracted_sha256,omitempty"`
+	ExtractedChecksum  string `json:"extracted_checksum,omitempty"`
+	ExtractedSignature string `json:"extracted_signature,omitempty"`
 }
 
 // Images returns the images fragment: {"images": {FILE: Image}}, one entry
-// per output, keyed by its file name.
+// per output file, keyed by its name. An output that is not in outdir
+// (Path "") and is what a compressed output extracts to (FILE.COMPRESSION)
+// is folded into that output's entry as extracted_*.
 func Images(outputs []build.Output) map[string]any {
 	images := map[string]Image{}
+	extracted := map[string]build.Output{}
 	for _, o := range outputs {
-		images[o.File] = Image{
+		if o.Path == "" {
+			extracted[o.File] = o
+		}
+	}
+	folded := map[string]bool{}
+	for _, o := range outputs {
+		if o.Path == "" {
+			continue
+		}
+		img := Image{
 			File:            o.File,
 			CompressedSize:  o.CompressedSize,
 			ExtractedSize:   o.ExtractedSize,
@@ -59,6 +78,20 @@ func Images(outputs []build.Output) map[string]any {
 			Signature:       o.SignatureFile,
 			Checksum:        o.ChecksumFile,
 			SHA256:          o.SHA256,
+		}
+		if raw, ok := extracted[strings.TrimSuffix(o.File, "."+o.Compression)]; ok && o.Compression != "" {
+			img.ExtractedFile = raw.File
+			img.ExtractedSHA256 = raw.SHA256
+			img.ExtractedChecksum = raw.ChecksumFile
+			img.ExtractedSignature = raw.SignatureFile
+			folded[raw.File] = true
+		}
+		images[o.File] = img
+	}
+	for name, o := range extracted {
+		if !folded[name] {
+			images[name] = Image{File: o.File, ExtractedSize: o.ExtractedSize, CompressedSize: o.CompressedSize,
+				CompressionType: o.Compression, Signature: o.SignatureFile, Checksum: o.ChecksumFile, SHA256: o.SHA256}
 		}
 	}
 	return map[string]any{"images": images}

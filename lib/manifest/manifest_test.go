@@ -230,3 +230,29 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 		t.Errorf("timings wrong:\n%s", data)
 	}
 }
+
+func TestImagesFoldTheRawImageIntoItsCompressedEntry(t *testing.T) {
+	outputs := []build.Output{
+		{File: "eos.img.xz", Path: "/out/eos.img.xz", Compression: "xz", CompressedSize: 10, ExtractedSize: 100,
+			SHA256: "c1", ChecksumFile: "eos.img.xz.sha256", SignatureFile: "eos.img.xz.asc"},
+		{File: "eos.img", ExtractedSize: 100, SHA256: "r1", ChecksumFile: "eos.img.sha256", SignatureFile: "eos.img.asc"},
+		{File: "eos.qcow2", Path: "/out/eos.qcow2", CompressedSize: 20, ExtractedSize: 100, SHA256: "q1"},
+		{File: "lonely.img", ExtractedSize: 5, SHA256: "l1"},
+	}
+	got := Images(outputs)["images"].(map[string]Image)
+	want := map[string]Image{
+		"eos.img.xz": {File: "eos.img.xz", CompressedSize: 10, ExtractedSize: 100, CompressionType: "xz", SHA256: "c1",
+			Checksum: "eos.img.xz.sha256", Signature: "eos.img.xz.asc",
+			ExtractedFile: "eos.img", ExtractedSHA256: "r1", ExtractedChecksum: "eos.img.sha256", ExtractedSignature: "eos.img.asc"},
+		"eos.qcow2":  {File: "eos.qcow2", CompressedSize: 20, ExtractedSize: 100, SHA256: "q1"},
+		"lonely.img": {File: "lonely.img", ExtractedSize: 5, SHA256: "l1"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("images = %+v, want %+v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("images[%s] = %+v, want %+v", k, got[k], w)
+		}
+	}
+}
