@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Content is what goes into a planned disk besides the table.
@@ -84,6 +85,7 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 		}
 	}
 	for _, pl := range plan.Partitions {
+		began := time.Now()
 		switch pl.FS {
 		case FSExt4:
 			if err := makeExt4(ctx, img, pl, plan.Layout.Ext4Features, c); err != nil {
@@ -98,6 +100,9 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 				return err
 			}
 		}
+		if pl.FS != FSNone {
+			c.logf("partition %d (%s, %s) done in %.1f s", pl.Number, pl.Role, pl.FS, time.Since(began).Seconds())
+		}
 	}
 	for _, r := range append(blobs, c.Raw...) {
 		if err := checkRaw(plan, r); err != nil {
@@ -108,9 +113,11 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 		}
 		c.logf("wrote %s (%d bytes) at sector %d", r.What, len(r.Data), r.Offset/Sector)
 	}
+	began := time.Now()
 	if err := Fsck(ctx, img, plan.Root()); err != nil {
 		return err
 	}
+	c.logf("e2fsck -fn of the root filesystem: clean (%.1f s)", time.Since(began).Seconds())
 	return nil
 }
 

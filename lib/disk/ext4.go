@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ext4Block is the block size of the root filesystem.
@@ -45,9 +46,19 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	}
 	args = append(args, img, strconv.FormatInt(blocks, 10))
 	c.logf("root filesystem: mkfs.ext4 -d %s into partition %d (%d MiB at byte %d)", c.Sysroot, pl.Number, pl.Bytes()/MiB, pl.Offset())
-	if _, err := run(ctx, nil, env, "mkfs.ext4", args...); err != nil {
+	began := time.Now()
+	tool := "mkfs.ext4"
+	if eat, err := exec.LookPath("eatmydata"); err == nil {
+		// mke2fs fsyncs the whole disk file at the end: needless for a
+		// scratch image that is read back at once (a third of its time).
+		args = append([]string{tool}, args...)
+		tool = eat
+	}
+	if _, err := run(ctx, nil, env, tool, args...); err != nil {
 		return fmt.Errorf("creating the root filesystem from %s: %w", c.Sysroot, err)
 	}
+	c.logf("mkfs.ext4 -d: %.1f s", time.Since(began).Seconds())
+	began = time.Now()
 
 	dev := ext4Dev(img, pl)
 	var cmds []string
@@ -71,6 +82,8 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	if err := debugfsWrite(ctx, dev, cmds, env); err != nil {
 		return fmt.Errorf("finishing the root filesystem of %s: %w", img, err)
 	}
+	c.logf("debugfs: immutable deployment root, version xattr%s: %d commands in %.1f s",
+		map[bool]string{true: ", fixed times", false: ""}[c.Reproducible()], len(cmds), time.Since(began).Seconds())
 	return nil
 }
 
