@@ -231,9 +231,14 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 	b.SetEnv("EIB_ERROR_LOG", p.LogFile)
 	log.SetStage(ErrorStageName)
 	b.Stage = ErrorStageName
-	if eerr := (errorStage{}).Run(ctx, b); eerr != nil {
+	start := time.Now()
+	eerr := runStage(ctx, errorStage{}, b)
+	status := "ok"
+	if eerr != nil {
+		status = eerr.Error()
 		log.Printf("error stage failed too: %v", eerr)
 	}
+	b.AddTiming(build.Timing{Stage: ErrorStageName, Seconds: time.Since(start).Seconds(), Status: status, Started: start})
 	log.SetStage("")
 	return fmt.Errorf("build failed in %s: %v (log: %s)", where, err, p.LogFile)
 }
