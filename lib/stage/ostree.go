@@ -95,6 +95,9 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 			s.setErr(fmt.Errorf("[ostree] gpg_verify: %w", err))
 		}
 	}
+	if c := filepath.Clean(s.checkout); s.checkout != "" && (!filepath.IsAbs(c) || strings.Count(c, "/") < 2) {
+		s.setErr(fmt.Errorf("[ostree] checkout = %s: must be an absolute path of a scratch directory (it is deleted and recreated)", s.checkout))
+	}
 	if s.err != nil {
 		return s, s.err
 	}

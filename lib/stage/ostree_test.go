@@ -107,6 +107,8 @@ func TestOSTreeSettingsErrorsNameTheKey(t *testing.T) {
 		{"no ref", map[string]string{"ref": ""}, []string{"a.asc"}, "[ostree] ref is empty"},
 		{"bad bool", map[string]string{"gpg_verify": "maybe"}, []string{"a.asc"}, "[ostree] gpg_verify"},
 		{"no keys", nil, nil, "no trusted key (*.asc) was found in "},
+		{"checkout /", map[string]string{"checkout": "/"}, []string{"a.asc"}, "[ostree] checkout = /: must be an absolute path"},
+		{"relative checkout", map[string]string{"checkout": "tmp/sysroot"}, []string{"a.asc"}, "[ostree] checkout = tmp/sysroot"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := readOSTreeSettings(ostreeBuild(t, tc.set, tc.keys, nil))
