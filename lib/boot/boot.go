@@ -32,11 +32,12 @@ func (o Options) logf(format string, args ...any) {
 	}
 }
 
-// Setup is what a boot loader adds to a disk: files on the ESP and raw
-// writes.
+// Setup is what a boot loader adds to a disk: files on the ESP and the
+// firmware partition, and raw writes.
 type Setup struct {
-	ESP []disk.File
-	Raw []disk.Raw
+	ESP      []disk.File
+	Firmware []disk.File
+	Raw      []disk.Raw
 }
 
 // Prepare makes the boot loader of plan's layout: for GRUB, grub.cfg in
@@ -44,6 +45,47 @@ type Setup struct {
 // the ESP with the entries and kernels. It runs before disk.Assemble, which
 // writes what it returns.
 func Prepare(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
+	setup, err := prepareLoader(ctx, plan, o)
+	if err != nil {
+		return setup, err
+	}
+	if _, ok := plan.Part(disk.RoleFirmware); ok {
+		setup.Firmware, err = firmwareFiles(o)
+	}
+	return setup, err
+}
+
+// raspiFirmware is where Debian's raspi-firmware package keeps the
+// Raspberry Pi boot firmware that goes onto the firmware partition.
+const raspiFirmware = "usr/lib/raspi-firmware"
+
+// firmwareFiles lists the deployment's Raspberry Pi firmware for the
+// firmware partition (empty, with a log line, when it ships none).
+func firmwareFiles(o Options) ([]disk.File, error) {
+	dir := filepath.Join(o.Deployment, raspiFirmware)
+	if _, err := os.Stat(dir); err != nil {
+		o.logf("firmware partition: the deployment has no /%s; the partition is left empty", raspiFirmware)
+		return nil, nil
+	}
+	var files []disk.File
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, disk.File{Dest: filepath.ToSlash(rel), Src: p})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firmware partition: reading %s: %w", dir, err)
+	}
+	o.logf("firmware partition: %d files from the deployment's /%s", len(files), raspiFirmware)
+	return files, nil
+}
+
+func prepareLoader(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
 	switch plan.Layout.Bootloader {
 	case disk.BootGRUB:
 		return prepareGRUB(ctx, plan, o)

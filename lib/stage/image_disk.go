@@ -162,6 +162,7 @@ func makeDiskImages(ctx context.Context, b *build.Build) error {
 		Immutable:  []string{"/" + filepath.ToSlash(rel)},
 		Version:    s.outversion,
 		ESP:        setup.ESP,
+		Firmware:   setup.Firmware,
 		Raw:        setup.Raw,
 		Epoch:      s.epoch,
 		Log:        b.Log.Printf,

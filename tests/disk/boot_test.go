@@ -89,3 +89,25 @@ func TestSDBootESPHoldsEntriesAndKernels(t *testing.T) {
 		t.Errorf("initramfs on the ESP = %q", got)
 	}
 }
+
+// TestRPiFirmwarePartitionHoldsTheDeploymentsFirmware checks that the rpi
+// layout's FAT partition gets the deployment's /usr/lib/raspi-firmware.
+func TestRPiFirmwarePartitionHoldsTheDeploymentsFirmware(t *testing.T) {
+	needTools(t)
+	f := newSysroot(t, t.TempDir())
+	sh(t, "chattr", "-i", f.deployment)
+	writeFile(t, f.deployment+"/usr/lib/raspi-firmware/start4.elf", "gpu firmware", 0o644)
+	writeFile(t, f.deployment+"/usr/lib/raspi-firmware/overlays/dwc2.dtbo", "overlay", 0o644)
+	sh(t, "chattr", "+i", f.deployment)
+	plan, img := build(t, f, disk.Params{Arch: "arm64", Platform: "rpi"}, rootBytes, disk.RandomIDs(), -1, nil)
+	fw, ok := plan.Part(disk.RoleFirmware)
+	if !ok {
+		t.Fatal("the rpi layout has no firmware partition")
+	}
+	if got := string(mtype(t, img, fw, "start4.elf")); got != "gpu firmware" {
+		t.Errorf("start4.elf on the firmware partition = %q", got)
+	}
+	if got := string(mtype(t, img, fw, "overlays/dwc2.dtbo")); got != "overlay" {
+		t.Errorf("overlays/dwc2.dtbo on the firmware partition = %q", got)
+	}
+}

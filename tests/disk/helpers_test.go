@@ -127,7 +127,7 @@ func build(t *testing.T, f fixture, p disk.Params, rootBytes int64, ids disk.IDs
 	must(t, err)
 	img := filepath.Join(work, "disk.img")
 	c := disk.Content{Sysroot: f.sysroot, Deployment: f.deployment, Immutable: []string{f.deploymentRel()},
-		Version: "demo-amd64-amd64.260101-000000.base", ESP: setup.ESP, Raw: setup.Raw, Epoch: epoch, Log: t.Logf}
+		Version: "demo-amd64-amd64.260101-000000.base", ESP: setup.ESP, Firmware: setup.Firmware, Raw: setup.Raw, Epoch: epoch, Log: t.Logf}
 	if extra != nil {
 		extra(&c)
 	}
