@@ -27,6 +27,11 @@ e2e: build
 test: deps build vet
 	$(GO) test -count=1 -timeout 60m ./...
 
+# The README's main command: build the demo OS, serve it on 127.0.0.1, build
+# its image through every stage (boot checks included) into ./demo-out/.
+demo: deps build
+	./helpers/demo
+
 # The Debian variant of the demo OS (mmdebstrap minbase + systemd + kernel +
 # dracut with ostree; minutes, not part of make test), committed as branch
 # "debian" of the demo repo. Build its image like the demo's, with branch
