@@ -10,11 +10,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,6 +30,43 @@ func srcDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+var (
+	eibOnce sync.Once
+	eibPath string
+	eibErr  error
+)
+
+// buildEib builds eib once for the tests that need `eib sign`.
+func buildEib(t *testing.T) string {
+	t.Helper()
+	eibOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eib-publish-test-")
+		if err != nil {
+			eibErr = err
+			return
+		}
+		eibPath = filepath.Join(dir, "eib")
+		cmd := exec.Command("go", "build", "-o", eibPath, "./cmd/eib")
+		cmd.Dir = srcDir(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			eibErr = fmt.Errorf("building eib: %v\n%s", err, out)
+		}
+	})
+	if eibErr != nil {
+		t.Fatal(eibErr)
+	}
+	return eibPath
+}
+
+// TestMain removes the eib that buildEib built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if eibPath != "" {
+		os.RemoveAll(filepath.Dir(eibPath))
+	}
+	os.Exit(code)
 }
 
 func need(t *testing.T, tools ...string) {

@@ -24,14 +24,28 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
 
+	if _, err := os.Stat(filepath.Join(r.outdir, "SHA256SUMS.asc")); !os.IsNotExist(err) {
+		t.Errorf("SHA256SUMS.asc exists without a signing key (err %v)", err)
+	}
+
+	// Signed with the images' key through `eib sign`.
+	eib := buildEib(t)
 	home := t.TempDir()
 	gen := exec.Command("gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", "publish-test@eib.invalid", "ed25519", "sign", "never")
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("gpg key: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run() })
-	env := r.env(t, "EIB_PUBLISH_SIGNING_KEYID=publish-test@eib.invalid", "EIB_PUBLISH_GPG_HOMEDIR="+home)
-	if out, err := runHook(t, "publish", "42-sha256sums", env); err != nil {
+	keyFile := filepath.Join(t.TempDir(), "signing-key.asc")
+	export := exec.Command("gpg", "--homedir", home, "--batch", "--armor", "--output", keyFile, "--export-secret-keys", "publish-test@eib.invalid")
+	if out, err := export.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --export-secret-keys: %v\n%s", err, out)
+	}
+	signEnv := func(key string) []string {
+		return r.env(t, "EIB_PROGRAM="+eib, "EIB_IMAGE_SIGNING_KEY="+key, "EIB_IMAGE_SIGNING_PASSPHRASE_FILE=",
+			"EIB_IMAGE_SIGNING_KEYID=", "EIB_IMAGE_GPG_HOMEDIR=")
+	}
+	if out, err := runHook(t, "publish", "42-sha256sums", signEnv(keyFile)); err != nil {
 		t.Fatalf("42-sha256sums: %v\n%s", err, out)
 	}
 	verify := exec.Command("gpg", "--homedir", home, "--batch", "--verify", "SHA256SUMS.asc", "SHA256SUMS")
@@ -43,10 +57,13 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 		t.Error("SHA256SUMS lists its own signature")
 	}
 
-	env = r.env(t, "EIB_PUBLISH_SIGNING_KEYID=nobody@eib.invalid", "EIB_PUBLISH_GPG_HOMEDIR="+home)
-	out, err := runHook(t, "publish", "42-sha256sums", env)
-	if err == nil || !strings.Contains(out, "signing_keyid = nobody@eib.invalid") {
-		t.Errorf("signing with a missing key: err %v, want an error naming the key:\n%s", err, out)
+	bad := filepath.Join(t.TempDir(), "not-a-key.asc")
+	if err := os.WriteFile(bad, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runHook(t, "publish", "42-sha256sums", signEnv(bad))
+	if err == nil || !strings.Contains(out, "signing SHA256SUMS with the images' key") || !strings.Contains(out, bad) {
+		t.Errorf("signing with a broken key: err %v, want an error naming the key file:\n%s", err, out)
 	}
 }
 
