@@ -6,11 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -73,7 +73,7 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 		cmds = append(cmds, fmt.Sprintf("ea_set / user.eos-image-version %s", quoteDebugfs(c.Version)))
 	}
 	if c.Reproducible() {
-		times, err := clampTimes(c.Sysroot, c.Epoch)
+		times, err := clampTimes(ctx, dev, c.Sysroot, c.Epoch)
 		if err != nil {
 			return err
 		}
@@ -140,16 +140,16 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 }
 
 // clampTimes returns the debugfs commands that give every inode of the
-// filesystem made from sysroot fixed access, change and creation times
-// (epoch) and a modification time no later than epoch.
-func clampTimes(sysroot string, epoch int64) ([]string, error) {
-	type key struct{ dev, ino uint64 }
-	seen := map[key]bool{}
-	at := "@" + strconv.FormatInt(epoch, 10)
-	cmds := []string{
-		"set_inode_field <11> atime " + at, "set_inode_field <11> ctime " + at,
-		"set_inode_field <11> mtime " + at, "set_inode_field <11> crtime " + at,
+// filesystem dev, made from sysroot, fixed access, change and creation
+// times (epoch) and a modification time no later than epoch. Inodes are
+// addressed by number (<N>): a path would make debugfs follow symlinks.
+func clampTimes(ctx context.Context, dev, sysroot string, epoch int64) ([]string, error) {
+	type entry struct {
+		rel   string
+		mtime int64
 	}
+	var entries []entry
+	var dirs []string
 	err := filepath.WalkDir(sysroot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -158,34 +158,97 @@ func clampTimes(sysroot string, epoch int64) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		st := info.Sys().(*syscall.Stat_t)
-		k := key{uint64(st.Dev), st.Ino}
-		if seen[k] {
-			return nil
-		}
-		seen[k] = true
 		rel, err := filepath.Rel(sysroot, path)
 		if err != nil {
 			return err
 		}
+		rel = "/" + filepath.ToSlash(rel)
+		if rel == "/." {
+			rel = "/"
+		}
 		if strings.ContainsAny(rel, "\"\n") {
-			return fmt.Errorf("reproducible image: cannot fix the times of %q (quote or newline in the name)", path)
+			return fmt.Errorf("cannot fix the times of %q (quote or newline in the name)", path)
 		}
-		q := quoteDebugfs("/" + filepath.ToSlash(rel))
-		if rel == "." {
-			q = "/"
-		}
-		cmds = append(cmds, "set_inode_field "+q+" atime "+at, "set_inode_field "+q+" ctime "+at,
-			"set_inode_field "+q+" crtime "+at)
-		if info.ModTime().Unix() > epoch {
-			cmds = append(cmds, "set_inode_field "+q+" mtime "+at)
+		entries = append(entries, entry{rel, info.ModTime().Unix()})
+		if d.IsDir() {
+			dirs = append(dirs, rel)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reproducible image: walking %s: %w", sysroot, err)
 	}
+	inodes, err := listInodes(ctx, dev, dirs)
+	if err != nil {
+		return nil, fmt.Errorf("reproducible image: %w", err)
+	}
+	at := "@" + strconv.FormatInt(epoch, 10)
+	done := map[string]bool{}
+	var cmds []string
+	set := func(ino string, mtime int64) {
+		if done[ino] {
+			return
+		}
+		done[ino] = true
+		for _, f := range []string{"atime", "ctime", "crtime"} {
+			cmds = append(cmds, "set_inode_field <"+ino+"> "+f+" "+at)
+		}
+		if mtime > epoch {
+			cmds = append(cmds, "set_inode_field <"+ino+"> mtime "+at)
+		}
+	}
+	set("2", epoch+1)  // the root directory
+	set("11", epoch+1) // lost+found, made by mke2fs
+	for _, e := range entries {
+		if e.rel == "/" {
+			continue
+		}
+		ino, ok := inodes[e.rel]
+		if !ok {
+			return nil, fmt.Errorf("reproducible image: %s is not in the filesystem made from %s", e.rel, sysroot)
+		}
+		set(ino, e.mtime)
+	}
 	return cmds, nil
+}
+
+// listInodes returns the inode number of every entry of dirs in the
+// filesystem dev, by path ("ls -p" of each directory in one debugfs run).
+func listInodes(ctx context.Context, dev string, dirs []string) (map[string]string, error) {
+	f, err := os.CreateTemp("", "eib-debugfs-*.cmds")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	for _, d := range dirs {
+		fmt.Fprintf(f, "ls -p %s\n", quoteDebugfs(d))
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	out, err := run(ctx, nil, nil, "debugfs", "-f", f.Name(), dev)
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]string{}
+	dir := ""
+	for _, line := range strings.Split(out, "\n") {
+		if cmd, ok := strings.CutPrefix(line, "debugfs: ls -p "); ok {
+			dir = strings.Trim(cmd, `"`)
+			continue
+		}
+		// /INODE/MODE/UID/GID/NAME/SIZE/
+		fields := strings.Split(line, "/")
+		if len(fields) != 8 || fields[0] != "" {
+			continue
+		}
+		name := fields[5]
+		if name == "." || name == ".." || name == "" {
+			continue
+		}
+		inodes[path.Join(dir, name)] = fields[1]
+	}
+	return inodes, nil
 }
 
 // quoteDebugfs quotes a path or value for debugfs's command parser.

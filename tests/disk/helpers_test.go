@@ -102,6 +102,9 @@ func newSysroot(t *testing.T, dir string) fixture {
 	must(t, os.Symlink("loader.1", filepath.Join(dir, "boot", "loader")))
 	writeFile(t, filepath.Join(f.deployment, "usr", "bin", "hello"), "#!/bin/sh\necho hello\n", 0o755)
 	writeFile(t, filepath.Join(f.deployment, "etc", "os-release"), "NAME=Demo\n", 0o644)
+	// Symlinks to a directory and to a file (debugfs must not follow them).
+	must(t, os.Symlink("usr/bin", filepath.Join(f.deployment, "bin")))
+	must(t, os.Symlink("hello", filepath.Join(f.deployment, "usr", "bin", "hi")))
 	must(t, os.MkdirAll(filepath.Join(dir, "ostree", "repo", "objects", "ab"), 0o755))
 	must(t, os.Link(filepath.Join(f.deployment, "usr", "bin", "hello"),
 		filepath.Join(dir, "ostree", "repo", "objects", "ab", "cdef.file")))
