@@ -2,11 +2,14 @@ package disk_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/eib-builder/eib/lib/boot"
 	"github.com/eib-builder/eib/lib/disk"
 )
 
@@ -109,5 +112,47 @@ func TestRPiFirmwarePartitionHoldsTheDeploymentsFirmware(t *testing.T) {
 	}
 	if got := string(mtype(t, img, fw, "overlays/dwc2.dtbo")); got != "overlay" {
 		t.Errorf("overlays/dwc2.dtbo on the firmware partition = %q", got)
+	}
+}
+
+// TestBootLoaderFromTheDeploymentWhenShipped checks that GRUB's modules
+// and systemd-boot come from the deployment when it ships them, and that
+// the log says so.
+func TestBootLoaderFromTheDeploymentWhenShipped(t *testing.T) {
+	needTools(t, "grub-mkimage")
+	for _, row := range []struct {
+		p    disk.Params
+		dirs []string
+		want []string
+	}{
+		{disk.Params{Arch: "amd64"}, []string{"usr/lib/grub/i386-pc", "usr/lib/grub/x86_64-efi"},
+			[]string{"GRUB i386-pc from the deployment", "GRUB x86_64-efi from the deployment"}},
+		{disk.Params{Arch: "amd64", SDBoot: true}, []string{"usr/lib/systemd/boot/efi"},
+			[]string{"systemd-boot from the deployment"}},
+	} {
+		f := newSysroot(t, t.TempDir())
+		sh(t, "chattr", "-i", f.deployment)
+		for _, d := range row.dirs {
+			if _, err := os.Stat("/" + d); err != nil {
+				t.Skipf("the host has no /%s to ship in the fixture", d)
+			}
+			must(t, os.MkdirAll(f.deployment+"/"+d, 0o755))
+			sh(t, "cp", "-a", "/"+d+"/.", f.deployment+"/"+d+"/")
+		}
+		sh(t, "chattr", "+i", f.deployment)
+		layout, err := disk.ForPlatform(row.p)
+		must(t, err)
+		plan, err := disk.NewPlan(layout, rootBytes, 0)
+		must(t, err)
+		plan.AssignIDs(disk.RandomIDs())
+		var log []string
+		_, err = boot.Prepare(context.Background(), plan, boot.Options{Sysroot: f.sysroot, Deployment: f.deployment,
+			TmpDir: t.TempDir(), Log: func(format string, args ...any) { log = append(log, fmt.Sprintf(format, args...)) }})
+		must(t, err)
+		for _, w := range row.want {
+			if !strings.Contains(strings.Join(log, "\n"), w) {
+				t.Errorf("%+v: the log lacks %q:\n%s", row.p, w, strings.Join(log, "\n"))
+			}
+		}
 	}
 }
