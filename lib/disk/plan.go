@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -150,4 +151,33 @@ func Usage(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// String describes the plan, one line per partition, for the log and
+// --explain.
+func (p Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s: %s label %s, %d sectors (%d MiB), boot loader %s\n", p.Layout.Arch, p.Layout.Platform,
+		p.Layout.Label, p.DiskID, p.Sectors, p.Bytes()/MiB, p.Layout.Bootloader)
+	for _, pl := range p.Partitions {
+		typ := pl.TypeGUID
+		if p.Layout.Label == DOS {
+			typ = pl.MBRType
+		}
+		fmt.Fprintf(&b, "  p%d %-9s start %8d size %9d (%6d MiB) type %s", pl.Number, pl.Role, pl.Start, pl.Size, pl.Bytes()/MiB, typ)
+		if len(pl.Attrs) > 0 {
+			fmt.Fprintf(&b, " attrs %v", pl.Attrs)
+		}
+		if pl.FS != FSNone {
+			fmt.Fprintf(&b, " %s %q %s", pl.FS, pl.FSLabel, pl.FSUUID)
+		}
+		b.WriteString("\n")
+	}
+	for _, bl := range p.Layout.Blobs {
+		fmt.Fprintf(&b, "  raw /%s at sector %d\n", bl.File, bl.Sector)
+	}
+	if p.Layout.MBRResize {
+		fmt.Fprintf(&b, "  MBR byte %d = %#x (resize root on first boot)\n", MBRResizeOffset, MBRResizeMarker)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

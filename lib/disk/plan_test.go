@@ -113,3 +113,19 @@ func TestSeededIDsRepeatAndDiffer(t *testing.T) {
 		t.Errorf("derived UUID %s is not a version 8 UUID", u)
 	}
 }
+
+func TestPlanStringShowsEveryPartition(t *testing.T) {
+	l, _ := ForPlatform(Params{Arch: "arm64", Platform: "pinebookpro", PartitionTable: DOS, RootfsResize: true})
+	plan, err := NewPlan(l, GiB, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan.AssignIDs(SeededIDs("x"))
+	s := plan.String()
+	for _, want := range []string{"arm64/pinebookpro: dos label", "p1 root      start    32768", "type 83", `ext4 "ostree"`,
+		"raw /usr/lib/u-boot/pinebook-pro-rk3399/idbloader.img at sector 64", "u-boot.itb at sector 16384", "MBR byte 498 = 0xdd"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("plan description lacks %q:\n%s", want, s)
+		}
+	}
+}

@@ -132,6 +132,7 @@ func makeDiskImages(ctx context.Context, b *build.Build) error {
 	} else {
 		plan.AssignIDs(disk.RandomIDs())
 	}
+	b.Log.Debugf("disk plan %s", plan)
 	b.Log.Printf("disk layout %s/%s: %s label, sysroot uses %d MiB, root partition %d MiB, image %d MiB, boot loader %s",
 		layout.Arch, layout.Platform, layout.Label, usage/disk.MiB, plan.Root().Bytes()/disk.MiB, plan.Bytes()/disk.MiB, layout.Bootloader)
 
