@@ -83,6 +83,9 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 			MemoryMiB: int(cmd.Int("memory")),
 			LogPath:   filepath.Join(logDir, "boot-"+string(fw)+".log"),
 			WorkDir:   logDir,
+			Logf: func(format string, args ...any) {
+				fmt.Fprintf(out, format+"\n", args...)
+			},
 		})
 		var be *check.Error
 		switch {

@@ -53,8 +53,8 @@ type Boot struct {
 	MemoryMiB int
 	LogPath   string // serial console log (overwritten)
 	WorkDir   string // existing directory for the overlay and UEFI variables
-	// Logf, if set, receives progress lines (what is booted how, time to
-	// marker).
+	// Logf, if set, receives the line that says what is booted how (the
+	// caller reports the Result).
 	Logf func(format string, args ...any)
 }
 
@@ -123,7 +123,6 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	m, err := newMachine(bt.Firmware, bt.MemoryMiB)
 	if errors.Is(err, errUnavailable) {
 		res.Status, res.Reason = StatusSkipped, err.Error()
-		bt.logf("boot check: %s with %s firmware SKIPPED: %s", bt.Image, bt.Firmware, res.Reason)
 		return res, nil
 	}
 	if err != nil {
@@ -154,7 +153,7 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	defer log.Close()
 
 	args := m.command(varsCopy, overlay, "qcow2")
-	bt.logf("boot check: booting %s with %s firmware (%s, %s, %d MiB, timeout %s), console in %s",
+	bt.logf("booting %s with %s firmware (%s, %s, %d MiB, timeout %s), console in %s",
 		bt.Image, bt.Firmware, m.binary, m.accel, bt.MemoryMiB, bt.Timeout, bt.LogPath)
 	return runQEMU(ctx, bt, m.binary, args, log, res)
 }
@@ -248,7 +247,6 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 		<-readDone
 	}
 	if res.Status == StatusOK {
-		bt.logf("boot check: %s with %s firmware: marker seen after %.1f s", bt.Image, bt.Firmware, res.Elapsed.Seconds())
 		return res, nil
 	}
 	res.Status = StatusFailed

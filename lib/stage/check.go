@@ -88,9 +88,9 @@ func (checkStage) Run(ctx context.Context, b *build.Build) error {
 	}
 	switch {
 	case len(b.Images) == 0:
-		checkPrintf(b, "check: no disk image to boot (the image stage did not run)")
+		checkPrintf(b, "no disk image to boot (the image stage did not run)")
 	case !s.boot:
-		checkPrintf(b, "check: boot check disabled ([check] boot = false)")
+		checkPrintf(b, "boot check disabled ([check] boot = false)")
 	default:
 		if logs, err = bootImages(ctx, b, s, tmpdir); err != nil {
 			return err
@@ -134,7 +134,7 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				MemoryMiB: s.memoryMiB,
 				LogPath:   logPath,
 				WorkDir:   tmpdir,
-				Logf:      checkDebugf(b),
+				Logf:      checkLogf(b),
 			})
 			b.Boots = append(b.Boots, build.BootResult{
 				Image:      filepath.Base(img.Path),
@@ -148,13 +148,12 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				return logs, err
 			}
 			if res.Status == check.StatusSkipped {
-				checkPrintf(b, "check: %s with %s firmware SKIPPED: %s", filepath.Base(img.Path), fw, res.Reason)
+				checkPrintf(b, "%s with %s firmware SKIPPED: %s", filepath.Base(img.Path), fw, res.Reason)
 				continue
 			}
 			logs = append(logs, logPath)
 			b.SetEnv("EIB_CHECK_SERIAL_LOG_"+strings.ToUpper(strings.ReplaceAll(string(fw), "-", "_")), logPath)
-			checkPrintf(b, "check: %s booted with %s firmware in %.1f s (%s; marker %q)",
-				filepath.Base(img.Path), fw, res.Elapsed.Seconds(), res.Accel, s.marker.String())
+			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.Path), fw, res.Elapsed.Seconds(), res.Accel)
 		}
 	}
 	return logs, nil
@@ -166,9 +165,9 @@ func checkPrintf(b *build.Build, format string, args ...any) {
 	}
 }
 
-func checkDebugf(b *build.Build) func(string, ...any) {
+func checkLogf(b *build.Build) func(string, ...any) {
 	if b.Log == nil {
 		return nil
 	}
-	return b.Log.Debugf
+	return b.Log.Printf
 }

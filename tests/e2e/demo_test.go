@@ -29,7 +29,7 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 		t.Fatalf("demo build exited %d:\n%s", code, tail(out, 60))
 	}
 	for _, fw := range []string{"bios", "uefi"} {
-		if !regexp.MustCompile(`check: \S+ booted with ` + fw + ` firmware in [0-9.]+ s`).MatchString(out) {
+		if !regexp.MustCompile(`check: \S+ booted with ` + fw + ` firmware in [0-9.]+ s \((tcg|kvm)\)`).MatchString(out) {
 			t.Errorf("the build output does not report the %s boot:\n%s", fw, tail(out, 40))
 		}
 		log, err := os.ReadFile(filepath.Join(p.tmpdir(), "boot-"+fw+".log"))
