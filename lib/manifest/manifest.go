@@ -73,6 +73,16 @@ func Fragments(dir string) ([]string, error) {
 
 // MergeDir reads every fragment of dir and merges them in file-name order.
 func MergeDir(dir string) (map[string]any, error) {
+	m, err := Merge(dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.Result(), nil
+}
+
+// Merge reads every fragment of dir and merges them in file-name order; the
+// Merger also says which fragment set each key.
+func Merge(dir string) (*Merger, error) {
 	names, err := Fragments(dir)
 	if err != nil {
 		return nil, err
@@ -88,20 +98,78 @@ func MergeDir(dir string) (map[string]any, error) {
 			return nil, fmt.Errorf("%w (in %s)", err, dir)
 		}
 	}
-	return m.Result(), nil
+	return m, nil
 }
 
-// WriteDir merges the fragments of dir and writes the manifest to path.
-func WriteDir(dir, path string) error {
-	merged, err := MergeDir(dir)
+// WriteDir merges the fragments of dir and writes the manifest to path. A
+// key or string value that contains one of secrets (the values of private
+// configuration files) is an error naming the fragment: the manifest is
+// published.
+func WriteDir(dir, path string, secrets []string) error {
+	m, err := Merge(dir)
 	if err != nil {
 		return err
 	}
-	data, err := Marshal(merged)
+	if key, found := findSecret(m.Result(), "", secrets); found {
+		shown := key
+		for _, sec := range secrets {
+			if sec != "" {
+				shown = strings.ReplaceAll(shown, sec, "***")
+			}
+		}
+		return fmt.Errorf("manifest fragment %s: key %q holds a value of a private configuration file; the manifest is published, so it must not (in %s)",
+			m.Origin(key), shown, dir)
+	}
+	data, err := Marshal(m.Result())
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", path, err)
 	}
 	return writeFileAtomic(path, data)
+}
+
+// findSecret returns the dotted path of the first key or string (in sorted
+// key order) that contains a secret.
+func findSecret(v any, path string, secrets []string) (string, bool) {
+	leaks := func(s string) bool {
+		for _, sec := range secrets {
+			if sec != "" && strings.Contains(s, sec) {
+				return true
+			}
+		}
+		return false
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if leaks(k) {
+				return p, true
+			}
+			if found, ok := findSecret(t[k], p, secrets); ok {
+				return found, true
+			}
+		}
+	case []any:
+		// Arrays are merged whole: the array's own key names the fragment.
+		for _, sub := range t {
+			if _, ok := findSecret(sub, path, secrets); ok {
+				return path, true
+			}
+		}
+	case string:
+		if leaks(t) {
+			return path, true
+		}
+	}
+	return "", false
 }
 
 // readFragment decodes one fragment; its top level must be an object.
@@ -199,6 +267,23 @@ func (m *Merger) setOrigin(path string, v any, name string) {
 			m.setOrigin(path+"."+k, sub, name)
 		}
 	}
+}
+
+// Origin returns the fragment that set the dotted key path (for a key
+// inside an object, the fragment that set that key or its closest
+// enclosing object).
+func (m *Merger) Origin(path string) string {
+	for p := path; p != ""; {
+		if o, ok := m.origin[p]; ok {
+			return o
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return "(unknown fragment)"
 }
 
 func (m *Merger) originOf(path string) string {

@@ -131,7 +131,7 @@ func TestFragmentsFromShellHooksWithAwkwardValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.manifest.json")
-	if err := WriteDir(dir, out); err != nil {
+	if err := WriteDir(dir, out, nil); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(out)
@@ -254,5 +254,41 @@ func TestImagesFoldTheRawImageIntoItsCompressedEntry(t *testing.T) {
 		if got[k] != w {
 			t.Errorf("images[%s] = %+v, want %+v", k, got[k], w)
 		}
+	}
+}
+
+func TestPrivateValueInAFragmentIsRefusedNamingIt(t *testing.T) {
+	const secret = "s3cr3t-token"
+	for _, tc := range []struct{ name, text, key string }{
+		{"string value", `{"a": {"b": "url https://x:s3cr3t-token@host"}}`, "a.b"},
+		{"object key", `{"a": {"s3cr3t-token": 1}}`, "a.***"},
+		{"in an array", `{"a": {"list": ["x", {"y": "s3cr3t-token"}]}}`, "a.list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeRaw(t, dir, "10-clean.json", `{"a": {"c": "fine"}}`)
+			writeRaw(t, dir, "70-leaky.json", tc.text)
+			out := filepath.Join(t.TempDir(), "m.json")
+			err := WriteDir(dir, out, []string{"", secret})
+			if err == nil {
+				t.Fatal("a manifest with a private value was written")
+			}
+			for _, want := range []string{"70-leaky.json", `"` + tc.key + `"`} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error repeats the private value: %v", err)
+			}
+			if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+				t.Errorf("the manifest was written anyway")
+			}
+		})
+	}
+	dir := t.TempDir()
+	writeRaw(t, dir, "10-clean.json", `{"a": "fine"}`)
+	if err := WriteDir(dir, filepath.Join(t.TempDir(), "m.json"), []string{secret}); err != nil {
+		t.Errorf("a clean manifest: %v", err)
 	}
 }

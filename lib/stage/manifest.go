@@ -68,7 +68,7 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 		return err
 	}
 	out := filepath.Join(outdir, ov+manifest.Suffix)
-	if err := manifest.WriteDir(dir, out); err != nil {
+	if err := manifest.WriteDir(dir, out, privateValues(b)); err != nil {
 		return err
 	}
 	if b.Log != nil {
@@ -131,4 +131,32 @@ func builder(ctx context.Context, srcDir string) manifest.Builder {
 		}
 	}
 	return bi
+}
+
+// privateValues are the values that the private configuration files set or
+// changed: every key of the full configuration that the public one lacks or
+// has with another value. Values shorter than 4 characters (yes, 1, ...)
+// are left out: they would match everywhere.
+func privateValues(b *build.Build) []string {
+	if b.Config == nil || b.Public == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, section := range b.Config.Sections() {
+		for _, key := range b.Config.Options(section) {
+			v, err := b.Config.Get(section, key)
+			if err != nil || len(v) < 4 || seen[v] {
+				continue
+			}
+			if b.Public.Has(section, key) {
+				if pv, err := b.Public.Get(section, key); err == nil && pv == v {
+					continue
+				}
+			}
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }

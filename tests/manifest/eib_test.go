@@ -232,6 +232,30 @@ func TestConflictingFragmentsFailTheBuildNamingBoth(t *testing.T) {
 	}
 }
 
+func TestPrivateValueInAFragmentFailsTheBuild(t *testing.T) {
+	s := newSite(t, map[string]string{
+		"50-leak": "jq -n --arg t \"$EIB_PUBLISH_API_TOKEN\" '{upload: {auth: $t}}' > \"$EIB_MANIFESTDIR/50-leak.json\"\n",
+	})
+	out, code := s.run(t)
+	if code != 2 {
+		t.Fatalf("eib exited %d, want 2 (build failure):\n%s", code, out)
+	}
+	if !strings.Contains(out, "manifest fragment 50-leak.json") || !strings.Contains(out, "upload.auth") {
+		t.Errorf("the failure does not name the fragment and key:\n%s", out)
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("eib printed the private value:\n%s", out)
+	}
+	for name, content := range s.published(t) {
+		if !strings.HasSuffix(name, ".failed.build.txt") {
+			t.Errorf("published %s on a failed build", name)
+		}
+		if bytes.Contains(content, []byte(secret)) {
+			t.Errorf("the private value is published in %s", name)
+		}
+	}
+}
+
 func TestDryRunPublishesNothing(t *testing.T) {
 	s := newSite(t, map[string]string{"50-awkward": hookAwkward})
 	out, code := s.run(t, "--dry-run")
