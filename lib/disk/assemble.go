@@ -151,8 +151,12 @@ func checkRaw(plan Plan, r Raw) error {
 	}
 	for _, pl := range plan.Partitions {
 		if start < pl.Offset()+pl.Bytes() && end > pl.Offset() {
-			if pl.Role == RoleBIOSBoot && end <= pl.Offset()+pl.Bytes() {
-				continue
+			if pl.Role == RoleBIOSBoot && start >= pl.Offset() {
+				if end <= pl.Offset()+pl.Bytes() {
+					continue
+				}
+				return fmt.Errorf("%s (%d bytes) does not fit in partition %d (%s, %d bytes)",
+					r.What, len(r.Data), pl.Number, pl.Role, pl.Bytes())
 			}
 			return fmt.Errorf("%s (%d bytes at sector %d) overlaps partition %d (%s, sectors %d-%d)",
 				r.What, len(r.Data), r.Offset/Sector, pl.Number, pl.Role, pl.Start, pl.Start+pl.Size-1)
