@@ -125,3 +125,16 @@ func hasBit(hex string, bit uint64) bool {
 	}
 	return v&bit != 0
 }
+
+// TestInodeTablesMarkedZeroed checks that the root filesystem needs no
+// lazy inode table initialisation on first boot.
+func TestInodeTablesMarkedZeroed(t *testing.T) {
+	needTools(t, "grub-mkimage", "dumpe2fs")
+	f := newSysroot(t, t.TempDir())
+	plan, img := build(t, f, disk.Params{Arch: "arm64"}, rootBytes, disk.RandomIDs(), -1, nil)
+	out := sh(t, "dumpe2fs", img+"?offset="+itoa(plan.Root().Offset()))
+	groups := strings.Count(out, "\nGroup ")
+	if zeroed := strings.Count(out, "ITABLE_ZEROED"); groups == 0 || zeroed != groups {
+		t.Errorf("%d of %d block groups have ITABLE_ZEROED", zeroed, groups)
+	}
+}
