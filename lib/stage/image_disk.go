@@ -91,7 +91,12 @@ func commitEpoch(ctx context.Context, b *build.Build) int64 {
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(out, "\n") {
+	return showDate(out)
+}
+
+// showDate returns the Date: line of `ostree show` in seconds (0 if none).
+func showDate(show string) int64 {
+	for _, line := range strings.Split(show, "\n") {
 		if v, ok := strings.CutPrefix(line, "Date:"); ok {
 			if t, err := time.Parse("2006-01-02 15:04:05 -0700", strings.TrimSpace(v)); err == nil {
 				return t.Unix()

@@ -130,3 +130,13 @@ func TestDiskImageUnsupportedPlatformFailsBeforeWork(t *testing.T) {
 		t.Error("the tmpdir was touched before the layout was checked")
 	}
 }
+
+func TestShowDateReadsTheCommitDate(t *testing.T) {
+	show := "commit 9673f0a8\nParent:  a86f342c\nDate:  2026-11-22 08:53:34 +0000\nVersion: 1\n"
+	if got := showDate(show); got != 1795337614 {
+		t.Errorf("showDate = %d, want 1795337614", got)
+	}
+	if got := showDate("commit abc\n"); got != 0 {
+		t.Errorf("no Date line: %d, want 0", got)
+	}
+}
