@@ -234,18 +234,28 @@ func TestPrepareImageExpandsSparsely(t *testing.T) {
 	}
 }
 
-func TestAArch64WithoutEmulatorIsSkippedWithReason(t *testing.T) {
-	if _, err := exec.LookPath("qemu-system-aarch64"); err == nil {
-		if _, err := findFlash(aavmfPairs, ""); err == nil {
-			t.Skip("qemu-system-aarch64 and AAVMF are installed: arm64 images boot for real")
-		}
+func TestAArch64BootsWithAAVMF(t *testing.T) {
+	checktest.Need(t, "qemu-system-aarch64")
+	if _, err := findFlash(aavmfPairs, "qemu-efi-aarch64"); err != nil {
+		t.Skip(err)
 	}
+	dir := t.TempDir()
+	img := checktest.ShellImage(t, dir, "echo "+testMarker, "reset -s")
+	res, err := Run(context.Background(), boot(dir, img, AArch64UEFI, 120*time.Second))
+	if err != nil || res.Status != StatusOK {
+		t.Fatalf("aarch64 boot: %+v %v", res, err)
+	}
+	t.Logf("aarch64-uefi: marker after %.2f s", res.Elapsed.Seconds())
+}
+
+func TestAArch64WithoutEmulatorIsSkippedWithReason(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no qemu-system-aarch64 to be found
 	dir := t.TempDir()
 	res, err := Run(context.Background(), boot(dir, filepath.Join(dir, "none.img"), AArch64UEFI, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != StatusSkipped || !strings.Contains(res.Reason, "not found") {
-		t.Fatalf("result %+v: want skipped, saying what is not found", res)
+	if res.Status != StatusSkipped || !strings.Contains(res.Reason, "qemu-system-aarch64 not found") || !strings.Contains(res.Reason, "qemu-system-arm") {
+		t.Fatalf("result %+v: want skipped, naming the missing emulator and its package", res)
 	}
 }

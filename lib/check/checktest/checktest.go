@@ -120,3 +120,20 @@ func QEMUProcesses(t *testing.T, dir string) []string {
 	}
 	return found
 }
+
+// ShellImage writes a FAT file system without partition table holding only
+// startup.nsh: with no boot loader to start, the UEFI firmware (OVMF or
+// AAVMF) runs its shell, which runs the script (lines separated by CRLF;
+// "reset -s" powers off).
+func ShellImage(t *testing.T, dir string, lines ...string) string {
+	t.Helper()
+	Need(t, "mkfs.vfat", "mcopy", "qemu-img")
+	script := filepath.Join(dir, "startup.nsh")
+	if err := os.WriteFile(script, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "shell.img")
+	run(t, "mkfs.vfat", "-C", img, "2048")
+	run(t, "mcopy", "-i", img, script, "::/startup.nsh")
+	return img
+}
