@@ -79,8 +79,9 @@ const (
 )
 
 // Partition is one partition of a layout. Start and Size are in sectors;
-// Start 0 means "right after the previous partition" and Size 0 means "the
-// rest of the disk" (only the last partition).
+// Start 0 means "right after the previous partition". The root's Size is
+// left 0: NewPlan sizes it for the sysroot, and the last partition of a
+// plan extends to the end of the disk.
 type Partition struct {
 	Role     Role
 	Start    int64
