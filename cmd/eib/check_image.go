@@ -77,6 +77,7 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	for _, fw := range fws {
 		res, err := check.Run(ctx, check.Boot{
 			Image:     raw,
+			Name:      image,
 			Firmware:  fw,
 			Marker:    marker,
 			Timeout:   time.Duration(cmd.Int("timeout")) * time.Second,

@@ -47,6 +47,7 @@ const afterMarker = 3 * time.Second
 // Boot describes one boot check.
 type Boot struct {
 	Image     string // raw disk image (see PrepareImage for compressed ones)
+	Name      string // how messages and the Result name it (default: Image)
 	Firmware  Firmware
 	Marker    *regexp.Regexp // a console line matching it means "booted"
 	Timeout   time.Duration  // hard limit from start to marker
@@ -108,7 +109,10 @@ func (bt Boot) logf(format string, args ...any) {
 // available on this host; otherwise an error, an *Error for a boot that
 // failed, with the Result also filled in.
 func Run(ctx context.Context, bt Boot) (Result, error) {
-	res := Result{Image: bt.Image, Firmware: bt.Firmware, LogPath: bt.LogPath, Status: StatusFailed}
+	if bt.Name == "" {
+		bt.Name = bt.Image
+	}
+	res := Result{Image: bt.Name, Firmware: bt.Firmware, LogPath: bt.LogPath, Status: StatusFailed}
 	switch {
 	case bt.Marker == nil:
 		return res, errors.New("boot check: no marker regular expression")
@@ -126,7 +130,7 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 		return res, nil
 	}
 	if err != nil {
-		return res, fmt.Errorf("boot check %s with %s firmware: %w", bt.Image, bt.Firmware, err)
+		return res, fmt.Errorf("boot check %s with %s firmware: %w", bt.Name, bt.Firmware, err)
 	}
 	res.Accel = m.accel
 
@@ -137,7 +141,7 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	defer os.RemoveAll(work)
 	overlay := filepath.Join(work, "overlay.qcow2")
 	if err := createOverlay(ctx, bt.Image, overlay); err != nil {
-		return res, fmt.Errorf("boot check %s: %w", bt.Image, err)
+		return res, fmt.Errorf("boot check %s: %w", bt.Name, err)
 	}
 	varsCopy := ""
 	if m.vars != "" {
@@ -154,7 +158,7 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 
 	args := m.command(varsCopy, overlay, "qcow2")
 	bt.logf("booting %s with %s firmware (%s, %s, %d MiB, timeout %s), console in %s",
-		bt.Image, bt.Firmware, m.binary, m.accel, bt.MemoryMiB, bt.Timeout, bt.LogPath)
+		bt.Name, bt.Firmware, m.binary, m.accel, bt.MemoryMiB, bt.Timeout, bt.LogPath)
 	return runQEMU(ctx, bt, m.binary, args, log, res)
 }
 
@@ -233,7 +237,7 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 		res.Reason = fmt.Sprintf("marker %q not seen within %s", bt.Marker.String(), bt.Timeout)
 	case <-ctx.Done():
 		res.Reason = "interrupted"
-		outcome = fmt.Errorf("boot check %s with %s firmware interrupted: %w", bt.Image, bt.Firmware, ctx.Err())
+		outcome = fmt.Errorf("boot check %s with %s firmware interrupted: %w", bt.Name, bt.Firmware, ctx.Err())
 	}
 	if alive {
 		// Kill the whole process group and reap it.

@@ -71,7 +71,7 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 	}
 	logs := filepath.Join(p.dir, "check-image")
 	out, code = p.eib("check-image", "--firmware", "bios", "--marker", "EIB-DEMO-BOOT-OK", "--log-dir", logs, images[0])
-	if code != 0 || !regexp.MustCompile(`bios: ok, marker after [0-9.]+ s`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`bios: ok, marker after [0-9.]+ s`).MatchString(out) || !strings.Contains(out, "booting "+images[0]+" with bios") {
 		t.Errorf("eib check-image %s exited %d:\n%s", images[0], code, out)
 	}
 	if left, _ := filepath.Glob(filepath.Join(logs, "*.raw")); len(left) != 0 {
