@@ -21,6 +21,27 @@ const ext4Block = 4096
 // deployment root and that mkfs.ext4 -d drops.
 const immutableFlag = 0x10
 
+// mke2fsConf pins the filesystem defaults (Debian 12's ext4 profile), so
+// the root filesystem does not change with the host's /etc/mke2fs.conf:
+// the same features on every build host, which a reproducible image and
+// the OS's own e2fsprogs (resize2fs on first boot) rely on.
+const mke2fsConf = `[defaults]
+	base_features = sparse_super,large_file,filetype,resize_inode,dir_index,ext_attr
+	default_mntopts = acl,user_xattr
+	enable_periodic_fsck = 0
+	blocksize = 4096
+	inode_size = 256
+	inode_ratio = 16384
+
+[fs_types]
+	ext4 = {
+		features = has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+	}
+	default = {
+		inode_ratio = 16384
+	}
+`
+
 // ext4Dev returns the unix_io name that opens the filesystem of pl inside
 // img without a loop device.
 func ext4Dev(img string, pl Placed) string {
@@ -35,7 +56,19 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	// The disk file is new and sparse: its zeros need not be written, and
 	// the inode tables are marked zeroed (no lazy init on first boot).
 	ext := fmt.Sprintf("offset=%d,nodiscard,assume_storage_prezeroed=1", pl.Offset())
-	env := os.Environ()
+	conf, err := os.CreateTemp("", "eib-mke2fs-*.conf")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(conf.Name())
+	if _, err := conf.WriteString(mke2fsConf); err != nil {
+		conf.Close()
+		return err
+	}
+	if err := conf.Close(); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "MKE2FS_CONFIG="+conf.Name())
 	if c.Reproducible() {
 		// A fixed directory hash seed and filesystem times.
 		ext += ",hash_seed=" + pl.FSUUID

@@ -138,3 +138,28 @@ func TestInodeTablesMarkedZeroed(t *testing.T) {
 		t.Errorf("%d of %d block groups have ITABLE_ZEROED", zeroed, groups)
 	}
 }
+
+// TestRootFeaturesDoNotFollowTheHostConfig builds with a host mke2fs.conf
+// that asks for other features and checks the root filesystem has eib's.
+func TestRootFeaturesDoNotFollowTheHostConfig(t *testing.T) {
+	needTools(t, "dumpe2fs")
+	hostConf := filepath.Join(t.TempDir(), "mke2fs.conf")
+	must(t, os.WriteFile(hostConf, []byte("[fs_types]\n\text4 = {\n\t\tfeatures = has_journal,extent,orphan_file,metadata_csum_seed\n\t\tinode_size = 128\n\t}\n"), 0o644))
+	t.Setenv("MKE2FS_CONFIG", hostConf)
+	f := newSysroot(t, t.TempDir())
+	plan, img := build(t, f, disk.Params{Arch: "arm64"}, rootBytes, disk.RandomIDs(), -1, nil)
+	out := sh(t, "dumpe2fs", "-h", img+"?offset="+itoa(plan.Root().Offset()))
+	m := regexp.MustCompile(`Filesystem features:\s+(.*)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no features in dumpe2fs -h:\n%s", out)
+	}
+	got := strings.Fields(m[1])
+	want := []string{"has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg",
+		"sparse_super", "large_file", "dir_nlink", "extra_isize", "metadata_csum"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("root filesystem features\n got %v\nwant %v (arm64: no 64bit, no huge_file)", got, want)
+	}
+	if !strings.Contains(out, "Inode size:\t          256") {
+		t.Errorf("inode size is not 256:\n%s", out)
+	}
+}
