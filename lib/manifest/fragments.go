@@ -134,7 +134,7 @@ type Boot struct {
 func BootCheck(boots []build.BootResult) map[string]any {
 	list := make([]Boot, 0, len(boots))
 	for _, r := range boots {
-		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: r.Seconds, Reason: r.Reason})
+		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: round(r.Seconds), Reason: r.Reason})
 	}
 	return map[string]any{"boot_check": list}
 }
