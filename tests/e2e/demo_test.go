@@ -23,7 +23,16 @@ func tail(out string, n int) string {
 
 func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 	needDemo(t)
-	p := newProject(t, "")
+	// A check hook sees the console log and the image it came from.
+	p := newProject(t, "[check]\nhooks_add = 50-console-says-ok\n")
+	seen := filepath.Join(p.dir, "hook-saw")
+	p.write("hooks/check/50-console-says-ok", "#!/bin/bash\n"+
+		`grep -q EIB-DEMO-BOOT-OK "$EIB_CHECK_SERIAL_LOG_UEFI"`+"\n"+
+		`grep -a -o "EIB-DEMO-BOOT-OK eib-demo" "$EIB_CHECK_SERIAL_LOG" > `+seen+"\n"+
+		`[ -f "$EIB_CHECK_IMAGE" ] && basename "$EIB_CHECK_IMAGE" >> `+seen+"\n")
+	if err := os.Chmod(filepath.Join(p.local, "hooks/check/50-console-says-ok"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	out, code := p.build()
 	if code != 0 {
 		t.Fatalf("demo build exited %d:\n%s", code, tail(out, 60))
@@ -36,6 +45,10 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 		if err != nil || !strings.Contains(string(log), "EIB-DEMO-BOOT-OK eib-demo") {
 			t.Errorf("console log boot-%s.log lacks the demo marker (%v)", fw, err)
 		}
+	}
+
+	if got, err := os.ReadFile(seen); err != nil || !regexp.MustCompile(`^EIB-DEMO-BOOT-OK eib-demo\n\S+\.img\n$`).Match(got) {
+		t.Errorf("the check hook saw %q (%v), want the marker line of the console log and the image name", got, err)
 	}
 
 	// The manifest records both boots with their times.
