@@ -147,7 +147,15 @@ func setupImageRoot(b *build.Build) error {
 	}
 	steps := []func() error{
 		func() error { return mount.Proc(b, in("proc")) },
-		func() error { return mount.Sysfs(b, in("sys")) },
+		func() error {
+			// A fresh sysfs; where the kernel refuses one (some
+			// containers), the host's.
+			if err := mount.Sysfs(b, in("sys")); err != nil {
+				b.Log.Debugf("%v; binding /sys instead", err)
+				return mount.Bind(b, "/sys", in("sys"))
+			}
+			return nil
+		},
 		func() error { return mount.Bind(b, "/dev", in("dev")) },
 		func() error { return mount.Bind(b, "/dev/pts", in("dev/pts")) },
 		func() error { return mount.Tmpfs(b, in("tmp"), "mode=1777") },
