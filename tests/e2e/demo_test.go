@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/eib-builder/eib/lib/check"
 	"github.com/eib-builder/eib/lib/check/checktest"
@@ -148,4 +152,46 @@ func TestCheckImageUsageErrorsExitOne(t *testing.T) {
 			t.Errorf("eib %v exited %d, want 1 with a message:\n%s", args, code, out)
 		}
 	}
+}
+
+func TestInterruptedBootCheckLeavesNoQEMU(t *testing.T) {
+	needDemo(t)
+	p := newProject(t, "[check]\nfirmware = bios\n")
+	cmd := exec.Command(eibBin, "--product", "demo", "--localdir", p.local, "master")
+	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR="+p.sysconf, "EIB_LOCK_FILE="+p.lock)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	signalled := false
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if !signalled && strings.Contains(sc.Text(), "check: booting ") {
+			// Let QEMU start, then stop the build as a service manager would.
+			for i := 0; i < 100 && len(checktest.QEMUProcesses(t, p.dir)) == 0; i++ {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	if !signalled {
+		t.Fatalf("the build never reached the boot check (%v):\n%s", err, tail(out.String(), 40))
+	}
+	if err == nil || !strings.Contains(out.String(), "interrupted") {
+		t.Fatalf("build after SIGTERM: %v, want a failure saying it was interrupted:\n%s", err, tail(out.String(), 20))
+	}
+	if left := checktest.QEMUProcesses(t, p.dir); len(left) != 0 {
+		t.Fatalf("qemu left running after SIGTERM: %v", left)
+	}
+	t.Logf("end of the interrupted build:\n%s", tail(out.String(), 4))
 }
