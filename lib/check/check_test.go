@@ -93,7 +93,7 @@ func TestMarkerNeverSeenFailsAfterTimeoutWithTailAndNoQEMULeft(t *testing.T) {
 	if res.Status != StatusFailed || !strings.Contains(res.Reason, "not seen within 3s") {
 		t.Fatalf("result %+v: want failed, not seen within 3s", res)
 	}
-	if took < 3*time.Second || took > 20*time.Second {
+	if took < 3*time.Second || took > time.Minute {
 		t.Fatalf("the check took %s, want the 3 s timeout", took)
 	}
 	if len(res.Tail) != tailLines || res.Tail[len(res.Tail)-1] != "last line before the wait" {
@@ -141,7 +141,7 @@ func TestCancelKillsQEMU(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if time.Since(start) > 20*time.Second {
+	if time.Since(start) > time.Minute {
 		t.Fatalf("cancel took %s", time.Since(start))
 	}
 	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
