@@ -12,23 +12,24 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/lock"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 func TestFailingHookRunsErrorStageAndExits2(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks = 20-fails 10-ok 30-never\n\n[error]\nhooks = 10-record\n")
-	record := filepath.Join(p.dir, "error-seen")
-	never := filepath.Join(p.dir, "never")
-	p.write("hooks/publish/10-ok", "echo fine\n", 0o644)
-	p.write("hooks/publish/20-fails", "echo going down\nexit 5\n", 0o644)
-	p.write("hooks/publish/30-never", "touch "+never+"\n", 0o644)
-	p.write("hooks/error/10-record", "#!/bin/sh\necho \"$EIB_ERROR_STAGE|$EIB_ERROR_HOOK|$EIB_ERROR_LOG|$EIB_HOOK_GROUP\" > "+record+"\n", 0o755)
+	record := filepath.Join(p.Dir, "error-seen")
+	never := filepath.Join(p.Dir, "never")
+	p.Write("hooks/publish/10-ok", "echo fine\n", 0o644)
+	p.Write("hooks/publish/20-fails", "echo going down\nexit 5\n", 0o644)
+	p.Write("hooks/publish/30-never", "touch "+never+"\n", 0o644)
+	p.Write("hooks/error/10-record", "#!/bin/sh\necho \"$EIB_ERROR_STAGE|$EIB_ERROR_HOOK|$EIB_ERROR_LOG|$EIB_HOOK_GROUP\" > "+record+"\n", 0o755)
 
 	code, stdout, stderr := p.run("master")
 	if code != 2 {
 		t.Fatalf("exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	want := "eib: build failed in stage publish, hook publish/20-fails: exit status 5 (log: " + p.logFile() + ")"
-	if got := lastLine(stderr); got != want {
+	if got := harness.LastLine(stderr); got != want {
 		t.Errorf("final line\n%s\nwant\n%s", got, want)
 	}
 	if got := strings.TrimSpace(p.read(record)); got != "publish|publish/20-fails|"+p.logFile()+"|error" {
@@ -52,7 +53,7 @@ func TestFailingHookRunsErrorStageAndExits2(t *testing.T) {
 
 func TestDebugShowsHookOutputOnTerminal(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-ok\n")
-	p.write("hooks/publish/10-ok", "echo visible-with-debug\n", 0o644)
+	p.Write("hooks/publish/10-ok", "echo visible-with-debug\n", 0o644)
 	code, stdout, stderr := p.run("--debug", "master")
 	if code != 0 || !strings.Contains(stdout, "publish/10-ok: visible-with-debug") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -62,9 +63,9 @@ func TestDebugShowsHookOutputOnTerminal(t *testing.T) {
 func TestSecretReachesHooksButNeverLogOrConfigIni(t *testing.T) {
 	const secret = "s3cr3t-Token-Value"
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-use-secret 40-build-log\ntoken = public-placeholder\n")
-	p.write("config/private.ini", "[publish]\ntoken = "+secret+"\n", 0o600)
-	seen := filepath.Join(p.dir, "seen")
-	p.write("hooks/publish/10-use-secret", "printf '%s' \"$EIB_PUBLISH_TOKEN\" > "+seen+"\necho \"the token is $EIB_PUBLISH_TOKEN\"\nenv | grep TOKEN\n", 0o644)
+	p.Write("config/private.ini", "[publish]\ntoken = "+secret+"\n", 0o600)
+	seen := filepath.Join(p.Dir, "seen")
+	p.Write("hooks/publish/10-use-secret", "printf '%s' \"$EIB_PUBLISH_TOKEN\" > "+seen+"\necho \"the token is $EIB_PUBLISH_TOKEN\"\nenv | grep TOKEN\n", 0o644)
 
 	code, stdout, stderr := p.run("--debug", "master")
 	if code != 0 {
@@ -79,33 +80,33 @@ func TestSecretReachesHooksButNeverLogOrConfigIni(t *testing.T) {
 	}
 	for name, text := range map[string]string{
 		"build.txt": log, "terminal": stdout + stderr,
-		"config.ini": p.read(filepath.Join(p.tmpdir(), "config.ini")),
+		"config.ini": p.read(filepath.Join(p.Tmpdir(), "config.ini")),
 	} {
 		if strings.Contains(text, secret) {
 			t.Errorf("the secret leaked into %s:\n%s", name, text)
 		}
 	}
 	// The published copy of the log (hook 40-build-log) is masked too.
-	outs, _ := filepath.Glob(filepath.Join(p.cache, "build", "out", "*.build.txt"))
+	outs, _ := filepath.Glob(filepath.Join(p.Cache, "build", "out", "*.build.txt"))
 	if len(outs) != 1 || strings.Contains(p.read(outs[0]), secret) || !strings.Contains(p.read(outs[0]), "the token is ***") {
 		t.Errorf("published build logs %v", outs)
 	}
-	full := filepath.Join(p.tmpdir(), "fullconfig.ini")
+	full := filepath.Join(p.Tmpdir(), "fullconfig.ini")
 	if !strings.Contains(p.read(full), secret) {
 		t.Error("fullconfig.ini lacks the private value")
 	}
 	if st, _ := os.Stat(full); st.Mode().Perm() != 0o600 {
 		t.Errorf("fullconfig.ini mode %v, want 0600", st.Mode().Perm())
 	}
-	if cfg := p.read(filepath.Join(p.tmpdir(), "config.ini")); !strings.HasPrefix(cfg, "# Configuration for ") {
+	if cfg := p.read(filepath.Join(p.Tmpdir(), "config.ini")); !strings.HasPrefix(cfg, "# Configuration for ") {
 		t.Errorf("config.ini header: %.60q", cfg)
 	}
 }
 
 func TestDryRunSkipsPublish(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-mark\n")
-	marker := filepath.Join(p.dir, "published")
-	p.write("hooks/publish/10-mark", "touch "+marker+"\n", 0o644)
+	marker := filepath.Join(p.Dir, "published")
+	p.Write("hooks/publish/10-mark", "touch "+marker+"\n", 0o644)
 	code, stdout, stderr := p.run("--dry-run", "master")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
@@ -121,11 +122,11 @@ func TestDryRunSkipsPublish(t *testing.T) {
 func TestUnknownStageFailsBeforeAnythingRuns(t *testing.T) {
 	p := newProject(t, "publish\npubish\n", "")
 	code, _, stderr := p.run("master")
-	if code == 0 || !strings.Contains(stderr, filepath.Join(p.local, "buildscript")+":2: unknown stage \"pubish\"") {
+	if code == 0 || !strings.Contains(stderr, filepath.Join(p.Local, "buildscript")+":2: unknown stage \"pubish\"") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	if _, err := os.Stat(p.cache); !os.IsNotExist(err) {
-		t.Errorf("the build touched %s before failing: %v", p.cache, err)
+	if _, err := os.Stat(p.Cache); !os.IsNotExist(err) {
+		t.Errorf("the build touched %s before failing: %v", p.Cache, err)
 	}
 }
 
@@ -133,24 +134,24 @@ func TestMissingHookIsFatal(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-nowhere\n")
 	code, _, stderr := p.run("master")
 	if code != 2 || !strings.Contains(stderr, "hook publish/10-nowhere") || !strings.Contains(stderr, "missing hook") ||
-		!strings.Contains(p.read(p.logFile()), filepath.Join(p.local, "hooks", "publish")) {
+		!strings.Contains(p.read(p.logFile()), filepath.Join(p.Local, "hooks", "publish")) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 }
 
 func TestHeldLockFailsNamingTheHolder(t *testing.T) {
 	p := newProject(t, "publish\n", "")
-	l, err := lock.Acquire(context.Background(), p.lockFile, 0)
+	l, err := lock.Acquire(context.Background(), p.Lock, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := p.run("--lock-timeout", "1", "master")
 	l.Release()
 	holder := "PID " + strconv.Itoa(os.Getpid())
-	if code == 0 || !strings.Contains(stderr, holder) || !strings.Contains(stderr, p.lockFile) {
+	if code == 0 || !strings.Contains(stderr, holder) || !strings.Contains(stderr, p.Lock) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
-	if !strings.Contains(stdout, "waiting up to 1s for the lock "+p.lockFile+", held by "+holder) {
+	if !strings.Contains(stdout, "waiting up to 1s for the lock "+p.Lock+", held by "+holder) {
 		t.Errorf("no waiting line on the terminal:\n%s", stdout)
 	}
 }
@@ -164,11 +165,11 @@ func TestSIGTERMDuringSleepingHookLeavesNothingBehind(t *testing.T) {
 	}
 	token := strconv.Itoa(7000 + os.Getpid()%1000)
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-sleep\n\n[error]\nhooks = 10-error\n")
-	ready := filepath.Join(p.dir, "ready")
-	errorRan := filepath.Join(p.dir, "error-ran")
+	ready := filepath.Join(p.Dir, "ready")
+	errorRan := filepath.Join(p.Dir, "error-ran")
 	// The hook leaves a mount and a loop device under tmpdir, a
 	// background sleeper, then sleeps.
-	p.write("hooks/publish/10-sleep", `
+	p.Write("hooks/publish/10-sleep", `
 mkdir -p "$EIB_TMPDIR/mnt"
 mount -t tmpfs eib-test "$EIB_TMPDIR/mnt"
 truncate -s 1M "$EIB_TMPDIR/disk.img"
@@ -177,25 +178,11 @@ sleep `+token+` &
 touch `+ready+`
 sleep `+token+`
 `, 0o644)
-	p.write("hooks/error/10-error", "touch "+errorRan+"\n", 0o644)
+	p.Write("hooks/error/10-error", "touch "+errorRan+"\n", 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd, stdout, stderr := p.command(ctx, "master")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if _, err := os.Stat(ready); err == nil && len(procsWith("sleep\x00"+token)) == 2 {
-			break
-		}
-		if i > 1000 {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the hook never got ready\n%s\n%s", stdout, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), filepath.Join(p.tmpdir(), "mnt")) {
+	cmd, stdout, stderr := p.startUntilReady(ctx, ready, token, "master")
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), filepath.Join(p.Tmpdir(), "mnt")) {
 		t.Fatal("the hook's mount is not there: the test would prove nothing")
 	}
 	start := time.Now()
@@ -219,7 +206,7 @@ sleep `+token+`
 		t.Errorf("stderr:\n%s", stderr)
 	}
 	log := p.read(p.logFile())
-	for _, want := range []string{"unmounted leftover " + filepath.Join(p.tmpdir(), "mnt"), "detached leftover loop device"} {
+	for _, want := range []string{"unmounted leftover " + filepath.Join(p.Tmpdir(), "mnt"), "detached leftover loop device"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("build.txt lacks %q:\n%s", want, log)
 		}
@@ -234,8 +221,8 @@ func TestNextBuildCleansWhatAKilledBuildLeft(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks =\n")
 	// What a SIGKILLed build leaves: a mount in tmpdir and an immutable
 	// deployment root in outdir.
-	mnt := filepath.Join(p.tmpdir(), "mnt")
-	deploy := filepath.Join(p.cache, "build", "out", "sysroot", "ostree", "deploy", "os", "deploy", "abc.0")
+	mnt := filepath.Join(p.Tmpdir(), "mnt")
+	deploy := filepath.Join(p.Cache, "build", "out", "sysroot", "ostree", "deploy", "os", "deploy", "abc.0")
 	os.MkdirAll(mnt, 0o755)
 	os.MkdirAll(deploy, 0o755)
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
@@ -263,7 +250,7 @@ func TestSignFileInAHookUsesEibSign(t *testing.T) {
 		t.Skipf("demo signing key not in this tree: %v", err)
 	}
 	p := newProject(t, "publish\n", "[image]\nsigning_key = "+key+"\n\n[publish]\nhooks = 10-sign\n")
-	p.write("hooks/publish/10-sign", `f=$(eib_outfile data)
+	p.Write("hooks/publish/10-sign", `f=$(eib_outfile data)
 echo "some output" > "$f"
 sign_file "$f"
 checksum_file "$f"
@@ -272,7 +259,7 @@ checksum_file "$f"
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s\n%s", code, stdout, stderr, p.read(p.logFile()))
 	}
-	outs, _ := filepath.Glob(filepath.Join(p.cache, "build", "out", "*.data"))
+	outs, _ := filepath.Glob(filepath.Join(p.Cache, "build", "out", "*.data"))
 	if len(outs) != 1 {
 		t.Fatalf("outputs %v", outs)
 	}
@@ -283,7 +270,7 @@ checksum_file "$f"
 	if _, err := exec.LookPath("gpg"); err != nil {
 		t.Skip("gpg not installed: signature not verified")
 	}
-	home := filepath.Join(p.dir, "gnupg")
+	home := filepath.Join(p.Dir, "gnupg")
 	os.MkdirAll(home, 0o700)
 	if out, err := exec.Command("gpg", "--homedir", home, "--batch", "--import", key).CombinedOutput(); err != nil {
 		t.Fatalf("gpg --import: %v\n%s", err, out)
@@ -295,12 +282,12 @@ checksum_file "$f"
 	}
 
 	// With no key configured, sign_file signs nothing and succeeds.
-	p2 := newProject(t, "publish\n", "[image]\nsigning_key = "+filepath.Join(p.dir, "no-such-key.asc")+"\n\n[publish]\nhooks = 10-sign\n")
-	p2.write("hooks/publish/10-sign", "f=$(eib_outfile data)\necho x > \"$f\"\nsign_file \"$f\"\n", 0o644)
+	p2 := newProject(t, "publish\n", "[image]\nsigning_key = "+filepath.Join(p.Dir, "no-such-key.asc")+"\n\n[publish]\nhooks = 10-sign\n")
+	p2.Write("hooks/publish/10-sign", "f=$(eib_outfile data)\necho x > \"$f\"\nsign_file \"$f\"\n", 0o644)
 	if code, stdout, stderr := p2.run("master"); code != 0 {
 		t.Fatalf("without a key: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	if m, _ := filepath.Glob(filepath.Join(p2.cache, "build", "out", "*.asc")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(p2.Cache, "build", "out", "*.asc")); len(m) != 0 {
 		t.Errorf("signatures without a key: %v", m)
 	}
 }
@@ -315,11 +302,11 @@ func TestBuildAfterASIGKILLedOneCleansItsLeftovers(t *testing.T) {
 	}
 	token := strconv.Itoa(8000 + os.Getpid()%1000)
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-hang\n")
-	busybox := filepath.Join(p.dir, "busybox")
+	busybox := filepath.Join(p.Dir, "busybox")
 	os.WriteFile(busybox, bb, 0o755)
-	ready := filepath.Join(p.dir, "ready")
+	ready := filepath.Join(p.Dir, "ready")
 	// The hook leaves a mount and a process chrooted in tmpdir, then hangs.
-	p.write("hooks/publish/10-hang", `
+	p.Write("hooks/publish/10-hang", `
 mkdir -p "$EIB_TMPDIR/root/bin" "$EIB_TMPDIR/mnt"
 cp `+busybox+` "$EIB_TMPDIR/root/bin/busybox"
 mount -t tmpfs eib-test "$EIB_TMPDIR/mnt"
@@ -329,21 +316,7 @@ sleep `+token+`
 `, 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd, stdout, stderr := p.command(ctx, "master")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if _, err := os.Stat(ready); err == nil && len(procsWith("sleep\x00"+token)) == 2 {
-			break
-		}
-		if i > 1000 {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the hook never got ready\n%s\n%s", stdout, stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, _, _ := p.startUntilReady(ctx, ready, token, "master")
 	cmd.Process.Kill() // no cleanup can run
 	cmd.Wait()
 	// The hook's own sleep lives on in its process group, outside the
@@ -353,12 +326,12 @@ sleep `+token+`
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}()
-	mnt := filepath.Join(p.tmpdir(), "mnt")
+	mnt := filepath.Join(p.Tmpdir(), "mnt")
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); !strings.Contains(string(mi), mnt) {
 		t.Fatal("the killed build left no mount: the test would prove nothing")
 	}
 
-	p.write("config/defaults.ini", "[build]\ncachedir = "+p.cache+"\n\n[publish]\nhooks =\n\n[error]\nhooks =\n", 0o644)
+	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\nhooks =\n\n[error]\nhooks =\n", 0o644)
 	code, out, errOut := p.run("master")
 	if code != 0 {
 		t.Fatalf("the next build: exit %d\n%s\n%s", code, out, errOut)
