@@ -65,11 +65,11 @@ func bigLocalDir(b testing.TB) string {
 func BenchmarkShowConfig(b *testing.B) {
 	local := bigLocalDir(b)
 	r := eib(b, srcRoot, "-p", "demo", "-a", "amd64", "-d", local, "--show-config")
-	if r.code != 0 {
-		b.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		b.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stdout, "[bench-16]") {
-		b.Fatalf("the localdir was not read:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "[bench-16]") {
+		b.Fatalf("the localdir was not read:\n%s", r.Stdout)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of tests/cli/testdata")
@@ -22,10 +24,10 @@ func normalize(out, src string) string {
 
 func TestShowConfigGolden(t *testing.T) {
 	r := eib(t, fixture, "--product", "prod", "--arch", "arm64", "--platform", "board", "-P", "en_GB", "--show-config", "eos3.8")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
-	got := normalize(r.stdout, fixture)
+	got := normalize(r.Stdout, fixture)
 	golden := filepath.Join("testdata", "show-config.golden")
 	if *update {
 		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
@@ -39,58 +41,58 @@ func TestShowConfigGolden(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("--show-config differs from %s (go test ./tests/cli -run ShowConfigGolden -update rewrites it):\n%s", golden, got)
 	}
-	if r.stderr != "" {
-		t.Errorf("stderr: %s", r.stderr)
+	if r.Stderr != "" {
+		t.Errorf("stderr: %s", r.Stderr)
 	}
 }
 
 func TestShowConfigOfTheShippedEosTree(t *testing.T) {
 	r := eib(t, srcRoot, "--product", "eos", "--platform", "pinebookpro", "--show-config", "master")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, want := range []string{
 		"[build]\nproduct = eos\nbranch = master\n", "platform = pinebookpro\n", "series = master\n",
 		"partition_table = dos\n", "srcdir = " + srcRoot + "\n", "dry_run = false\n",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	if strings.Contains(r.stdout, "_add") || strings.Contains(r.stdout, "_del") {
-		t.Errorf("unmerged _add/_del keys in the output:\n%s", r.stdout)
+	if strings.Contains(r.Stdout, "_add") || strings.Contains(r.Stdout, "_del") {
+		t.Errorf("unmerged _add/_del keys in the output:\n%s", r.Stdout)
 	}
 	// Every product, arch and personality of the shipped tree loads.
 	for _, args := range [][]string{
 		{"-p", "eos", "-a", "arm64", "-P", "pt_BR"}, {"-p", "eos", "-a", "i386", "-P", "es"},
 		{"-p", "eoscustom", "-P", "fr"}, {"-P", "en"}, {"-p", "eos", "-P", "base"},
 	} {
-		if r := eib(t, srcRoot, append(args, "--show-config")...); r.code != 0 {
-			t.Errorf("eib %s --show-config: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+		if r := eib(t, srcRoot, append(args, "--show-config")...); r.Code != 0 {
+			t.Errorf("eib %s --show-config: exit %d\n%s", strings.Join(args, " "), r.Code, r.Stderr)
 		}
 	}
 }
 
 func TestMergedListsOfShippedPersonality(t *testing.T) {
 	r := eib(t, srcRoot, "-p", "eos", "-P", "es", "--explain", "flatpak-remote-eos-apps:apps")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, want := range []string{
 		"com.endlessm.encyclopedia.en = 0 (dropped)", "com.endlessm.encyclopedia.es = 1 (kept)",
 		"(personality_es): apps_del = com.endlessm.encyclopedia.en",
 		"interpolated value:\n    com.endlessm.photos\n    com.endlessm.weather\n    com.endlessm.encyclopedia.es\n",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("--explain lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("--explain lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 }
 
 func TestExplain(t *testing.T) {
 	r := eib(t, fixture, "-p", "prod", "-a", "arm64", "--platform", "board", "-P", "en_GB", "--explain", "image:hooks")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	want := "[image] hooks\n" +
 		"merged list: hooks_add* words count +1, hooks_del* words -1; words with a count above 0 are kept\n" +
@@ -101,7 +103,7 @@ func TestExplain(t *testing.T) {
 		"raw value:\n    10-first\n    30-third\n" +
 		"interpolated value:\n    10-first\n    30-third\n" +
 		"environment: EIB_IMAGE_HOOKS\n"
-	if got := normalize(r.stdout, fixture); got != want {
+	if got := normalize(r.Stdout, fixture); got != want {
 		t.Errorf("--explain image:hooks:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -110,37 +112,37 @@ func TestExplain(t *testing.T) {
 		"  @SRCDIR@/config/defaults.ini:16 (defaults): compression = gz\n" +
 		"  @SRCDIR@/config/platform/board.ini:2 (platform_board): compression = xz\n" +
 		"raw value:\n    xz\ninterpolated value:\n    xz\nenvironment: EIB_IMAGE_COMPRESSION\n"
-	if got := normalize(r.stdout, fixture); r.code != 0 || got != want {
-		t.Errorf("--explain image:compression: exit %d\n%s\nwant:\n%s%s", r.code, got, want, r.stderr)
+	if got := normalize(r.Stdout, fixture); r.Code != 0 || got != want {
+		t.Errorf("--explain image:compression: exit %d\n%s\nwant:\n%s%s", r.Code, got, want, r.Stderr)
 	}
 
 	r = eib(t, fixture, "--explain", "build:outversion", "-a", "amd64")
-	if r.code != 0 || !strings.Contains(r.stdout, "interpolated value:\n    eoscustom-master-amd64-amd64.") ||
-		!strings.Contains(r.stdout, "environment: EIB_OUTVERSION") {
-		t.Errorf("--explain build:outversion: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "interpolated value:\n    eoscustom-master-amd64-amd64.") ||
+		!strings.Contains(r.Stdout, "environment: EIB_OUTVERSION") {
+		t.Errorf("--explain build:outversion: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
 func TestFlagsAfterBranchAndCombinedShortOptions(t *testing.T) {
 	local := t.TempDir()
 	r := eib(t, fixture, "eos3.8", "-a", "amd64", "-nd", local, "--show-config", "-p", "prod")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, want := range []string{
 		"branch = eos3.8\n", "series = eos3\n", "product = prod\n", "dry_run = true\n",
 		"localdir = " + local + "\n", "localdatadir = ${localdir}/data\n",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 }
 
 func TestDefaults(t *testing.T) {
 	r := eib(t, fixture, "--show-config")
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	arch := map[string]string{"amd64": "amd64", "arm64": "arm64", "386": "i386"}[runtimeArch()]
 	for _, want := range []string{
@@ -148,24 +150,24 @@ func TestDefaults(t *testing.T) {
 		"platform = " + arch + "\n", "use_production_ostree = false\n", "cachedir = /nonexistent/cache\n",
 		"sysconfdir = ",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	if strings.Contains(r.stdout, "localdir") {
+	if strings.Contains(r.Stdout, "localdir") {
 		t.Errorf("localdir set without --localdir")
 	}
 }
 
 func TestDeprecatedUseProduction(t *testing.T) {
 	r := eib(t, fixture, "--use-production", "--show-config")
-	if r.code != 0 || !strings.Contains(r.stdout, "use_production_ostree = true\n") ||
-		!strings.Contains(r.stderr, "--use-production is deprecated") {
-		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "use_production_ostree = true\n") ||
+		!strings.Contains(r.Stderr, "--use-production is deprecated") {
+		t.Errorf("exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	r = eib(t, fixture, "--use-production-ostree", "--show-config")
-	if r.code != 0 || !strings.Contains(r.stdout, "use_production_ostree = true\n") || r.stderr != "" {
-		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "use_production_ostree = true\n") || r.Stderr != "" {
+		t.Errorf("exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -179,7 +181,7 @@ func TestSrcDirFromResolvedExecutable(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"config/defaults.ini": "[build]\nfrom_tree = yes\n"})
+	harness.WriteFiles(t, dir, map[string]string{"config/defaults.ini": "[build]\nfrom_tree = yes\n"})
 	link := filepath.Join(t.TempDir(), "eib-link")
 	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)
@@ -190,8 +192,8 @@ func TestSrcDirFromResolvedExecutable(t *testing.T) {
 	eibBin = link
 	defer func() { eibBin = old }()
 	r := eibEnv(t, append(env, "EIB_LOCK_FILE="+filepath.Join(tmp, "lock")), "--show-config")
-	if r.code != 0 || !strings.Contains(r.stdout, "srcdir = "+dir+"\n") || !strings.Contains(r.stdout, "from_tree = yes\n") {
-		t.Errorf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "srcdir = "+dir+"\n") || !strings.Contains(r.Stdout, "from_tree = yes\n") {
+		t.Errorf("exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -213,11 +215,11 @@ func TestUsageErrorsExit1(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := eib(t, fixture, tc.args...)
-			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("exit %d, want 1 with %q\nstderr:\n%s", r.code, tc.want, r.stderr)
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("exit %d, want 1 with %q\nstderr:\n%s", r.Code, tc.want, r.Stderr)
 			}
-			if strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "goroutine") {
-				t.Errorf("Go panic:\n%s", r.stderr)
+			if strings.Contains(r.Stderr, "panic") || strings.Contains(r.Stderr, "goroutine") {
+				t.Errorf("Go panic:\n%s", r.Stderr)
 			}
 		})
 	}
@@ -241,16 +243,16 @@ func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			local := t.TempDir()
-			writeFiles(t, local, tc.files)
+			harness.WriteFiles(t, local, tc.files)
 			for _, mode := range [][]string{{"--show-config"}, {"--explain", "build:product"}, {}} {
 				r := eib(t, fixture, append([]string{"-d", local}, mode...)...)
-				lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
-				if r.code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "eib: "+local+tc.want) {
+				lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+				if r.Code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "eib: "+local+tc.want) {
 					t.Errorf("eib %s: exit %d, want 1 and one line starting with\neib: %s%s\nstderr:\n%s",
-						strings.Join(mode, " "), r.code, local, tc.want, r.stderr)
+						strings.Join(mode, " "), r.Code, local, tc.want, r.Stderr)
 				}
-				if r.stdout != "" {
-					t.Errorf("stdout not empty:\n%s", r.stdout)
+				if r.Stdout != "" {
+					t.Errorf("stdout not empty:\n%s", r.Stdout)
 				}
 			}
 		})
@@ -259,13 +261,13 @@ func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
 
 func TestSchemaViolationsAllReportedAtOnce(t *testing.T) {
 	local := t.TempDir()
-	writeFiles(t, local, map[string]string{
+	harness.WriteFiles(t, local, map[string]string{
 		"config/defaults.ini": "[image]\ncompression = zstd\n[build]\narch = sparc\n[check]\ndir = /nonexistent/x\n",
 		"config/schema.ini":   "[check]\ndir_type = path\nneeded_required = true\n",
 	})
 	r := eib(t, fixture, "-d", local, "--show-config")
-	if r.code != 1 {
-		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	if r.Code != 1 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, want := range []string{
 		"eib: 3 schema violations:\n",
@@ -273,8 +275,8 @@ func TestSchemaViolationsAllReportedAtOnce(t *testing.T) {
 		local + "/config/defaults.ini:6: [check] dir: \"/nonexistent/x\": no such path: /nonexistent/x (schema " + local + "/config/schema.ini:2)",
 		"[check] needed: required but not set (schema " + local + "/config/schema.ini:3)",
 	} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
 		}
 	}
 }
@@ -282,14 +284,14 @@ func TestSchemaViolationsAllReportedAtOnce(t *testing.T) {
 func TestBuildFailureExit2WithFinalLine(t *testing.T) {
 	local := t.TempDir()
 	cache := t.TempDir()
-	writeFiles(t, local, map[string]string{
+	harness.WriteFiles(t, local, map[string]string{
 		"config/defaults.ini": "[build]\ncachedir = " + cache + "\n",
 		"buildscript":         "no-such-stage\n",
 	})
 	r := eib(t, srcRoot, "-d", local, "master")
-	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
-	if r.code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.stderr, "no-such-stage") {
-		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+	if r.Code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.Stderr, "no-such-stage") {
+		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -304,11 +306,11 @@ func TestShowConfigTakesNoLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := eibEnv(t, []string{"EIB_SRCDIR=" + fixture, "EIB_LOCK_FILE=" + lockFile}, "--lock-timeout", "0", "--show-config")
-	if r.code != 0 || !strings.Contains(r.stdout, "[build]\n") {
-		t.Errorf("--show-config with the lock held: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "[build]\n") {
+		t.Errorf("--show-config with the lock held: exit %d\n%s", r.Code, r.Stderr)
 	}
 	r = eibEnv(t, []string{"EIB_SRCDIR=" + fixture, "EIB_LOCK_FILE=" + lockFile}, "--lock-timeout", "0", "--explain", "image:hooks")
-	if r.code != 0 {
-		t.Errorf("--explain with the lock held: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Errorf("--explain with the lock held: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
