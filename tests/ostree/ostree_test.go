@@ -15,13 +15,14 @@ import (
 
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 // serveDemo runs helpers/serve-repo on the demo repo, pointing the demo
 // product of p's localdir at it (-ini), until the test ends.
 func serveDemo(t *testing.T, p *project, repo string) string {
 	t.Helper()
-	ini := filepath.Join(p.local, "config", "product", "demo.ini")
+	ini := filepath.Join(p.Local, "config", "product", "demo.ini")
 	cmd := exec.Command(serveBin, "-ini", ini, repo)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -80,16 +81,16 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 		"[ostree]\nref_deploy = eib-demo/amd64/stable\n")
 	p.trust(demo.Key, "eib-demo.asc")
 	url := serveDemo(t, p, demo.Repo)
-	p.write("hooks/content/50-mark", `echo content-hook > "$OSTREE_DEPLOYMENT/etc/eib-content-mark"`+"\n", 0o644)
-	p.write("hooks/image/50-record", recordHook, 0o644)
-	p.write("hooks/image/60-os-release.chroot", "#!/bin/sh\nset -e\nsed 's/^/chroot-saw-/' /etc/os-release\n", 0o755)
-	p.write("hooks/image/99-stop", "echo EIB-TEST-STOP\nexit 3\n", 0o644)
+	p.Write("hooks/content/50-mark", `echo content-hook > "$OSTREE_DEPLOYMENT/etc/eib-content-mark"`+"\n", 0o644)
+	p.Write("hooks/image/50-record", recordHook, 0o644)
+	p.Write("hooks/image/60-os-release.chroot", "#!/bin/sh\nset -e\nsed 's/^/chroot-saw-/' /etc/os-release\n", 0o755)
+	p.Write("hooks/image/99-stop", "echo EIB-TEST-STOP\nexit 3\n", 0o644)
 
 	code, _, stderr := p.run()
-	if code != 2 || !strings.Contains(lastLine(stderr), "image/99-stop") {
-		t.Fatalf("eib exited %d with %q; want 2 naming hook image/99-stop", code, lastLine(stderr))
+	if code != 2 || !strings.Contains(harness.LastLine(stderr), "image/99-stop") {
+		t.Fatalf("eib exited %d with %q; want 2 naming hook image/99-stop", code, harness.LastLine(stderr))
 	}
-	record, err := os.ReadFile(filepath.Join(p.tmpdir(), "record.txt"))
+	record, err := os.ReadFile(filepath.Join(p.Tmpdir(), "record.txt"))
 	if err != nil {
 		t.Fatalf("the image hook 50-record did not run: %v", err)
 	}
@@ -117,7 +118,7 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 			t.Errorf("record.txt lacks %q", want)
 		}
 	}
-	log, err := os.ReadFile(filepath.Join(p.tmpdir(), "build.txt"))
+	log, err := os.ReadFile(filepath.Join(p.Tmpdir(), "build.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 			t.Errorf("build.txt lacks %q", want)
 		}
 	}
-	info, err := os.ReadFile(filepath.Join(p.tmpdir(), "ostree.txt"))
+	info, err := os.ReadFile(filepath.Join(p.Tmpdir(), "ostree.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 	// The cache repo keeps the commit for the next build, under the
 	// pulled ref and its ref_deploy alias.
 	for _, ref := range []string{ostreetest.DemoRef, "eib-demo/amd64/stable"} {
-		got, err := ostree.Open(filepath.Join(p.cache, "ostree", "eib-demo")).RevParse(context.Background(), ref)
+		got, err := ostree.Open(filepath.Join(p.Cache, "ostree", "eib-demo")).RevParse(context.Background(), ref)
 		if err != nil || got != demo.Commit {
 			t.Errorf("cache repo has %s = %q (%v), want %s", ref, got, err, demo.Commit)
 		}
@@ -186,9 +187,9 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 			if !tc.noKey {
 				p.trust(goodPub, "good.asc")
 			}
-			p.write("config/product/demo.ini", "[ostree]\npull_url = "+tc.url+"\nref = "+tc.ref+"\n", 0o644)
+			p.Write("config/product/demo.ini", "[ostree]\npull_url = "+tc.url+"\nref = "+tc.ref+"\n", 0o644)
 			code, _, stderr := p.run()
-			final := lastLine(stderr)
+			final := harness.LastLine(stderr)
 			t.Logf("final line: %s", final)
 			if code != 2 || !strings.Contains(final, "build failed in stage ostree") {
 				t.Fatalf("eib exited %d with %q; want 2, failing in stage ostree", code, final)
@@ -201,7 +202,7 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 			if n := strings.Count(stderr, "build failed"); n != 1 {
 				t.Errorf("%d 'build failed' lines, want one:\n%s", n, stderr)
 			}
-			if _, err := os.Stat(filepath.Join(p.tmpdir(), "ostree.txt")); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(p.Tmpdir(), "ostree.txt")); !os.IsNotExist(err) {
 				t.Errorf("ostree.txt written by a failed pull (%v)", err)
 			}
 		})
