@@ -6,41 +6,24 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 var (
-	srcRoot string
+	srcRoot = harness.Src()
 	eibBin  string
 )
 
-func TestMain(m *testing.M) {
-	_, file, _, _ := runtime.Caller(0)
-	srcRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-	dir, err := os.MkdirTemp("", "eib-manifest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	eibBin = filepath.Join(dir, "eib")
-	cmd := exec.Command("go", "build", "-o", eibBin, "./cmd/eib")
-	cmd.Dir = srcRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building eib: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 
 const secret = "s3cr3t-PRIVATE-token-4242"
 
@@ -50,19 +33,15 @@ const awkward = `Endless "OS" C:\path\ naïve 日本語 ☃ $HOME ${x} 'q'`
 // site is one build's directories: a local dir with config, hooks and a
 // buildscript, a cache dir, a sysconfdir and a publish directory.
 type site struct {
-	local, cache, etc, pub, lock string
+	*harness.Project
+	pub string
 }
 
 func newSite(t *testing.T, hooks map[string]string) *site {
 	t.Helper()
-	for _, tool := range []string{"jq", "rsync", "sha256sum"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs it)", tool)
-		}
-	}
-	dir := t.TempDir()
-	s := &site{local: filepath.Join(dir, "local"), cache: filepath.Join(dir, "cache"), etc: filepath.Join(dir, "etc"),
-		pub: filepath.Join(dir, "pub"), lock: filepath.Join(dir, "eib.lock")}
+	harness.Need(t, "jq", "rsync", "sha256sum")
+	s := &site{Project: harness.NewProject(t)}
+	s.pub = filepath.Join(s.Dir, "pub")
 	var names []string
 	for name := range hooks {
 		names = append(names, name)
@@ -70,40 +49,23 @@ func newSite(t *testing.T, hooks map[string]string) *site {
 	files := map[string]string{
 		"buildscript": "manifest\npublish\n",
 		"config/defaults.ini": fmt.Sprintf("[build]\ncachedir = %s\n\n[image]\nproduct_name = %s\n\n[manifest]\nhooks = %s\n\n[publish]\ndir = %s\n",
-			s.cache, strings.ReplaceAll(awkward, "$", "$$"), strings.Join(names, " "), s.pub),
+			s.Cache, strings.ReplaceAll(awkward, "$", "$$"), strings.Join(names, " "), s.pub),
 		"config/private.ini": "[publish]\napi_token = " + secret + "\n",
 	}
 	for name, text := range hooks {
 		files["hooks/manifest/"+name] = text
 	}
-	for name, text := range files {
-		path := filepath.Join(s.local, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(s.etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFiles(t, s.Local, files)
+	t.Cleanup(func() { harness.AssertNoLeftovers(t, s.Dir) })
 	return s
 }
 
 // run runs eib; it returns the combined output and the exit code.
 func (s *site) run(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(eibBin, append([]string{"--localdir", s.local}, args...)...)
-	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR="+s.etc, "EIB_LOCK_FILE="+s.lock)
+	cmd := s.Command(context.Background(), eibBin, srcRoot, args...)
 	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
+	return string(out), harness.Code(t, err, cmd)
 }
 
 // published returns every file under the publish directory, relative.
@@ -266,7 +228,7 @@ func TestDryRunPublishesNothing(t *testing.T) {
 		t.Errorf("a dry run touched the publish directory: %v %v", err, keys(s.published(t)))
 	}
 	// The manifest is still made.
-	matches, _ := filepath.Glob(filepath.Join(s.cache, "build", "out", "*.manifest.json"))
+	matches, _ := filepath.Glob(filepath.Join(s.Cache, "build", "out", "*.manifest.json"))
 	if len(matches) != 1 {
 		t.Errorf("a dry run wrote no manifest in outdir:\n%s", out)
 	}
