@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/sign/signtest"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 // TestDemoBuildOutputsVerify builds the demo product (boot check off, qcow2
@@ -26,12 +27,9 @@ func TestDemoBuildOutputsVerify(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the demo build deploys an OSTree sysroot and needs root")
 	}
-	for _, tool := range []string{"ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "qemu-img", "zstd", "gpg", "sha256sum"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps)", tool)
-		}
-	}
+	harness.Need(t, "ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "qemu-img", "zstd", "gpg", "sha256sum")
 	dir := t.TempDir()
+	t.Cleanup(func() { harness.AssertNoLeftovers(t, dir) })
 	cache := os.Getenv("EIB_TEST_DEMO_CACHE")
 	if cache == "" {
 		cache = filepath.Join(dir, "demo-cache")
@@ -65,20 +63,14 @@ func TestDemoBuildOutputsVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	files["data/keys/eib-demo.asc"] = string(key)
-	for rel, content := range files {
-		p := filepath.Join(local, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	harness.WriteFiles(t, local, files)
 	sysconf := filepath.Join(dir, "etc-eib")
 	os.Mkdir(sysconf, 0o755)
 	start := time.Now()
 	r := run(t, []string{"EIB_SYSCONFDIR=" + sysconf}, eibBin, "--product", "demo", "--arch", "amd64", "--localdir", local, "--dry-run", "master")
-	t.Logf("demo build: exit %d in %.1f s", r.code, time.Since(start).Seconds())
-	if r.code != 0 {
-		t.Fatalf("demo build exit %d:\n%s\n%s", r.code, r.stdout, r.stderr)
+	t.Logf("demo build: exit %d in %.1f s", r.Code, time.Since(start).Seconds())
+	if r.Code != 0 {
+		t.Fatalf("demo build exit %d:\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	outdir := filepath.Join(buildCache, "build", "out")

@@ -4,57 +4,29 @@
 package output
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/eib-builder/eib/lib/sign/signtest"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 var (
 	eibBin  string // the eib binary built for these tests
-	srcRoot string // the eib tree
+	srcRoot = harness.Src()
 )
 
-func TestMain(m *testing.M) {
-	_, file, _, _ := runtime.Caller(0)
-	srcRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-	dir, err := os.MkdirTemp("", "eib-output-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	eibBin = filepath.Join(dir, "eib")
-	cmd := exec.Command("go", "build", "-o", eibBin, "./cmd/eib")
-	cmd.Dir = srcRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building eib: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
+func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 
 // run runs a command with the real srcdir, a sysconfdir (default: none)
 // and a temporary lock file.
-func run(t *testing.T, env []string, name string, args ...string) result {
+func run(t *testing.T, env []string, name string, args ...string) harness.Result {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR=/nonexistent/etc-eib",
-		"EIB_LOCK_FILE="+filepath.Join(t.TempDir(), "eib.lock"))
+	cmd.Env = harness.Env(srcRoot, "/nonexistent/etc-eib", filepath.Join(t.TempDir(), "eib.lock"))
 	// No EIB_IMAGE_* from the caller's environment.
 	for i, e := range cmd.Env {
 		if strings.HasPrefix(e, "EIB_IMAGE_") {
@@ -62,17 +34,7 @@ func run(t *testing.T, env []string, name string, args ...string) result {
 		}
 	}
 	cmd.Env = append(cmd.Env, env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running %s: %v", name, err)
-	}
-	return result{code, stdout.String(), stderr.String()}
+	return harness.Run(t, cmd)
 }
 
 func dataFile(t *testing.T, dir string) string {
@@ -95,15 +57,15 @@ func TestSignWithTheDemoProductsKey(t *testing.T) {
 	dir := t.TempDir()
 	f := dataFile(t, dir)
 	r := run(t, nil, eibBin, "sign", "--product", "demo", "--arch", "amd64", f)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	pub := filepath.Join(srcRoot, "data", "demo", "image-signing-key.DEMO-ONLY.asc")
 	if err := signtest.Verify(t, pub, f, f+".asc"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.stderr, "image-signing-key.DEMO-ONLY.sec.asc") {
-		t.Errorf("stderr does not name the key file: %s", r.stderr)
+	if !strings.Contains(r.Stderr, "image-signing-key.DEMO-ONLY.sec.asc") {
+		t.Errorf("stderr does not name the key file: %s", r.Stderr)
 	}
 	noTemp(t, dir)
 }
@@ -124,8 +86,8 @@ func TestSignWithTheSysconfdirKeyAndPassphraseFromConfig(t *testing.T) {
 	f := dataFile(t, dir)
 	out := filepath.Join(dir, "elsewhere.asc")
 	r := run(t, []string{"EIB_SYSCONFDIR=" + sys}, eibBin, "sign", "--arch", "amd64", "--localdir", local, f, out)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	if err := signtest.Verify(t, key.Public, f, out); err != nil {
 		t.Fatal(err)
@@ -143,8 +105,8 @@ func TestSignFileInAHookUsesTheHookEnvironment(t *testing.T) {
 	r := run(t, []string{"EIB_PROGRAM=" + eibBin, "EIB_IMAGE_SIGNING_KEY=" + key.Secret,
 		"EIB_IMAGE_SIGNING_PASSPHRASE_FILE=", "EIB_IMAGE_SIGNING_KEYID=", "EIB_IMAGE_GPG_HOMEDIR="},
 		"bash", "-c", script, "hook", f)
-	if r.code != 0 {
-		t.Fatalf("sign_file: exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("sign_file: exit %d: %s", r.Code, r.Stderr)
 	}
 	if err := signtest.Verify(t, key.Public, f, f+".asc"); err != nil {
 		t.Fatal(err)
@@ -158,8 +120,8 @@ func TestSignFlagsWinOverTheEnvironment(t *testing.T) {
 	f := dataFile(t, dir)
 	r := run(t, []string{"EIB_IMAGE_SIGNING_KEY=/nonexistent/key.asc"}, eibBin, "sign",
 		"--key", key.Secret, "--passphrase-file", filepath.Join(dir, "pw"), "--keyid", key.Fingerprint, f)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
 	if err := signtest.Verify(t, key.Public, f, f+".asc"); err != nil {
 		t.Fatal(err)
@@ -170,11 +132,11 @@ func TestSignWithoutKeySaysSoAndSucceeds(t *testing.T) {
 	dir := t.TempDir()
 	f := dataFile(t, dir)
 	r := run(t, nil, eibBin, "sign", "--arch", "amd64", f)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "/nonexistent/etc-eib/signing-key.asc absent") || !strings.Contains(r.stderr, f+" not signed") {
-		t.Errorf("stderr: %s", r.stderr)
+	if !strings.Contains(r.Stderr, "/nonexistent/etc-eib/signing-key.asc absent") || !strings.Contains(r.Stderr, f+" not signed") {
+		t.Errorf("stderr: %s", r.Stderr)
 	}
 	if _, err := os.Stat(f + ".asc"); !os.IsNotExist(err) {
 		t.Error("a signature was written without a key")
@@ -199,8 +161,8 @@ func TestSignErrorsExitOneNamingTheProblem(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(t, nil, eibBin, append([]string{"sign"}, tc.args...)...)
-			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
-				t.Fatalf("exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, tc.want)
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 1 and %q", r.Code, r.Stderr, tc.want)
 			}
 			if _, err := os.Stat(f + ".asc"); !os.IsNotExist(err) {
 				t.Error("a failed signing left a signature")
