@@ -10,73 +10,20 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/tests/harness"
 )
 
-// srcDir is the eib tree (two levels up from this file).
-func srcDir(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+// eibBin is eib, built once for the tests that need `eib sign`.
+var eibBin string
 
-var (
-	eibOnce sync.Once
-	eibPath string
-	eibErr  error
-)
-
-// buildEib builds eib once for the tests that need `eib sign`.
-func buildEib(t *testing.T) string {
-	t.Helper()
-	eibOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eib-publish-test-")
-		if err != nil {
-			eibErr = err
-			return
-		}
-		eibPath = filepath.Join(dir, "eib")
-		cmd := exec.Command("go", "build", "-o", eibPath, "./cmd/eib")
-		cmd.Dir = srcDir(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			eibErr = fmt.Errorf("building eib: %v\n%s", err, out)
-		}
-	})
-	if eibErr != nil {
-		t.Fatal(eibErr)
-	}
-	return eibPath
-}
-
-// TestMain removes the eib that buildEib built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if eibPath != "" {
-		os.RemoveAll(filepath.Dir(eibPath))
-	}
-	os.Exit(code)
-}
-
-func need(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs it)", tool)
-		}
-	}
-}
+func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 
 const testOV = "eos-master-amd64-pc.261122-080000.base"
 
@@ -153,7 +100,7 @@ func hookEnv(env []string) []string {
 
 func hookCmd(ctx context.Context, t *testing.T, group, name string, env []string) *exec.Cmd {
 	t.Helper()
-	hook := filepath.Join(srcDir(t), "hooks", group, name)
+	hook := filepath.Join(harness.Src(), "hooks", group, name)
 	cmd := exec.CommandContext(ctx, hook)
 	if os.Getenv("EIB_TEST_TRACE") != "" {
 		// Debugging aid: trace the hook with timestamps.

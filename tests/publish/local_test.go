@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
-	need(t, "gpg", "sha256sum")
+	harness.Need(t, "gpg", "sha256sum")
 	r := makeRelease(t, 4096)
 	sums := string(r.files["SHA256SUMS"])
 	for name := range r.files {
@@ -29,7 +31,6 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 	}
 
 	// Signed with the images' key through `eib sign`.
-	eib := buildEib(t)
 	home := t.TempDir()
 	gen := exec.Command("gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", "publish-test@eib.invalid", "ed25519", "sign", "never")
 	if out, err := gen.CombinedOutput(); err != nil {
@@ -42,7 +43,7 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 		t.Fatalf("gpg --export-secret-keys: %v\n%s", err, out)
 	}
 	signEnv := func(key string) []string {
-		return r.env(t, "EIB_PROGRAM="+eib, "EIB_IMAGE_SIGNING_KEY="+key, "EIB_IMAGE_SIGNING_PASSPHRASE_FILE=",
+		return r.env(t, "EIB_PROGRAM="+eibBin, "EIB_IMAGE_SIGNING_KEY="+key, "EIB_IMAGE_SIGNING_PASSPHRASE_FILE=",
 			"EIB_IMAGE_SIGNING_KEYID=", "EIB_IMAGE_GPG_HOMEDIR=")
 	}
 	if out, err := runHook(t, "publish", "42-sha256sums", signEnv(keyFile)); err != nil {
@@ -77,7 +78,7 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 func TestLocalDirPublishesCompleteReleaseAtomically(t *testing.T) {
-	need(t, "rsync", "sha256sum")
+	harness.Need(t, "rsync", "sha256sum")
 	r := makeRelease(t, 1<<20)
 	dest := filepath.Join(t.TempDir(), "images")
 	env := r.env(t, "EIB_PUBLISH_DIR="+dest)
@@ -110,7 +111,7 @@ func TestLocalDirPublishesCompleteReleaseAtomically(t *testing.T) {
 }
 
 func TestLocalDirCompletesAnInterruptedCopy(t *testing.T) {
-	need(t, "rsync", "sha256sum")
+	harness.Need(t, "rsync", "sha256sum")
 	r := makeRelease(t, 1<<20)
 	dest := filepath.Join(t.TempDir(), "images")
 	staging := filepath.Join(dest, "."+r.ov+".inprogress")
@@ -167,7 +168,7 @@ func TestS3ConfiguredWithoutAWSClientIsAClearError(t *testing.T) {
 // TestCorruptOutputIsNeverPublished damages the image after SHA256SUMS was
 // written: the copy cannot verify, so nothing appears under the final name.
 func TestCorruptOutputIsNeverPublished(t *testing.T) {
-	need(t, "rsync", "sha256sum")
+	harness.Need(t, "rsync", "sha256sum")
 	r := makeRelease(t, 1<<20)
 	img := filepath.Join(r.outdir, r.ov+".img.zst")
 	data := mustRead(t, img)

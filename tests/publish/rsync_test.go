@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 // sshServer is a real sshd on 127.0.0.1 with a throw-away host key that
@@ -26,7 +28,7 @@ type sshServer struct {
 
 func startSSHD(t *testing.T) *sshServer {
 	t.Helper()
-	need(t, "ssh", "ssh-keygen", "rsync", "sha256sum")
+	harness.Need(t, "ssh", "ssh-keygen", "rsync", "sha256sum")
 	sshd := "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
 		t.Skip("sshd is not installed (openssh-server)")

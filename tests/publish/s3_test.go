@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eib-builder/eib/tests/harness"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -24,7 +25,7 @@ type s3Server struct {
 
 func startS3(t *testing.T, buckets ...string) *s3Server {
 	t.Helper()
-	need(t, "aws", "sha256sum")
+	harness.Need(t, "aws", "sha256sum")
 	backend := s3mem.New()
 	for _, b := range buckets {
 		if err := backend.CreateBucket(b); err != nil {
