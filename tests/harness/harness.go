@@ -178,8 +178,8 @@ func (p *Project) Tmpdir() string { return filepath.Join(p.Cache, "build", "tmp"
 
 // AssertNoLeftovers fails t for every mount under dir (a mount point
 // there, or any line of /proc/self/mountinfo naming dir), loop device
-// backed by a file under dir, or process whose root or working directory
-// is under dir. It then removes what it found, so that the next test
+// backed by a file under dir, or process whose root directory is under
+// dir. It then removes what it found, so that the next test
 // starts clean, and clears the immutable flags `ostree admin deploy`
 // sets, so that t.TempDir can remove dir. Register it with t.Cleanup.
 func AssertNoLeftovers(t testing.TB, dir string) {
@@ -192,12 +192,15 @@ func AssertNoLeftovers(t testing.TB, dir string) {
 			lines = append(lines, l)
 		}
 	}
-	if err != nil || rerr != nil || len(mps) > 0 || len(lines) > 0 {
+	loops := hostclean.Loops([]string{dir})
+	mounted := err != nil || rerr != nil || len(mps) > 0 || len(lines) > 0
+	if mounted {
 		t.Errorf("mounts left under %s: %v (%v, %v)\n%s", dir, mps, err, rerr, strings.Join(lines, "\n"))
-		_ = hostclean.Clean([]string{dir}, nil)
 	}
-	if loops := hostclean.Loops([]string{dir}); len(loops) > 0 {
+	if len(loops) > 0 {
 		t.Errorf("loop devices left: %v", loops)
+	}
+	if mounted || len(loops) > 0 {
 		_ = hostclean.Clean([]string{dir}, nil)
 	}
 	_ = hostclean.ClearImmutable(dir, nil)
