@@ -24,6 +24,7 @@ import (
 	"github.com/eib-builder/eib/lib/output"
 	"github.com/eib-builder/eib/lib/sign"
 	"github.com/eib-builder/eib/lib/sign/signtest"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 func run(tb testing.TB, name string, args ...string) {
@@ -82,14 +83,11 @@ func BenchmarkImageStep(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (loop device and mount for EIB's method)")
 	}
-	for _, tool := range []string{"losetup", "mount", "rsync", "pigz", "zstd", "gpg", "sha256sum", "mkfs.ext4", "grub-mkimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			b.Skipf("%s is not installed", tool)
-		}
-	}
+	harness.Need(b, "losetup", "mount", "rsync", "pigz", "zstd", "gpg", "sha256sum", "mkfs.ext4", "grub-mkimage")
 	ctx := context.Background()
 	sysroot, dep := sysroot(b)
 	dir := b.TempDir()
+	b.Cleanup(func() { harness.AssertNoLeftovers(b, dir) })
 	key := signtest.NewKey(b, dir, "")
 	keyFile := key.Secret
 	gnupg, err := os.MkdirTemp("/tmp", "eib-bench-gpg.")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/boot"
 	"github.com/eib-builder/eib/lib/disk"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 const (
@@ -29,11 +30,7 @@ const (
 // needTools skips the test when a tool the assembly runs is missing.
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range append([]string{"sfdisk", "mkfs.ext4", "debugfs", "e2fsck", "mkfs.vfat", "mmd", "mcopy"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs it)", tool)
-		}
-	}
+	harness.Need(t, append([]string{"sfdisk", "mkfs.ext4", "debugfs", "e2fsck", "mkfs.vfat", "mmd", "mcopy"}, tools...)...)
 	if os.Geteuid() != 0 {
 		t.Skip("the sysroot fixtures need root (odd owners, device nodes, chattr)")
 	}
