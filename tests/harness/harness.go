@@ -6,14 +6,14 @@
 //     test binary into a temporary directory, runs the tests and removes
 //     the build; Src is the eib tree those tests run against.
 //   - Project is one build's temporary directories (localdir, cachedir,
-//     sysconfdir, lock file), with Write for localdir files and Env for
-//     the environment that points eib at them.
+//     sysconfdir, lock file), with Write for localdir files, and Env and
+//     Command for an eib run that uses them.
 //   - Run and Code run a command and turn its end into an exit code,
 //     failing the test only when the command could not run at all.
 //   - AssertNoLeftovers checks the rule every test of a build obeys: no
 //     mount, loop device or process is left under the test's directory.
-//   - Need, WriteFiles and LastLine are the small helpers every package
-//     had its own copy of.
+//   - Need, WriteFiles and LastLine are small helpers several packages
+//     had their own copies of.
 //
 // It is a normal package (not a _test file) so that every tests/*
 // package can import it; it imports only the standard library and
