@@ -4,7 +4,8 @@
 //
 //   - Main builds eib (and any other main package of the tree) once per
 //     test binary into a temporary directory, runs the tests and removes
-//     the build; Src is the eib tree those tests run against.
+//     the build (RunTests: the same without the exit); Src is the eib
+//     tree those tests run against.
 //   - Project is one build's temporary directories (localdir, cachedir,
 //     sysconfdir, lock file), with Write for localdir files, and Env and
 //     Command for an eib run that uses them.
@@ -50,10 +51,13 @@ func Src() string {
 // directory and exits with the tests' code. A failed build ends the test
 // binary with go build's output. Call it from TestMain.
 func Main(m *testing.M, eib *string, extra map[string]*string) {
-	os.Exit(run(m, eib, extra))
+	os.Exit(RunTests(m, eib, extra))
 }
 
-func run(m *testing.M, eib *string, extra map[string]*string) int {
+// RunTests is Main without the exit: it returns the tests' exit code (1
+// when a build failed), for a TestMain that has state of its own to
+// remove after the tests.
+func RunTests(m *testing.M, eib *string, extra map[string]*string) int {
 	dir, err := os.MkdirTemp("", "eib-test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -175,6 +179,9 @@ func (p *Project) Command(ctx context.Context, bin, src string, args ...string) 
 
 // Tmpdir is the build's tmpdir (EIB_TMPDIR) under the cachedir.
 func (p *Project) Tmpdir() string { return filepath.Join(p.Cache, "build", "tmp") }
+
+// Outdir is the build's outdir (EIB_OUTDIR) under the cachedir.
+func (p *Project) Outdir() string { return filepath.Join(p.Cache, "build", "out") }
 
 // AssertNoLeftovers fails t for every mount under dir (a mount point
 // there, or any line of /proc/self/mountinfo naming dir), loop device
