@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -28,15 +28,12 @@ func tail(out string, n int) string {
 func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 	needDemo(t)
 	// A check hook sees the console log and the image it came from.
-	p := newProject(t, "[check]\nhooks_add = 50-console-says-ok\n")
-	seen := filepath.Join(p.dir, "hook-saw")
-	p.write("hooks/check/50-console-says-ok", "#!/bin/bash\n"+
+	p := newDemoProject(t, "[check]\nhooks_add = 50-console-says-ok\n")
+	seen := filepath.Join(p.Dir, "hook-saw")
+	p.Write("hooks/check/50-console-says-ok", "#!/bin/bash\n"+
 		`grep -q EIB-DEMO-BOOT-OK "$EIB_CHECK_SERIAL_LOG_UEFI"`+"\n"+
 		`grep -a -o "EIB-DEMO-BOOT-OK eib-demo" "$EIB_CHECK_SERIAL_LOG" > `+seen+"\n"+
-		`[ -f "$EIB_CHECK_IMAGE" ] && basename "$EIB_CHECK_IMAGE" >> `+seen+"\n")
-	if err := os.Chmod(filepath.Join(p.local, "hooks/check/50-console-says-ok"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+		`[ -f "$EIB_CHECK_IMAGE" ] && basename "$EIB_CHECK_IMAGE" >> `+seen+"\n", 0o755)
 	out, code := p.build()
 	if code != 0 {
 		t.Fatalf("demo build exited %d:\n%s", code, tail(out, 60))
@@ -45,7 +42,7 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 		if !regexp.MustCompile(`check: \S+ booted with ` + fw + ` firmware in [0-9.]+ s \((tcg|kvm)\)`).MatchString(out) {
 			t.Errorf("the build output does not report the %s boot:\n%s", fw, tail(out, 40))
 		}
-		log, err := os.ReadFile(filepath.Join(p.tmpdir(), "boot-"+fw+".log"))
+		log, err := os.ReadFile(filepath.Join(p.Tmpdir(), "boot-"+fw+".log"))
 		if err != nil || !strings.Contains(string(log), "EIB-DEMO-BOOT-OK eib-demo") {
 			t.Errorf("console log boot-%s.log lacks the demo marker (%v)", fw, err)
 		}
@@ -81,12 +78,12 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 	}
 
 	// eib check-image boots the compressed output the same way.
-	images, _ := filepath.Glob(filepath.Join(p.outdir(), "*.img.*"))
+	images, _ := filepath.Glob(filepath.Join(p.Outdir(), "*.img.*"))
 	images = slices.DeleteFunc(images, func(f string) bool { return !check.IsCompressed(f) })
 	if len(images) == 0 {
-		t.Fatalf("no compressed image in %s", p.outdir())
+		t.Fatalf("no compressed image in %s", p.Outdir())
 	}
-	logs := filepath.Join(p.dir, "check-image")
+	logs := filepath.Join(p.Dir, "check-image")
 	out, code = p.eib("check-image", "--firmware", "bios", "--marker", "EIB-DEMO-BOOT-OK", "--log-dir", logs, images[0])
 	if code != 0 || !regexp.MustCompile(`bios: ok, marker after [0-9.]+ s`).MatchString(out) || !strings.Contains(out, "booting "+images[0]+" with bios") {
 		t.Errorf("eib check-image %s exited %d:\n%s", images[0], code, out)
@@ -99,7 +96,7 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 func TestBrokenKernelCommandLineFailsTheBuildWithConsoleTail(t *testing.T) {
 	needDemo(t)
 	// No root= for the demo initramfs: it reports the failure and powers off.
-	p := newProject(t, "[ostree]\nkargs = rw console=ttyS0,115200 panic=-1\n\n[check]\nfirmware = bios\n")
+	p := newDemoProject(t, "[ostree]\nkargs = rw console=ttyS0,115200 panic=-1\n\n[check]\nfirmware = bios\n")
 	out, code := p.build()
 	if code != 2 {
 		t.Fatalf("build with a broken kernel command line exited %d, want 2:\n%s", code, tail(out, 60))
@@ -123,9 +120,9 @@ func TestBrokenKernelCommandLineFailsTheBuildWithConsoleTail(t *testing.T) {
 }
 
 func TestMarkerThatNeverAppearsTimesOutAndLeavesNoQEMU(t *testing.T) {
-	dir := t.TempDir()
+	p := newProject(t)
+	dir := p.Dir
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"booting, but never saying so"}, "sleep 3600"))
-	p := &project{t: t, dir: dir, sysconf: filepath.Join(dir, "etc"), lock: filepath.Join(dir, "lock")}
 	out, code := p.eib("check-image", "--firmware", "bios", "--timeout", "3", "--marker", "EIB-DEMO-BOOT-OK", "--log-dir", dir, img)
 	if code != 2 {
 		t.Fatalf("check-image exited %d, want 2:\n%s", code, out)
@@ -141,8 +138,7 @@ func TestMarkerThatNeverAppearsTimesOutAndLeavesNoQEMU(t *testing.T) {
 }
 
 func TestCheckImageUsageErrorsExitOne(t *testing.T) {
-	dir := t.TempDir()
-	p := &project{t: t, dir: dir, sysconf: filepath.Join(dir, "etc"), lock: filepath.Join(dir, "lock")}
+	p := newProject(t)
 	for _, args := range [][]string{
 		{"check-image"},
 		{"check-image", "--firmware", "efi", "x.img"},
@@ -156,9 +152,8 @@ func TestCheckImageUsageErrorsExitOne(t *testing.T) {
 
 func TestInterruptedBootCheckLeavesNoQEMU(t *testing.T) {
 	needDemo(t)
-	p := newProject(t, "[check]\nfirmware = bios\n")
-	cmd := exec.Command(eibBin, "--product", "demo", "--localdir", p.local, "master")
-	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR="+p.sysconf, "EIB_LOCK_FILE="+p.lock)
+	p := newDemoProject(t, "[check]\nfirmware = bios\n")
+	cmd := p.buildCommand(context.Background())
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +169,7 @@ func TestInterruptedBootCheckLeavesNoQEMU(t *testing.T) {
 		out.WriteString(sc.Text() + "\n")
 		if !signalled && strings.Contains(sc.Text(), "check: booting ") {
 			// Let QEMU start, then stop the build as a service manager would.
-			for i := 0; i < 100 && len(checktest.QEMUProcesses(t, p.dir)) == 0; i++ {
+			for i := 0; i < 100 && len(checktest.QEMUProcesses(t, p.Dir)) == 0; i++ {
 				time.Sleep(50 * time.Millisecond)
 			}
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -190,7 +185,7 @@ func TestInterruptedBootCheckLeavesNoQEMU(t *testing.T) {
 	if err == nil || !strings.Contains(out.String(), "interrupted") {
 		t.Fatalf("build after SIGTERM: %v, want a failure saying it was interrupted:\n%s", err, tail(out.String(), 20))
 	}
-	if left := checktest.QEMUProcesses(t, p.dir); len(left) != 0 {
+	if left := checktest.QEMUProcesses(t, p.Dir); len(left) != 0 {
 		t.Fatalf("qemu left running after SIGTERM: %v", left)
 	}
 	t.Logf("end of the interrupted build:\n%s", tail(out.String(), 4))

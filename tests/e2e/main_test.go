@@ -14,22 +14,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eib-builder/eib/lib/check/checktest"
+	"github.com/eib-builder/eib/tests/harness"
 )
 
 var (
-	srcRoot  string // the eib tree
-	eibBin   string // eib built for these tests
-	demoRepo string // the demo OS archive repo (helpers/make-demo-repo)
-	demoKey  string // its public signing key
-	repoURL  string // where the repo is served
-	tmp      string // this run's temporary directory
+	srcRoot  = harness.Src() // the eib tree
+	eibBin   string          // eib built for these tests
+	demoRepo string          // the demo OS archive repo (helpers/make-demo-repo)
+	demoKey  string          // its public signing key
+	repoURL  string          // where the repo is served
+	tmp      string          // this run's temporary directory
 
 	demoOnce sync.Once
 	setupErr error // why the demo could not be prepared
@@ -41,25 +41,14 @@ var (
 // reuse between runs (default: a temporary one, which downloads the kernel
 // package each run).
 func TestMain(m *testing.M) {
-	_, file, _, _ := runtime.Caller(0)
-	srcRoot = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 	dir, err := os.MkdirTemp("", "eib-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		eibBin = filepath.Join(dir, "eib")
-		cmd := exec.Command("go", "build", "-o", eibBin, "./cmd/eib")
-		cmd.Dir = srcRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building eib: %v\n%s", err, out)
-			return 1
-		}
-		tmp = dir
-		return m.Run()
-	}()
+	tmp = dir
+	code := harness.RunTests(m, &eibBin, nil)
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -94,101 +83,100 @@ func needDemo(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the demo build deploys an OSTree sysroot and needs root")
 	}
-	checktest.Need(t, "ostree", "qemu-system-x86_64", "qemu-img", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage")
+	harness.Need(t, "ostree", "qemu-system-x86_64", "qemu-img", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage")
 	demoOnce.Do(func() { setupErr = prepareDemo(tmp) })
 	if setupErr != nil {
 		t.Fatalf("preparing the demo OS repo: %v", setupErr)
 	}
 }
 
-// project is one demo build: a localdir, cachedir, sysconfdir, lock and
-// publish directory, all temporary.
+// project is one eib run's temporary directories (harness.Project) and
+// its publish directory pubs. Its cleanup fails the test for any QEMU
+// process whose command line names the directory, and for any mount,
+// loop device or process left under it.
 type project struct {
-	t                                      *testing.T
-	dir, local, cache, sysconf, lock, pubs string
+	*harness.Project
+	pubs string
 }
 
-// newProject writes a localdir for `eib --product demo`: the demo key,
-// the served URL, a temporary cachedir and publish directory, plus extra
-// INI text for local config/defaults.ini (read after the product files).
-func newProject(t *testing.T, extra string) *project {
+func newProject(t *testing.T) *project {
 	t.Helper()
-	dir := t.TempDir()
-	p := &project{t: t, dir: dir, local: filepath.Join(dir, "local"), cache: filepath.Join(dir, "cache"),
-		sysconf: filepath.Join(dir, "etc-eib"), lock: filepath.Join(dir, "eib.lock"), pubs: filepath.Join(dir, "published")}
-	key, err := os.ReadFile(demoKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.write("data/keys/eib-demo.asc", string(key))
-	p.write("config/product/demo.ini", "[ostree]\npull_url = "+repoURL+"\n")
-	p.write("config/defaults.ini", "[build]\ncachedir = "+p.cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+extra)
-	if err := os.MkdirAll(p.sysconf, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	p := &project{Project: harness.NewProject(t)}
+	p.pubs = filepath.Join(p.Dir, "published")
 	t.Cleanup(func() {
-		if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
+		if left := checktest.QEMUProcesses(t, p.Dir); len(left) != 0 {
 			t.Errorf("qemu processes left behind: %v", left)
 		}
+		harness.AssertNoLeftovers(t, p.Dir)
 	})
 	return p
 }
 
-func (p *project) write(rel, content string) {
-	p.t.Helper()
-	path := filepath.Join(p.local, rel)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		p.t.Fatal(err)
+// newDemoProject writes a localdir for `eib --product demo`: the demo key,
+// the served URL, a temporary cachedir and publish directory, plus extra
+// INI text for local config/defaults.ini (read after the product files).
+func newDemoProject(t *testing.T, extra string) *project {
+	t.Helper()
+	p := newProject(t)
+	key, err := os.ReadFile(demoKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		p.t.Fatal(err)
-	}
+	p.Write("data/keys/eib-demo.asc", string(key), 0o644)
+	p.Write("config/product/demo.ini", "[ostree]\npull_url = "+repoURL+"\n", 0o644)
+	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+extra, 0o644)
+	return p
 }
 
-// eib runs the eib binary for this project and returns its combined
-// output and exit code.
+// eib runs `eib args...` (no --localdir) in this project's environment
+// and returns its combined output and exit code.
 func (p *project) eib(args ...string) (string, int) {
-	p.t.Helper()
+	p.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, eibBin, args...)
-	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR="+p.sysconf, "EIB_LOCK_FILE="+p.lock)
+	cmd.Env = p.Env(srcRoot)
+	return p.combined(cmd)
+}
+
+// build runs `eib --localdir LOCAL --product demo master`.
+func (p *project) build(extraArgs ...string) (string, int) {
+	p.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	return p.combined(p.buildCommand(ctx, extraArgs...))
+}
+
+// buildCommand is the command of build, not started.
+func (p *project) buildCommand(ctx context.Context, extraArgs ...string) *exec.Cmd {
+	return p.Command(ctx, eibBin, srcRoot, append([]string{"--product", "demo"}, append(extraArgs, "master")...)...)
+}
+
+// combined runs cmd to the end and returns its combined output and exit
+// code, logging how long it took.
+func (p *project) combined(cmd *exec.Cmd) (string, int) {
+	p.T.Helper()
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			p.t.Fatalf("eib %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		code = ee.ExitCode()
-	}
-	p.t.Logf("eib %s: exit %d in %.1f s", strings.Join(args, " "), code, time.Since(start).Seconds())
+	code := harness.Code(p.T, err, cmd)
+	p.T.Logf("eib %s: exit %d in %.1f s", strings.Join(cmd.Args[1:], " "), code, time.Since(start).Seconds())
 	return string(out), code
 }
 
-// build runs `eib --product demo --localdir LOCAL master`.
-func (p *project) build(extraArgs ...string) (string, int) {
-	return p.eib(append([]string{"--product", "demo", "--localdir", p.local}, append(extraArgs, "master")...)...)
-}
-
-func (p *project) tmpdir() string { return filepath.Join(p.cache, "build", "tmp") }
-func (p *project) outdir() string { return filepath.Join(p.cache, "build", "out") }
-
 // manifest reads the merged manifest of the build from outdir.
 func (p *project) manifest() map[string]any {
-	p.t.Helper()
-	files, _ := filepath.Glob(filepath.Join(p.outdir(), "*.manifest.json"))
+	p.T.Helper()
+	files, _ := filepath.Glob(filepath.Join(p.Outdir(), "*.manifest.json"))
 	if len(files) != 1 {
-		p.t.Fatalf("want one manifest in %s, found %v", p.outdir(), files)
+		p.T.Fatalf("want one manifest in %s, found %v", p.Outdir(), files)
 	}
 	data, err := os.ReadFile(files[0])
 	if err != nil {
-		p.t.Fatal(err)
+		p.T.Fatal(err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
-		p.t.Fatalf("%s: %v", files[0], err)
+		p.T.Fatalf("%s: %v", files[0], err)
 	}
 	return m
 }
