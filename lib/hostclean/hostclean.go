@@ -7,7 +7,6 @@
 package hostclean
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/eib-builder/eib/lib/mount"
 )
 
 // Logf receives one line per action taken.
@@ -149,26 +150,15 @@ func comm(pid int) string {
 // deepest first; a mount point stacked n times appears n times.
 func Mounts(roots []string) ([]string, error) {
 	roots = resolve(roots)
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := mount.MountPoints("")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var mps []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescape(fields[4])
+	for _, mp := range all {
 		if underAny(mp, roots) {
 			mps = append(mps, mp)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	// Deepest first; among equal depth, later mounts (stacked on top)
 	// first — mountinfo lists them in mount order, so reverse first.
@@ -179,25 +169,6 @@ func Mounts(roots []string) ([]string, error) {
 		return strings.Count(mps[i], "/") > strings.Count(mps[j], "/")
 	})
 	return mps, nil
-}
-
-// unescape decodes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // UnmountAll unmounts every mount under roots, deepest first, falling back

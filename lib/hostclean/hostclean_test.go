@@ -156,12 +156,6 @@ func TestRemoveAllClearsImmutableAndRefusesMounted(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescape(`/a\040b\134c`); got != `/a b\c` {
-		t.Errorf("unescape = %q", got)
-	}
-}
-
 func TestRootSlashIsNeverARoot(t *testing.T) {
 	if r := resolve([]string{"/", "", "  "}); len(r) != 0 {
 		t.Errorf("resolve = %v", r)

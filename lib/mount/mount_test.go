@@ -93,3 +93,9 @@ func TestMountOnMissingDirectoryNamesItAndRegistersNothing(t *testing.T) {
 		t.Fatalf("%d cleanups registered for a failed mount", len(s.fns))
 	}
 }
+
+func TestUnescapeMountinfo(t *testing.T) {
+	if got := unescape(`/a\040b\134c`); got != `/a b\c` {
+		t.Errorf("unescape = %q", got)
+	}
+}

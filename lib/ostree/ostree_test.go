@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eib-builder/eib/lib/hostclean"
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
 )
@@ -70,7 +71,7 @@ func TestPullDeployAndFindDeploymentFromBootEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := ostree.Remove(sysroot.Path); err != nil {
+		if err := hostclean.RemoveAll(sysroot.Path, nil); err != nil {
 			t.Error(err)
 		}
 	})

@@ -3,11 +3,8 @@ package ostree
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -167,38 +164,4 @@ func (s *Sysroot) deploymentOfEntry(entry string) (*Deployment, error) {
 	d.Path = filepath.Join(s.Path, "ostree", "deploy", d.OS, "deploy", parts[4])
 	d.VarDir = filepath.Join(s.Path, "ostree", "deploy", d.OS, "var")
 	return d, nil
-}
-
-// Remove deletes a sysroot, clearing the immutable flag ostree sets on
-// every deployment root first. A missing sysroot is not an error.
-func Remove(path string) error {
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err := MakeMutable(path); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("removing sysroot: %w", err)
-	}
-	return nil
-}
-
-// MakeMutable clears the immutable flag of every deployment root under the
-// sysroot at path.
-func MakeMutable(path string) error {
-	roots, err := filepath.Glob(filepath.Join(path, "ostree", "deploy", "*", "deploy", "*"))
-	if err != nil {
-		return err
-	}
-	for _, r := range roots {
-		st, err := os.Lstat(r)
-		if err != nil || !st.IsDir() {
-			continue
-		}
-		if out, err := exec.Command("chattr", "-i", r).CombinedOutput(); err != nil {
-			return fmt.Errorf("chattr -i %s: %s: %w", r, strings.TrimSpace(string(out)), err)
-		}
-	}
-	return nil
 }

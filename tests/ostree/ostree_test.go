@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eib-builder/eib/lib/hostclean"
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
 	"github.com/eib-builder/eib/tests/harness"
@@ -223,7 +224,7 @@ func TestDemoOSBootsToItsMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := ostree.Remove(sysroot.Path); err != nil {
+		if err := hostclean.RemoveAll(sysroot.Path, nil); err != nil {
 			t.Error(err)
 		}
 	})
