@@ -92,10 +92,13 @@ type toolWriter struct {
 
 func newTool(ctx context.Context, argv []string, w io.Writer) (*toolWriter, error) {
 	t := &toolWriter{argv: argv, cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), copied: make(chan error, 1)}
-	inR, inW, err := os.Pipe()
-	if err != nil {
+	// The input pipe is blocking (not in Go's poller): pump splices and
+	// tees into it with raw system calls.
+	var in [2]int
+	if err := unix.Pipe2(in[:], unix.O_CLOEXEC); err != nil {
 		return nil, err
 	}
+	inR, inW := os.NewFile(uintptr(in[0]), "|"+argv[0]), os.NewFile(uintptr(in[1]), argv[0]+"|")
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		inR.Close()
@@ -104,7 +107,7 @@ func newTool(ctx context.Context, argv []string, w io.Writer) (*toolWriter, erro
 	}
 	for _, p := range []*os.File{inW, outR} {
 		// Larger pipes: fewer, larger writes and reads (best effort).
-		unix.FcntlInt(p.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+		unix.FcntlInt(p.Fd(), unix.F_SETPIPE_SZ, pipeSize)
 	}
 	t.cmd.Stdin, t.cmd.Stdout, t.cmd.Stderr = inR, outW, &t.stderr
 	err = t.cmd.Start()
@@ -118,7 +121,7 @@ func newTool(ctx context.Context, argv []string, w io.Writer) (*toolWriter, erro
 	t.in = inW
 	go func() {
 		buf := make([]byte, 1<<20)
-		_, err := io.CopyBuffer(onlyWriter{w}, outR, buf)
+		_, err := io.CopyBuffer(onlyWriter{w}, onlyReader{outR}, buf)
 		if err != nil {
 			// Unblock the tool so that Wait returns.
 			io.Copy(io.Discard, outR)
@@ -129,8 +132,12 @@ func newTool(ctx context.Context, argv []string, w io.Writer) (*toolWriter, erro
 	return t, nil
 }
 
-// onlyWriter hides ReadFrom so that CopyBuffer uses its buffer.
-type onlyWriter struct{ io.Writer }
+// onlyWriter and onlyReader hide ReadFrom and WriteTo so that CopyBuffer
+// uses its buffer (os.File.WriteTo would copy in 32 KiB pieces).
+type (
+	onlyWriter struct{ io.Writer }
+	onlyReader struct{ io.Reader }
+)
 
 func (t *toolWriter) Write(p []byte) (int, error) {
 	n, err := t.in.Write(p)
@@ -161,5 +168,11 @@ func (t *toolWriter) finish(err error) error {
 	}
 	return nil
 }
+
+// spliceable says whether pump may feed the tool's input pipe directly.
+func (t *toolWriter) spliceable() bool { return !t.closed }
+
+// inFD is the tool's input pipe, for splice and tee.
+func (t *toolWriter) inFD() int { return int(t.in.Fd()) }
 
 func (t *toolWriter) Close() error { return t.finish(nil) }

@@ -75,8 +75,6 @@ func (r *Result) Files() []string {
 	return out
 }
 
-const bufSize = 4 << 20
-
 // Write reads the raw image once and writes all of its outputs.
 func (im Image) Write(ctx context.Context) (res *Result, err error) {
 	if _, err := ParseCompression(string(im.Compression)); err != nil {
@@ -135,13 +133,16 @@ func (im Image) Write(ctx context.Context) (res *Result, err error) {
 	logf("compressing %s (%d MiB) with %s", im.Raw, total>>20, how)
 
 	prog := startProgress(fmt.Sprintf("compressing %s to %s", filepath.Base(im.Raw), compName), total, im.Terminal, logf, im.interval())
-	err = pump(ctx, in, rawDigest, comp, prog)
+	_, err = pump(ctx, in, total, rawDigest, comp, prog)
 	prog.end()
 	if cerr := comp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing %s: %w", im.Raw, cerr)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if st, err := in.Stat(); err == nil && st.Size() != total {
+		return nil, fmt.Errorf("image outputs: %s changed size while being read (%d bytes, then %d)", im.Raw, total, st.Size())
 	}
 	if rawDigest.n != total {
 		return nil, fmt.Errorf("image outputs: read %d bytes of %s, its size is %d (changed while reading?)", rawDigest.n, im.Raw, total)
@@ -201,66 +202,4 @@ func (im Image) interval() time.Duration {
 		return im.LogInterval
 	}
 	return 10 * time.Second
-}
-
-// pump reads in to the end and writes every block to the raw digest and
-// the compressor. Reading and hashing the next block overlap with the
-// compressor's work on the previous one.
-func pump(ctx context.Context, in io.Reader, raw io.Writer, comp io.Writer, prog *progress) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type block struct {
-		buf []byte
-		n   int
-	}
-	free := make(chan []byte, 3)
-	for range 3 {
-		free <- make([]byte, bufSize)
-	}
-	full := make(chan block, 2)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(full)
-		for {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-				errc <- ctx.Err()
-				return
-			}
-			n, err := io.ReadFull(in, buf)
-			if n > 0 {
-				if _, werr := raw.Write(buf[:n]); werr != nil {
-					errc <- werr
-					return
-				}
-				full <- block{buf, n}
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				errc <- nil
-				return
-			}
-			if err != nil {
-				errc <- fmt.Errorf("reading the raw image: %w", err)
-				return
-			}
-		}
-	}()
-	var werr error
-	for b := range full {
-		if werr == nil {
-			if _, err := comp.Write(b.buf[:b.n]); err != nil {
-				werr = err
-				cancel()
-			}
-			prog.add(b.n)
-		}
-		free <- b.buf
-	}
-	rerr := <-errc
-	if werr != nil {
-		return werr
-	}
-	return rerr
 }
