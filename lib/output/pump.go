@@ -256,9 +256,10 @@ func produceSplice(ctx context.Context, in *os.File, size int64, tool *toolWrite
 	fd := int(in.Fd())
 
 	var (
-		n    int64
-		buf  []byte
-		fill int
+		n        int64
+		buf      []byte
+		fill     int
+		noSplice bool
 	)
 	flush := func() {
 		if fill > 0 {
@@ -291,8 +292,39 @@ func produceSplice(ctx context.Context, in *os.File, size int64, tool *toolWrite
 			if err := ctx.Err(); err != nil {
 				return n, err
 			}
-			k, err := unix.Splice(fd, &off, pw, nil, int(min(r.end-off, int64(capacity))), unix.SPLICE_F_MOVE)
+			if noSplice {
+				// read and write, for a file system without splice.
+				if buf == nil {
+					if buf, err = getBuf(); err != nil {
+						return n, err
+					}
+				}
+				m, err := in.ReadAt(buf[fill:min(len(buf), fill+int(r.end-off))], off)
+				if m > 0 {
+					if err := writeAll(zw, buf[fill:fill+m]); err != nil {
+						return n, toolErr(err)
+					}
+					fill += m
+					off += int64(m)
+					n += int64(m)
+					if fill == len(buf) {
+						flush()
+					}
+				}
+				if err == io.EOF {
+					return n, nil // shorter than size: the caller says so
+				}
+				if err != nil {
+					return n, fmt.Errorf("reading the raw image: %w", err)
+				}
+				continue
+			}
+			k, err := spliceFile(fd, &off, pw, nil, int(min(r.end-off, int64(capacity))), unix.SPLICE_F_MOVE)
 			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP {
+				noSplice = true
 				continue
 			}
 			if err != nil {
@@ -337,6 +369,25 @@ func produceSplice(ctx context.Context, in *os.File, size int64, tool *toolWrite
 		}
 	}
 	return n, nil
+}
+
+// spliceFile is unix.Splice; tests replace it to take the fallback of a
+// file system without splice.
+var spliceFile = unix.Splice
+
+// writeAll writes p to the blocking fd.
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		k, err := unix.Write(fd, p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[k:]
+	}
+	return nil
 }
 
 // vmspliceAll hands p to the pipe fd by reference (p must not change
