@@ -28,40 +28,21 @@ type diskSettings struct {
 
 func readDiskSettings(ctx context.Context, b *build.Build) (diskSettings, error) {
 	s := diskSettings{epoch: -1}
+	r := keyReader{b: b}
+	s.params.Arch = r.str("build", "arch")
+	s.params.Platform = r.str("build", "platform")
+	s.params.PartitionTable = disk.Label(r.str("image", "partition_table"))
+	s.params.SDBoot = r.boolean("image", "sdboot")
+	s.params.RootfsResize = r.boolean("image", "rootfs_resize")
+	s.reproducible = r.boolean("image", "reproducible")
+	maxSize := r.str("image", "max_size")
+	timeout := r.str("image", "bootloader_timeout")
+	s.outversion = r.str("build", "outversion")
+	s.tmpdir = r.str("build", "tmpdir")
+	if r.err != nil {
+		return s, r.err
+	}
 	var err error
-	get := func(section, key string) string {
-		if err != nil {
-			return ""
-		}
-		var v string
-		if v, err = b.Get(section, key); err != nil {
-			err = fmt.Errorf("[%s] %s: %w", section, key, err)
-		}
-		return strings.TrimSpace(v)
-	}
-	boolean := func(key string) bool {
-		if err != nil {
-			return false
-		}
-		var v bool
-		if v, err = b.Config.Bool("image", key); err != nil {
-			err = fmt.Errorf("[image] %s: %w", key, err)
-		}
-		return v
-	}
-	s.params.Arch = get("build", "arch")
-	s.params.Platform = get("build", "platform")
-	s.params.PartitionTable = disk.Label(get("image", "partition_table"))
-	s.params.SDBoot = boolean("sdboot")
-	s.params.RootfsResize = boolean("rootfs_resize")
-	s.reproducible = boolean("reproducible")
-	maxSize := get("image", "max_size")
-	timeout := get("image", "bootloader_timeout")
-	s.outversion = get("build", "outversion")
-	s.tmpdir = get("build", "tmpdir")
-	if err != nil {
-		return s, err
-	}
 	if maxSize != "" {
 		if s.maxSize, err = strconv.ParseInt(maxSize, 10, 64); err != nil || s.maxSize < 0 {
 			return s, fmt.Errorf("[image] max_size = %s: not a number of bytes (leave it empty for no limit)", maxSize)

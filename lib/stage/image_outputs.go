@@ -25,30 +25,17 @@ type outputSettings struct {
 
 func readOutputSettings(b *build.Build) (outputSettings, error) {
 	var s outputSettings
+	r := keyReader{b: b}
+	s.outdir = r.str("build", "outdir")
+	s.outversion = r.str("build", "outversion")
+	s.tmpdir = r.str("build", "tmpdir")
+	comp := r.str("image", "compression")
+	s.signing = sign.ConfigOptions(r.str)
+	s.qcow2 = r.boolean("image", "qcow2")
+	if r.err != nil {
+		return s, r.err
+	}
 	var err error
-	get := func(section, key string) string {
-		if err != nil {
-			return ""
-		}
-		var v string
-		if v, err = b.Get(section, key); err != nil {
-			err = fmt.Errorf("[%s] %s: %w", section, key, err)
-		}
-		return strings.TrimSpace(v)
-	}
-	s.outdir = get("build", "outdir")
-	s.outversion = get("build", "outversion")
-	s.tmpdir = get("build", "tmpdir")
-	comp := get("image", "compression")
-	s.signing = sign.ConfigOptions(get)
-	if err == nil {
-		if s.qcow2, err = b.Config.Bool("image", "qcow2"); err != nil {
-			err = fmt.Errorf("[image] qcow2: %w", err)
-		}
-	}
-	if err != nil {
-		return s, err
-	}
 	if s.compression, err = output.ParseCompression(comp); err != nil {
 		return s, fmt.Errorf("[image] compression: %w", err)
 	}
