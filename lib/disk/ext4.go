@@ -156,7 +156,7 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 		return err
 	}
 	cmd := []string{"-w", "-f", f.Name(), dev}
-	stderr, err := runStderr(ctx, env, "debugfs", cmd...)
+	_, stderr, err := runOutputs(ctx, nil, env, "debugfs", cmd...)
 	if err != nil {
 		return err
 	}
