@@ -127,6 +127,13 @@ type BootResult struct {
 	Seconds    float64 // time to marker
 	Reason     string  // why it failed or was skipped
 	ConsoleLog string
+	// Accel is the QEMU accelerator of the boot that decided the result
+	// ("kvm" or "tcg"); AccelReason says why it was chosen, and
+	// Fallback, when not empty, why a KVM boot was abandoned and the
+	// boot retried under TCG.
+	Accel       string
+	AccelReason string
+	Fallback    string
 }
 
 // Timing records how long a stage or hook took.

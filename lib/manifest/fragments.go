@@ -128,13 +128,19 @@ type Boot struct {
 	Result   string  `json:"result"`
 	Seconds  float64 `json:"seconds_to_marker"`
 	Reason   string  `json:"reason,omitempty"`
+	// Accel is "kvm" or "tcg"; AccelReason why (the probe's verdict or
+	// the setting); Fallback why a KVM boot was retried under TCG.
+	Accel       string `json:"accel,omitempty"`
+	AccelReason string `json:"accel_reason,omitempty"`
+	Fallback    string `json:"accel_fallback,omitempty"`
 }
 
 // BootCheck returns {"boot_check": [Boot...]} in the order the checks ran.
 func BootCheck(boots []build.BootResult) map[string]any {
 	list := make([]Boot, 0, len(boots))
 	for _, r := range boots {
-		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: round(r.Seconds), Reason: r.Reason})
+		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: round(r.Seconds), Reason: r.Reason,
+			Accel: r.Accel, AccelReason: r.AccelReason, Fallback: r.Fallback})
 	}
 	return map[string]any{"boot_check": list}
 }
