@@ -366,7 +366,7 @@ type Options struct {
 	Personality         string
 	DryRun              bool
 	UseProductionOSTree bool
-	BuildVersion        string // default: now, UTC, %y%m%d-%H%M%S
+	BuildVersion        string // default: DefaultBuildVersion (SOURCE_DATE_EPOCH, else now)
 }
 
 func sortSecrets(s []string) []string {

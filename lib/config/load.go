@@ -106,9 +106,6 @@ func (o Options) withDefaults() Options {
 	if o.SysConfDir == "" {
 		o.SysConfDir = DefaultSysConfDir
 	}
-	if o.BuildVersion == "" {
-		o.BuildVersion = time.Now().UTC().Format("060102-150405")
-	}
 	if o.LocalDir != "" {
 		if abs, err := filepath.Abs(o.LocalDir); err == nil {
 			o.LocalDir = abs
@@ -201,6 +198,15 @@ func (c *Config) loadFile(ref FileRef, f *File) error {
 // and checks the schema.
 func Load(o Options) (*Loaded, error) {
 	o = o.withDefaults()
+	// SOURCE_DATE_EPOCH is checked even when the caller gives the build
+	// version: the image stage takes its times from it too.
+	version, err := DefaultBuildVersion(os.Getenv(SourceDateEpochVar), time.Now())
+	if err != nil {
+		return nil, &Error{Section: "build", Key: "build_version", Msg: err.Error()}
+	}
+	if o.BuildVersion == "" {
+		o.BuildVersion = version
+	}
 	if o.SrcDir == "" {
 		return nil, errors.New("config: no source directory (srcdir) given")
 	}

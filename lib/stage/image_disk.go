@@ -11,6 +11,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/boot"
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/disk"
 	"github.com/eib-builder/eib/lib/ostree"
 )
@@ -51,10 +52,11 @@ func readDiskSettings(ctx context.Context, b *build.Build) (diskSettings, error)
 	if s.timeout, err = strconv.Atoi(timeout); err != nil || s.timeout < 0 {
 		return s, fmt.Errorf("[image] bootloader_timeout = %s: not a number of seconds", timeout)
 	}
-	if v, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && strings.TrimSpace(v) != "" {
-		if s.epoch, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil || s.epoch < 0 {
-			return s, fmt.Errorf("SOURCE_DATE_EPOCH = %s: not a number of seconds since 1970", v)
-		}
+	// The same reading of SOURCE_DATE_EPOCH as the default build_version's.
+	if t, ok, err := config.SourceDateEpoch(os.Getenv(config.SourceDateEpochVar)); err != nil {
+		return s, err
+	} else if ok {
+		s.epoch = t.Unix()
 	} else if s.reproducible {
 		// The commit's own date: the same for every build of it.
 		s.epoch = commitEpoch(ctx, b)

@@ -89,7 +89,7 @@ func TestDiskImageSettingsErrorsNameTheKey(t *testing.T) {
 		{map[string]string{"max_size": "12G"}, "", "[image] max_size = 12G"},
 		{map[string]string{"bootloader_timeout": "soon"}, "", "[image] bootloader_timeout = soon"},
 		{map[string]string{"sdboot": "maybe"}, "", "sdboot"},
-		{nil, "yesterday", "SOURCE_DATE_EPOCH = yesterday"},
+		{nil, "yesterday", `SOURCE_DATE_EPOCH="yesterday": not a number of seconds`},
 	} {
 		b, _, _ := diskBuild(t, row.image)
 		if row.env != "" {
