@@ -109,7 +109,8 @@ type Layout struct {
 	// MBRResize sets byte MBRResizeOffset of the MBR to MBRResizeMarker.
 	MBRResize  bool
 	Bootloader string
-	// Ext4Features are the -O features of the root filesystem.
+	// Ext4Features are the -O features of the root filesystem, on top of
+	// the ext4 defaults of mke2fs.conf (which include 64bit and huge_file).
 	Ext4Features string
 }
 
@@ -139,6 +140,15 @@ const (
 	rk3399RootStart = 32768
 )
 
+// rootExt4Features is the -O of EIB's `mke2fs -t ext4 -O dir_index -m1
+// -L ostree -T default` (stages/eib_image, create_image), the same on every
+// architecture. EIB forced ^huge_file everywhere and ^64bit on arm64 until
+// January 2026 (commits 43003e7 "Revert: Disable 64bit ext4 feature on ARM"
+// and f934a3b "Do not force disable ext4 option huge_file"): without 64bit
+// resize2fs cannot grow the root past 16 TiB on first boot, and images with
+// offline content are large.
+const rootExt4Features = "dir_index"
+
 // ForPlatform returns EIB's layout for p, or an error naming what is not
 // supported, before any work is done.
 func ForPlatform(p Params) (Layout, error) {
@@ -163,7 +173,7 @@ func ForPlatform(p Params) (Layout, error) {
 			p.Arch, platform, p.Arch, strings.Join(plats, ", "))
 	}
 	l := Layout{Arch: p.Arch, Platform: platform, Label: label,
-		Ext4Features: "dir_index,^huge_file", Bootloader: BootNone}
+		Ext4Features: rootExt4Features, Bootloader: BootNone}
 	root := Partition{Role: RoleRoot, FS: FSExt4, FSLabel: "ostree", MBRType: MBRTypeLinux}
 
 	switch p.Arch {
@@ -194,7 +204,6 @@ func ForPlatform(p Params) (Layout, error) {
 			return Layout{}, fmt.Errorf("[image] sdboot = true: systemd-boot is only laid out for arch amd64, not %q (platform %q)", p.Arch, platform)
 		}
 		root.TypeGUID = TypeRootARM64
-		l.Ext4Features = "dir_index,^huge_file,^64bit"
 		switch platform {
 		case "pinebookpro":
 			if label != DOS {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -184,5 +186,55 @@ func TestSmallESPOnALargeDisk(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "FAT16") && !strings.Contains(string(out), "fat_bits=16") {
 		t.Errorf("the 62 MiB ESP is not FAT16:\n%s", out)
+	}
+}
+
+// rootFeatures returns the feature list dumpe2fs -h reads from the root
+// filesystem of img, sorted.
+func rootFeatures(t *testing.T, img string, root disk.Placed) []string {
+	t.Helper()
+	out := sh(t, "dumpe2fs", "-h", img+"?offset="+itoa(root.Offset()))
+	m := regexp.MustCompile(`Filesystem features:\s+(.*)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no features in dumpe2fs -h:\n%s", out)
+	}
+	f := strings.Fields(m[1])
+	sort.Strings(f)
+	return f
+}
+
+// TestRootExt4FeaturesAreEIBsOnEveryArch: EIB's stages/eib_image makes the
+// root with `mke2fs -t ext4 -O dir_index` on every arch since commits
+// 43003e7 and f934a3b (January 2026): 64bit on arm64 too (resize2fs on first
+// boot can grow the root past 16 TiB) and huge_file left on. The amd64 and
+// arm64 roots of a built image carry the same features.
+func TestRootExt4FeaturesAreEIBsOnEveryArch(t *testing.T) {
+	needTools(t, "grub-mkimage", "dumpe2fs")
+	got := map[string][]string{}
+	for _, p := range []disk.Params{{Arch: "amd64"}, {Arch: "arm64"}, {Arch: "arm64", Platform: "rpi"}} {
+		name := p.Arch + "/" + p.Platform
+		f := newSysroot(t, t.TempDir())
+		plan, img := build(t, f, p, rootBytes, disk.RandomIDs(), -1, nil)
+		got[name] = rootFeatures(t, img, plan.Root())
+		have := map[string]bool{}
+		for _, feat := range got[name] {
+			have[feat] = true
+		}
+		for _, want := range []string{"64bit", "huge_file", "dir_index", "extent", "has_journal", "flex_bg"} {
+			if !have[want] {
+				t.Errorf("%s: root filesystem lacks %s: %v", name, want, got[name])
+			}
+		}
+	}
+	amd, arm := strings.Join(got["amd64/"], " "), strings.Join(got["arm64/"], " ")
+	if amd != arm || arm != strings.Join(got["arm64/rpi"], " ") {
+		t.Errorf("root filesystem features differ between arches:\n amd64 %s\n arm64 %s\n arm64/rpi %s", amd, arm, strings.Join(got["arm64/rpi"], " "))
+	}
+	for _, p := range []disk.Params{{Arch: "amd64"}, {Arch: "i386"}, {Arch: "arm64"}, {Arch: "arm64", Platform: "pinebookpro", PartitionTable: disk.DOS}} {
+		l, err := disk.ForPlatform(p)
+		must(t, err)
+		if l.Ext4Features != "dir_index" {
+			t.Errorf("%s/%s: mkfs.ext4 -O %q, want EIB's dir_index", p.Arch, p.Platform, l.Ext4Features)
+		}
 	}
 }
