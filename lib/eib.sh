@@ -4,9 +4,12 @@
 # itself: . "${EIB_SRCDIR}/lib/eib.sh".
 #
 # Variables: the whole configuration as EIB_* (the [build] keys as
-# EIB_<KEY>, e.g. EIB_OUTDIR, others as EIB_<SECTION>_<KEY>), EIB_HOOK_GROUP,
-# EIB_PROGRAM (the eib executable), and from the image stage on
-# OSTREE_DEPLOYMENT, OSTREE_VAR, OSTREE_CURRENT_DEPLOYMENT.
+# EIB_<KEY>, e.g. EIB_OUTDIR, EIB_BASELIB (this file), EIB_HELPERSDIR,
+# EIB_TMPFULLCONFIG; others as EIB_<SECTION>_<KEY>), EIB_HOOK_GROUP,
+# EIB_PROGRAM (the eib executable), EIB_DEBUG=1 with --debug, and from the
+# image stage on OSTREE_DEPLOYMENT, OSTREE_VAR, OSTREE_CURRENT_DEPLOYMENT,
+# EIB_CACHEDIR_CHROOT and EIB_SRCDIR_CHROOT (where .chroot hooks and the
+# chroot function see the cachedir and the eib tree).
 
 shopt -s nullglob
 shopt -s extglob
@@ -62,17 +65,32 @@ checksum_file() {
 }
 
 # sign_file FILE [OUT]: detached armored signature of FILE in OUT (default
-# FILE.asc), made by eib's own signer ("eib sign"), which does nothing (and
-# says so) when no signing key is configured.
+# FILE.asc). In a build, eib's own signer ("$EIB_PROGRAM sign") makes it
+# with the [image] signing key, or does nothing (and says so) when none is
+# configured. Without eib (EIB_PROGRAM unset, as for EIB's own scripts) it
+# is EIB's way: gpg with the key EIB_IMAGE_SIGNING_KEYID of the keyring
+# EIB_IMAGE_GPG_HOMEDIR (default ${EIB_SYSCONFDIR}/gnupg), and nothing when
+# that id is empty.
 sign_file() {
   local file=${1:?No file supplied to ${FUNCNAME[0]}}
   local out=${2:-${file}.asc}
 
-  if [ -z "${EIB_PROGRAM}" ]; then
-    echo "error: EIB_PROGRAM is not set: sign_file needs the eib executable" >&2
-    return 1
+  if [ -n "${EIB_PROGRAM:-}" ]; then
+    "${EIB_PROGRAM}" sign "${file}" "${out}"
+    return
   fi
-  "${EIB_PROGRAM}" sign "${file}" "${out}"
+  if [ -z "${EIB_IMAGE_SIGNING_KEYID:-}" ]; then
+    if [ -n "${EIB_IMAGE_SIGNING_KEY:-}" ] && [ -f "${EIB_IMAGE_SIGNING_KEY}" ]; then
+      echo "error: ${FUNCNAME[0]} ${file}: [image] signing_key ${EIB_IMAGE_SIGNING_KEY} needs eib's signer, but EIB_PROGRAM is not set" >&2
+      return 1
+    fi
+    echo "${FUNCNAME[0]}: no [image] signing_keyid: ${file} not signed" >&2
+    return 0
+  fi
+  local homedir=${EIB_IMAGE_GPG_HOMEDIR:-${EIB_SYSCONFDIR:?EIB_SYSCONFDIR is not set}/gnupg}
+  gpg --batch --yes --homedir "${homedir}" --armor \
+      --local-user "${EIB_IMAGE_SIGNING_KEYID}" \
+      --detach-sign --output "${out}" "${file}"
 }
 
 # eib_write_version_xattr DIR: record the image version ($EIB_OUTVERSION) in
@@ -138,24 +156,22 @@ eib_mount() {
   EIB_MOUNTS+=("${target}")
 }
 
-# eib_umount TARGET: unmount a tracked mount point and forget it.
+# eib_umount TARGET: unmount every tracked mount of TARGET (a mount point
+# mounted twice is unmounted twice, the latest first) and forget them.
 eib_umount() {
   local target=${1:?No mount target supplied to ${FUNCNAME[0]}}
   local -a kept=()
-  local mp found=false
-  local -i n
+  local -i n found=0
 
-  # The latest mount of TARGET goes first (it may be stacked).
   for ((n = ${#EIB_MOUNTS[@]} - 1; n >= 0; n--)); do
-    mp=${EIB_MOUNTS[n]}
-    if ! ${found} && [ "${mp}" = "${target}" ]; then
+    if [ "${EIB_MOUNTS[n]}" = "${target}" ]; then
       umount "${target}"
-      found=true
+      found+=1
     else
-      kept=("${mp}" "${kept[@]}")
+      kept=("${EIB_MOUNTS[n]}" "${kept[@]}")
     fi
   done
-  if ! ${found}; then
+  if (( found == 0 )); then
     echo "error: Mount point ${target} not tracked in: ${EIB_MOUNTS[*]}" >&2
     return 1
   fi
@@ -170,6 +186,187 @@ eib_umount_all() {
     unset 'EIB_MOUNTS[n]'
   done
   EIB_MOUNTS=()
+}
+
+# chroot ROOT COMMAND [ARG...]: run COMMAND with ROOT as / (bubblewrap,
+# through ${EIB_HELPERSDIR}/eib-chroot) in a clean environment: PATH, LANG,
+# the EIB_* variables with paths under the cachedir and the eib tree
+# rewritten to EIB_CACHEDIR_CHROOT and EIB_SRCDIR_CHROOT, any EIB_X_CHROOT
+# as EIB_X, and PYTHONPATH for the eib module. This replaces chroot(8) in
+# hooks. ROOT's own mounts (proc, sys, dev in the image stage) are kept.
+chroot() {
+  "${EIB_HELPERSDIR:?EIB_HELPERSDIR is not set}/eib-chroot" "$@"
+}
+
+# run_hooks GROUP [ROOT]: run the hooks listed in EIB_<GROUP>_HOOKS, sorted
+# by name, each found first in ${EIB_LOCALDIR}/hooks/GROUP, then in
+# ${EIB_HOOKSDIR:-${EIB_SRCDIR}/hooks}/GROUP. An executable hook is
+# executed; any other is sourced in a subshell (it sees these functions
+# and the caller's shell options). A *.chroot hook is copied into
+# ROOT/tmp and run there by chroot (under "bash -ex" unless executable);
+# without ROOT it is skipped. A missing or failing hook stops the group.
+run_hooks() {
+  local group=${1:?No hook group supplied to ${FUNCNAME[0]}}
+  local root=${2:-}
+  local var name dir path errexit
+  local -i rc
+  local -a words=() names=() dirs=()
+
+  echo "Running ${group} hooks"
+  export EIB_HOOK_GROUP=${group}
+
+  var=EIB_${group^^}_HOOKS
+  var=${var//[^A-Z0-9_]/_}
+  IFS=$' \t\n' read -r -d '' -a words <<< "${!var:-}" || true
+  if [ ${#words[@]} -gt 0 ]; then
+    mapfile -t names < <(printf '%s\n' "${words[@]}" | LC_ALL=C sort)
+  fi
+
+  if [ -n "${EIB_LOCALDIR:-}" ]; then
+    dirs+=("${EIB_LOCALDIR}/hooks")
+  fi
+  dirs+=("${EIB_HOOKSDIR:-${EIB_SRCDIR:?EIB_SRCDIR is not set}/hooks}")
+
+  for name in "${names[@]}"; do
+    path=
+    for dir in "${dirs[@]}"; do
+      if [ -f "${dir}/${group}/${name}" ]; then
+        path=${dir}/${group}/${name}
+        break
+      fi
+    done
+    if [ -z "${path}" ]; then
+      echo "error: Missing hook ${group}/${name}: not a file in any of ${dirs[*]/%//${group}}" >&2
+      return 1
+    fi
+
+    rc=0
+    if [[ ${name} == *.chroot ]]; then
+      if [ -z "${root}" ]; then
+        echo "Skipping hook, no chroot available: ${group}/${name}"
+        continue
+      fi
+      echo "Run hook in chroot ${root}: ${path}"
+      mkdir -p "${root}/tmp"
+      cp "${path}" "${root}/tmp/${name}"
+      if [ -x "${path}" ]; then
+        chroot "${root}" "/tmp/${name}" || rc=$?
+      else
+        chroot "${root}" bash -ex "/tmp/${name}" || rc=$?
+      fi
+      rm -f "${root}/tmp/${name}"
+    elif [ -x "${path}" ]; then
+      echo "Run hook: ${path}"
+      "${path}" || rc=$?
+    else
+      echo "Run hook: ${path}"
+      # Sourced in a subshell that keeps the caller's errexit: run as a
+      # plain command (not in a condition, which would turn errexit off
+      # inside it), with errexit off here to collect the status.
+      errexit=false
+      [[ $- == *e* ]] && errexit=true
+      set +e
+      (
+        if ${errexit}; then set -e; fi
+        # shellcheck disable=SC1090
+        . "${path}"
+      )
+      rc=$?
+      if ${errexit}; then set -e; fi
+    fi
+    if (( rc != 0 )); then
+      echo "error: hook ${group}/${name} (${path}) failed with exit status ${rc}" >&2
+      return "${rc}"
+    fi
+  done
+}
+
+# eib_fix_boot_checksum DISK DEPLOYMENT: on Amlogic platforms, fix the
+# checksum of the SPL boot loader written on DISK with the OS's own
+# amlogic-fix-spl-checksum; nothing when the OS has no such tool.
+eib_fix_boot_checksum() {
+  local disk=${1:?No disk supplied to ${FUNCNAME[0]}}
+  local deploy=${2:?No deployment supplied to ${FUNCNAME[0]}}
+  local tool=${deploy}/usr/sbin/amlogic-fix-spl-checksum
+
+  [ -x "${tool}" ] || return 0
+  "${tool}" "${disk}"
+}
+
+# eib_udevadm_settle: wait until udev has handled the pending device events
+# (partitions of a loop device). Without the udev control socket it only
+# says so; a failing settle is retried, then ignored.
+eib_udevadm_settle() {
+  if [ ! -e /run/udev/control ]; then
+    echo "${FUNCNAME[0]}: no /run/udev/control: not waiting for udev" >&2
+    return 0
+  fi
+  SYSTEMD_IGNORE_CHROOT=1 eib_retry udevadm settle || return 0
+}
+
+# eib_partx_scan DEVICE: add DEVICE's partitions to the kernel (retried:
+# udev may hold the device busy for a moment).
+eib_partx_scan() {
+  local dev=${1:?No device supplied to ${FUNCNAME[0]}}
+  eib_udevadm_settle
+  eib_retry partx -a -v "${dev}"
+}
+
+# eib_partx_delete DEVICE: remove DEVICE's partitions from the kernel
+# (retried).
+eib_partx_delete() {
+  local dev=${1:?No device supplied to ${FUNCNAME[0]}}
+  eib_udevadm_settle
+  eib_retry partx -d -v "${dev}"
+}
+
+# eib_delete_loop DEVICE: detach the loop device DEVICE (retried).
+eib_delete_loop() {
+  local dev=${1:?No device supplied to ${FUNCNAME[0]}}
+  eib_udevadm_settle
+  eib_retry losetup -d "${dev}"
+}
+
+# ostree_write_refs REPO SRC DEST: point the local ref DEST of the OSTree
+# repository REPO at the commit of ref SRC, whatever DEST pointed at.
+ostree_write_refs() {
+  local repo=${1:?No ostree repo supplied to ${FUNCNAME[0]}}
+  local src=${2:?No ostree source ref supplied to ${FUNCNAME[0]}}
+  local dest=${3:?No ostree dest ref supplied to ${FUNCNAME[0]}}
+  local commit file=${repo}/refs/heads/${dest}
+
+  commit=$(ostree --repo="${repo}" rev-parse "${src}")
+  mkdir -p "${file%/*}"
+  printf '%s\n' "${commit}" > "${file}.tmp"
+  mv -f "${file}.tmp" "${file}"
+}
+
+# eib_compress_image IN OUT: compress the file IN into OUT with
+# EIB_IMAGE_COMPRESSION (gz, xz or zst), at the levels eib uses for its
+# own images.
+eib_compress_image() {
+  local in=${1:?No input file supplied to ${FUNCNAME[0]}}
+  local out=${2:?No output file supplied to ${FUNCNAME[0]}}
+
+  case "${EIB_IMAGE_COMPRESSION:-}" in
+    gz)
+      if command -v pigz >/dev/null; then
+        pigz -6 --no-name -c "${in}" > "${out}"
+      else
+        gzip -6 --no-name -c "${in}" > "${out}"
+      fi
+      ;;
+    xz)
+      xz -T0 -6 -c "${in}" > "${out}"
+      ;;
+    zst)
+      zstd -T0 -3 -q -c "${in}" > "${out}"
+      ;;
+    *)
+      echo "error: ${FUNCNAME[0]}: unknown [image] compression '${EIB_IMAGE_COMPRESSION:-}' (gz, xz or zst)" >&2
+      return 1
+      ;;
+  esac
 }
 
 true
