@@ -29,6 +29,8 @@ func init() {
 			&cli.IntFlag{Name: "timeout", Value: 300, Usage: "seconds to wait for the marker, per boot"},
 			&cli.IntFlag{Name: "memory", Value: check.DefaultMemoryMiB, Usage: "guest memory in MiB"},
 			&cli.StringFlag{Name: "arch", Value: "amd64", Usage: "architecture of the image: amd64 or arm64"},
+			&cli.StringFlag{Name: "accel", Value: check.AccelAuto, Sources: cli.EnvVars(check.AccelEnv),
+				Usage: "QEMU accelerator: auto (KVM only where a probe proves it works on this host), kvm or tcg"},
 			&cli.StringFlag{Name: "log-dir", Usage: "directory for the console logs boot-<firmware>.log (default: a new temporary directory)"},
 		},
 		Action: checkImage,
@@ -53,6 +55,10 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return usage("--marker %s: %v", cmd.String("marker"), err)
 	}
+	accel, err := check.ParseAccelSetting(cmd.String("accel"))
+	if err != nil {
+		return usage("--accel: %v", err)
+	}
 	if cmd.Int("timeout") <= 0 || cmd.Int("memory") < 64 {
 		return usage("--timeout must be positive and --memory at least 64 (MiB)")
 	}
@@ -75,7 +81,13 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 
 	out := cmd.Root().Writer
 	for _, fw := range fws {
+		choice, err := check.ChooseAccel(ctx, accel, fw, check.Prober{})
+		if err != nil {
+			return usage("--accel %s: %v", accel, err)
+		}
+		fmt.Fprintf(out, "%s: accelerator %s: %s\n", fw, choice.Accel, choice.Reason)
 		res, err := check.Run(ctx, check.Boot{
+			Accel:     choice,
 			Image:     raw,
 			Name:      image,
 			Firmware:  fw,
@@ -99,6 +111,9 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 			fmt.Fprintf(out, "%s: SKIPPED: %s\n", fw, res.Reason)
 		default:
 			fmt.Fprintf(out, "%s: ok, marker after %.1f s (%s, console log %s)\n", fw, res.Elapsed.Seconds(), res.Accel, res.LogPath)
+			if res.Fallback != "" {
+				fmt.Fprintf(out, "%s: retried under TCG: %s\n", fw, res.Fallback)
+			}
 		}
 	}
 	return nil

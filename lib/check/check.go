@@ -39,6 +39,11 @@ const DefaultMarker = `EIB-DEMO-BOOT-OK|login: |Reached target .*(Multi-User Sys
 // DefaultMemoryMiB is the guest memory when Boot.MemoryMiB is 0.
 const DefaultMemoryMiB = 1024
 
+// DefaultStallTimeout is the [check] kvm_stall_timeout of
+// config/defaults.ini: how long a KVM boot may print nothing new before it
+// is retried under TCG.
+const DefaultStallTimeout = 60 * time.Second
+
 // afterMarker is how long a guest may go on after the marker (to power
 // off by itself, as the demo OS does, leaving its last lines in the log)
 // before the emulator is killed.
@@ -54,6 +59,14 @@ type Boot struct {
 	MemoryMiB int
 	LogPath   string // serial console log (overwritten)
 	WorkDir   string // existing directory for the overlay and UEFI variables
+	// Accel is the accelerator to boot with; the zero value means
+	// ChooseAccel(AccelAuto) with Prober.
+	Accel  AccelChoice
+	Prober Prober
+	// StallTimeout: a KVM boot with Accel.Fallback whose console shows no
+	// new output for this long is stopped and retried once under TCG
+	// (default DefaultStallTimeout).
+	StallTimeout time.Duration
 	// Logf, if set, receives the line that says what is booted how (the
 	// caller reports the Result).
 	Logf func(format string, args ...any)
@@ -64,11 +77,15 @@ type Result struct {
 	Image    string
 	Firmware Firmware
 	Status   Status
-	Accel    string        // "kvm" or "tcg"
-	Elapsed  time.Duration // time from start to marker (ok only)
-	Reason   string        // why it failed or was skipped
-	LogPath  string
-	Tail     []string // last console lines (failed only)
+	Accel    string // "kvm" or "tcg": the boot that decided Status
+	// AccelReason says why Accel was chosen; Fallback, when not empty,
+	// why a KVM boot was abandoned for a retry under TCG.
+	AccelReason string
+	Fallback    string
+	Elapsed     time.Duration // time from start to marker (ok only)
+	Reason      string        // why it failed or was skipped
+	LogPath     string
+	Tail        []string // last console lines (failed only)
 }
 
 // Error is a failed boot: it names the image, the firmware and the reason,
@@ -124,7 +141,39 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	if bt.MemoryMiB <= 0 {
 		bt.MemoryMiB = DefaultMemoryMiB
 	}
-	m, err := newMachine(bt.Firmware, bt.MemoryMiB)
+	if bt.StallTimeout <= 0 {
+		bt.StallTimeout = DefaultStallTimeout
+	}
+	if bt.Accel.Accel == "" {
+		c, err := ChooseAccel(ctx, AccelAuto, bt.Firmware, bt.Prober)
+		if err != nil {
+			return res, fmt.Errorf("boot check %s with %s firmware: %w", bt.Name, bt.Firmware, err)
+		}
+		bt.Accel = c
+	}
+	res.AccelReason = bt.Accel.Reason
+	res, err := bootOnce(ctx, bt, bt.Accel.Accel, res)
+	if !errors.Is(err, errStalled) {
+		return res, err
+	}
+	// A KVM boot that stopped making progress: once more under TCG.
+	res.Fallback = res.Reason
+	if n := len(res.Tail); n > 0 {
+		res.Fallback += fmt.Sprintf("; last console line: %q", res.Tail[n-1])
+	}
+	bt.logf("%s with %s firmware: %s; booting again under TCG", bt.Name, bt.Firmware, res.Reason)
+	res.Reason, res.Tail, res.Elapsed = "", nil, 0
+	res.AccelReason = "retried under TCG after the KVM boot stalled"
+	res.Status = StatusFailed
+	return bootOnce(ctx, bt, TCG, res)
+}
+
+// errStalled marks a KVM boot stopped for showing no console progress.
+var errStalled = errors.New("KVM boot stalled")
+
+// bootOnce is one run of the emulator under accel.
+func bootOnce(ctx context.Context, bt Boot, accel Accel, res Result) (Result, error) {
+	m, err := newMachine(bt.Firmware, bt.MemoryMiB, accel)
 	if errors.Is(err, errUnavailable) {
 		res.Status, res.Reason = StatusSkipped, err.Error()
 		return res, nil
@@ -157,15 +206,21 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	defer log.Close()
 
 	args := m.command(varsCopy, overlay, "qcow2")
-	bt.logf("booting %s with %s firmware (%s, %s, %d MiB, timeout %s), console in %s",
-		bt.Name, bt.Firmware, m.binary, m.accel, bt.MemoryMiB, bt.Timeout, bt.LogPath)
-	return runQEMU(ctx, bt, m.binary, args, log, res)
+	bt.logf("booting %s with %s firmware (%s, %s: %s; %d MiB, timeout %s), console in %s",
+		bt.Name, bt.Firmware, m.binary, m.accel, res.AccelReason, bt.MemoryMiB, bt.Timeout, bt.LogPath)
+	stall := time.Duration(0)
+	if accel == KVM && bt.Accel.Fallback {
+		stall = bt.StallTimeout
+	}
+	return runQEMU(ctx, bt, m.binary, args, log, res, stall)
 }
 
 // runQEMU starts the emulator with its serial console on a pipe, follows
 // the console until the marker, the end of the emulator, the timeout or the
 // context, and always leaves the emulator killed and reaped.
-func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os.File, res Result) (Result, error) {
+// With stall > 0, a console that shows no new output for that long ends
+// the boot with errStalled.
+func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os.File, res Result, stall time.Duration) (Result, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("boot check: %w", err)
@@ -189,6 +244,7 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 
 	con := newConsole(bt.Marker)
 	markerAt := make(chan time.Time, 1)
+	progress := make(chan struct{}, 1)
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -197,6 +253,10 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 		for {
 			n, err := r.Read(buf)
 			if n > 0 {
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
 				log.Write(buf[:n])
 				if con.write(buf[:n]) && !seen {
 					seen = true
@@ -211,33 +271,54 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 
 	timer := time.NewTimer(bt.Timeout)
 	defer timer.Stop()
+	// stalled fires when the console has shown nothing new for stall
+	// (never when stall is 0).
+	var stalled <-chan time.Time
+	var stallTimer *time.Timer
+	if stall > 0 {
+		stallTimer = time.NewTimer(stall)
+		defer stallTimer.Stop()
+		stalled = stallTimer.C
+	}
 	alive := true
 	var waitErr error
 	var outcome error
-	select {
-	case t := <-markerAt:
-		res.Status, res.Elapsed = StatusOK, t.Sub(start)
+wait:
+	for {
 		select {
-		case waitErr = <-exited:
-			alive = false
-		case <-time.After(afterMarker):
-		case <-ctx.Done():
-		}
-	case waitErr = <-exited:
-		alive = false
-		<-readDone // the marker may be in the last bytes written
-		select {
+		case <-progress:
+			if stallTimer != nil {
+				stallTimer.Reset(stall)
+			}
+			continue
 		case t := <-markerAt:
 			res.Status, res.Elapsed = StatusOK, t.Sub(start)
-		default:
-			res.Reason = fmt.Sprintf("%s ended before the marker %q appeared (%s)",
-				binary, bt.Marker.String(), exitText(waitErr, stderr.String()))
+			select {
+			case waitErr = <-exited:
+				alive = false
+			case <-time.After(afterMarker):
+			case <-ctx.Done():
+			}
+		case waitErr = <-exited:
+			alive = false
+			<-readDone // the marker may be in the last bytes written
+			select {
+			case t := <-markerAt:
+				res.Status, res.Elapsed = StatusOK, t.Sub(start)
+			default:
+				res.Reason = fmt.Sprintf("%s ended before the marker %q appeared (%s)",
+					binary, bt.Marker.String(), exitText(waitErr, stderr.String()))
+			}
+		case <-stalled:
+			res.Reason = fmt.Sprintf("the KVM boot showed no console progress for %s (after %.0f s)", stall, time.Since(start).Seconds())
+			outcome = errStalled
+		case <-timer.C:
+			res.Reason = fmt.Sprintf("marker %q not seen within %s", bt.Marker.String(), bt.Timeout)
+		case <-ctx.Done():
+			res.Reason = "interrupted"
+			outcome = fmt.Errorf("boot check %s with %s firmware interrupted: %w", bt.Name, bt.Firmware, ctx.Err())
 		}
-	case <-timer.C:
-		res.Reason = fmt.Sprintf("marker %q not seen within %s", bt.Marker.String(), bt.Timeout)
-	case <-ctx.Done():
-		res.Reason = "interrupted"
-		outcome = fmt.Errorf("boot check %s with %s firmware interrupted: %w", bt.Name, bt.Firmware, ctx.Err())
+		break wait
 	}
 	if alive {
 		// Kill the whole process group and reap it.

@@ -103,39 +103,43 @@ type machine struct {
 	vars   string // template of the UEFI variable store to copy, "" for BIOS
 }
 
-// kvmUsable reports whether /dev/kvm exists and can be opened.
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
+// kvmCPU is the guest CPU model under KVM: the host's own, as the
+// probe checks it (some hosts reject it at once, some run it).
+const kvmCPU = "host"
 
-// newMachine describes the QEMU machine for a firmware. The host is x86_64:
-// x86 guests use KVM when /dev/kvm is usable, TCG otherwise; aarch64 guests
-// always run under TCG.
-func newMachine(fw Firmware, memoryMiB int) (machine, error) {
-	mem := strconv.Itoa(memoryMiB)
-	common := []string{
-		"-smp", "2", "-m", mem,
+// commonArgs are the emulator options every boot shares: no display, the
+// serial console on standard output, no reboot (a guest that reboots
+// ends the boot), and an entropy source for the guest.
+func commonArgs(memoryMiB int) []string {
+	return []string{
+		"-smp", "2", "-m", strconv.Itoa(memoryMiB),
 		"-nodefaults", "-display", "none", "-monitor", "none",
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 		"-no-reboot",
 		"-device", "virtio-rng-pci",
 	}
+}
+
+// x86Args is the q35 PC of the boot check (and of the KVM probe) under
+// accel, with memoryMiB of guest memory.
+func x86Args(accel Accel, memoryMiB int) []string {
+	cpu := "max"
+	if accel == KVM {
+		cpu = kvmCPU
+	}
+	return append([]string{"-machine", "q35,accel=" + string(accel), "-cpu", cpu}, commonArgs(memoryMiB)...)
+}
+
+// newMachine describes the QEMU machine for a firmware under accel (the
+// host is x86_64: aarch64 guests always run under TCG).
+func newMachine(fw Firmware, memoryMiB int, accel Accel) (machine, error) {
 	switch fw {
 	case BIOS, UEFI:
-		m := machine{binary: "qemu-system-x86_64", accel: "tcg"}
-		cpu := "max"
-		if kvmUsable() {
-			m.accel, cpu = "kvm", "host"
-		}
+		m := machine{binary: "qemu-system-x86_64", accel: string(accel)}
 		if _, err := exec.LookPath(m.binary); err != nil {
 			return machine{}, fmt.Errorf("%s not found (install the qemu-system-x86 package): %w", m.binary, err)
 		}
-		m.args = append([]string{"-machine", "q35,accel=" + m.accel, "-cpu", cpu}, common...)
+		m.args = x86Args(accel, memoryMiB)
 		if fw == UEFI {
 			fl, err := findFlash(ovmfPairs, "ovmf")
 			if err != nil {
@@ -146,7 +150,7 @@ func newMachine(fw Firmware, memoryMiB int) (machine, error) {
 		}
 		return m, nil
 	case AArch64UEFI:
-		m := machine{binary: "qemu-system-aarch64", accel: "tcg"}
+		m := machine{binary: "qemu-system-aarch64", accel: string(TCG)}
 		if _, err := exec.LookPath(m.binary); err != nil {
 			return machine{}, fmt.Errorf("%s not found (install the qemu-system-arm package): %w", m.binary, errUnavailable)
 		}
@@ -155,7 +159,7 @@ func newMachine(fw Firmware, memoryMiB int) (machine, error) {
 			return machine{}, fmt.Errorf("%v: %w", err, errUnavailable)
 		}
 		m.vars = fl.vars
-		m.args = append([]string{"-machine", "virt,accel=tcg", "-cpu", "max"}, common...)
+		m.args = append([]string{"-machine", "virt,accel=tcg", "-cpu", "max"}, commonArgs(memoryMiB)...)
 		m.args = append(m.args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuPath(fl.code))
 		return m, nil
 	}

@@ -30,6 +30,9 @@ type checkSettings struct {
 	timeout   time.Duration
 	marker    *regexp.Regexp
 	memoryMiB int
+	accel     string        // auto, kvm or tcg
+	accelFrom string        // "[check] accel" or "EIB_CHECK_ACCEL"
+	stall     time.Duration // [check] kvm_stall_timeout
 }
 
 func readCheckSettings(b *build.Build) (checkSettings, error) {
@@ -67,6 +70,22 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 		return s, fmt.Errorf("[check] qemu_memory = %d: must be at least 64 (MiB)", mem)
 	}
 	s.memoryMiB = int(mem)
+	configured, err := b.Get("check", "accel")
+	if err != nil {
+		return s, fmt.Errorf("[check] accel: %w", err)
+	}
+	s.accel, s.accelFrom = check.AccelSetting(configured, "[check] accel")
+	if s.accel, err = check.ParseAccelSetting(s.accel); err != nil {
+		return s, fmt.Errorf("%s: %w", s.accelFrom, err)
+	}
+	stall, err := b.Config.Int("check", "kvm_stall_timeout")
+	if err != nil {
+		return s, fmt.Errorf("[check] kvm_stall_timeout: %w", err)
+	}
+	if stall <= 0 {
+		return s, fmt.Errorf("[check] kvm_stall_timeout = %d: must be a positive number of seconds", stall)
+	}
+	s.stall = time.Duration(stall) * time.Second
 	return s, nil
 }
 
@@ -121,6 +140,11 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.Path, err)
 		}
 		for _, fw := range fws {
+			choice, err := check.ChooseAccel(ctx, s.accel, fw, check.Prober{})
+			if err != nil {
+				return logs, fmt.Errorf("%s = %s: %w", s.accelFrom, s.accel, err)
+			}
+			checkPrintf(b, "accelerator for %s firmware: %s (%s = %s: %s)", fw, choice.Accel, s.accelFrom, s.accel, choice.Reason)
 			name := "boot-" + string(fw) + ".log"
 			if img.Name != "" {
 				name = "boot-" + img.Name + "-" + string(fw) + ".log"
@@ -135,6 +159,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				LogPath:   logPath,
 				WorkDir:   tmpdir,
 				Logf:      checkLogf(b),
+				Accel:     choice,
+
+				StallTimeout: s.stall,
 			})
 			b.Boots = append(b.Boots, build.BootResult{
 				Image:      filepath.Base(img.Path),
@@ -143,6 +170,10 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				Seconds:    res.Elapsed.Seconds(),
 				Reason:     res.Reason,
 				ConsoleLog: logPath,
+
+				Accel:       res.Accel,
+				AccelReason: res.AccelReason,
+				Fallback:    res.Fallback,
 			})
 			if err != nil {
 				return logs, err
@@ -153,6 +184,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			}
 			logs = append(logs, logPath)
 			b.SetEnv("EIB_CHECK_SERIAL_LOG_"+strings.ToUpper(strings.ReplaceAll(string(fw), "-", "_")), logPath)
+			if res.Fallback != "" {
+				checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", filepath.Base(img.Path), fw, res.Fallback)
+			}
 			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.Path), fw, res.Elapsed.Seconds(), res.Accel)
 		}
 	}
