@@ -48,8 +48,8 @@ type Plan struct {
 	CleanRoots []string
 
 	LogFile        string // ${tmpdir}/build.txt
-	ConfigFile     string // ${tmpdir}/config.ini
-	FullConfigFile string // ${tmpdir}/fullconfig.ini
+	ConfigFile     string // [build] tmpconfig, default ${tmpdir}/config.ini
+	FullConfigFile string // [build] tmpfullconfig, default ${tmpdir}/fullconfig.ini
 
 	LockFile    string
 	LockTimeout time.Duration
@@ -135,8 +135,22 @@ func NewPlan(o Options) (*Plan, error) {
 		return nil, err
 	}
 	p.LogFile = filepath.Join(p.TmpDir, "build.txt")
-	p.ConfigFile = filepath.Join(p.TmpDir, "config.ini")
-	p.FullConfigFile = filepath.Join(p.TmpDir, "fullconfig.ini")
+	// [build] tmpconfig and tmpfullconfig name them (hooks read them as
+	// EIB_TMPCONFIG and EIB_TMPFULLCONFIG); unset: in tmpdir.
+	for _, f := range []struct {
+		dst       *string
+		key, name string
+	}{
+		{&p.ConfigFile, "tmpconfig", "config.ini"},
+		{&p.FullConfigFile, "tmpfullconfig", "fullconfig.ini"},
+	} {
+		if *f.dst, err = get("build", f.key, false); err != nil {
+			return nil, err
+		}
+		if *f.dst == "" || *f.dst == "." {
+			*f.dst = filepath.Join(p.TmpDir, f.name)
+		}
+	}
 
 	p.LockFile = o.LockFile
 	if p.LockFile == "" {
