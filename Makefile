@@ -10,9 +10,11 @@ all: build
 build:
 	$(GO) build -o eib ./cmd/eib
 
-# Install the Debian packages listed in helpers/debian-packages.txt that are
-# not installed yet (needs root; a no-op when everything is there).
+# Check the Go toolchain (README says how to install Go 1.26), then install
+# the Debian packages listed in helpers/debian-packages.txt that are not
+# installed yet (needs root; a no-op when everything is there).
 deps:
+	./helpers/check-go
 	./helpers/install-deps
 
 vet:

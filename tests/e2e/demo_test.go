@@ -61,6 +61,15 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 		if m["result"] != "ok" || secs <= 0 {
 			t.Errorf("manifest boot_check entry %v: want result ok with seconds_to_marker", m)
 		}
+		// Each boot names its accelerator and why (the probe's verdict or
+		// the setting), and the build log said the same.
+		accel, _ := m["accel"].(string)
+		why, _ := m["accel_reason"].(string)
+		if (accel != "kvm" && accel != "tcg") || why == "" {
+			t.Errorf("manifest boot_check entry %v: want accel kvm or tcg with accel_reason", m)
+		} else if !strings.Contains(out, "firmware: "+accel+" ([check] accel = auto: ") && !strings.Contains(out, "EIB_CHECK_ACCEL") {
+			t.Errorf("the build output does not say which accelerator was chosen and why:\n%s", tail(out, 40))
+		}
 		fw, _ := m["firmware"].(string)
 		fws = append(fws, fw)
 	}
