@@ -1,20 +1,26 @@
 package hooks
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"unicode"
 
 	"github.com/eib-builder/eib/lib/build"
 )
 
-// In-root paths of the read-only binds given to .chroot hooks.
+// In-root paths of the read-only binds given to .chroot hooks: the
+// cachedir, the eib tree and the localdir. The image stage binds the first
+// two at the same places in the deployment for the host hooks' chroot
+// function (lib/eib.sh).
 const (
 	ChrootCacheDir = "/tmp/eib"
 	ChrootSrcDir   = "/tmp/eib/src"
+	ChrootLocalDir = "/tmp/eib-local"
 	chrootPath     = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
@@ -29,30 +35,60 @@ var chrootCaps = []string{
 }
 
 // chrootCommand builds the bubblewrap command of a .chroot hook: root bound
-// at /, fresh /proc and /dev, a read-only /sys, a tmpfs /tmp, cachedir and srcdir read-only
-// at /tmp/eib and /tmp/eib/src, the hook at /tmp/<name>, and an
-// environment of only EIB_* (paths rewritten to the in-root binds), PATH
-// and LANG.
-func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string) (*exec.Cmd, error) {
+// at / with its own submounts (in the image stage: the tmpfs /tmp that the
+// host hooks also write to, as in EIB, where 60-dconf-prepare hands files
+// over to 61-dconf-compile.chroot in the deployment's /tmp), fresh /proc
+// and /dev, a read-only /sys, cachedir, srcdir and localdir read-only at
+// /tmp/eib, /tmp/eib/src and /tmp/eib-local, the hook at /tmp/<name>, and
+// the environment of ChrootEnv.
+//
+// The mount points bwrap has to make in root's /tmp (when it is not a
+// tmpfs: the content group) are removed by tidy once the hook has ended;
+// tidy returns those it could not remove.
+func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string) (cmd *exec.Cmd, tidy func() []string, err error) {
 	if !isDir(root) {
-		return nil, fmt.Errorf("install root %s is not a directory", root)
+		return nil, nil, fmt.Errorf("install root %s is not a directory", root)
 	}
 	cacheDir, err := b.Get("build", "cachedir")
 	if err != nil {
-		return nil, fmt.Errorf("[build] cachedir: %w", err)
+		return nil, nil, fmt.Errorf("[build] cachedir: %w", err)
 	}
 	cacheDir = filepath.Clean(cacheDir)
 	srcDir := filepath.Clean(b.SrcDir)
+	localDir := ""
+	if b.LocalDir != "" && isDir(b.LocalDir) {
+		localDir = filepath.Clean(b.LocalDir)
+	}
 	// bwrap cannot create the srcdir mount point inside the read-only
 	// cachedir bind: make it on the host (an empty directory).
 	if err := os.MkdirAll(filepath.Join(cacheDir, "src"), 0o755); err != nil {
-		return nil, fmt.Errorf("cachedir mount point for the srcdir: %w", err)
+		return nil, nil, fmt.Errorf("cachedir mount point for the srcdir: %w", err)
 	}
 	bwrap := r.Bwrap
 	if bwrap == "" {
 		bwrap = "bwrap"
 	}
 	inRoot := "/tmp/" + h.Name
+	// What bwrap will create in root for its mount points, parents first.
+	points := []string{"/tmp", ChrootCacheDir, inRoot}
+	if localDir != "" {
+		points = append(points, ChrootLocalDir)
+	}
+	var made []string
+	for _, p := range points {
+		if _, err := os.Lstat(filepath.Join(root, p)); errors.Is(err, os.ErrNotExist) {
+			made = append(made, filepath.Join(root, p))
+		}
+	}
+	tidy = func() []string {
+		var left []string
+		for i := len(made) - 1; i >= 0; i-- {
+			if err := removeMountPoint(made[i]); err != nil {
+				left = append(left, err.Error())
+			}
+		}
+		return left
+	}
 	args := []string{
 		"--bind", root, "/",
 		"--proc", "/proc",
@@ -65,15 +101,19 @@ func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string
 		// in the root for the host-side hooks: /sys is read-only here,
 		// /dev the sandbox's own.
 		"--ro-bind", "/sys", "/sys",
-		"--tmpfs", "/tmp",
 		"--ro-bind", cacheDir, ChrootCacheDir,
 		"--ro-bind", srcDir, ChrootSrcDir,
+	}
+	if localDir != "" {
+		args = append(args, "--ro-bind", localDir, ChrootLocalDir)
+	}
+	args = append(args,
 		"--ro-bind", h.Path, inRoot,
 		"--chdir", "/",
 		"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
 		"--die-with-parent", "--new-session",
 		"--cap-drop", "ALL",
-	}
+	)
 	for _, c := range chrootCaps {
 		args = append(args, "--cap-add", c)
 	}
@@ -82,23 +122,63 @@ func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string
 	} else {
 		args = append(args, "bash", "-ex", inRoot)
 	}
-	cmd := exec.Command(bwrap, args...)
+	cmd = exec.Command(bwrap, args...)
 	cmd.Dir = "/"
-	cmd.Env = ChrootEnv(env, cacheDir, srcDir)
-	return cmd, nil
+	cmd.Env = ChrootEnv(env, cacheDir, srcDir, localDir)
+	return cmd, tidy, nil
 }
 
-// ChrootEnv keeps only the EIB_* variables of env, with values under
-// cacheDir or srcDir rewritten to their in-root paths, plus PATH and LANG.
-func ChrootEnv(env []string, cacheDir, srcDir string) []string {
-	out := []string{"PATH=" + chrootPath, "LANG=C"}
+// removeMountPoint removes an empty file or directory that bwrap made as a
+// mount point; anything with content is left (and named in the error).
+func removeMountPoint(p string) error {
+	st, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if st.Mode().IsRegular() && st.Size() != 0 {
+		return fmt.Errorf("%s (not empty)", p)
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("%s (%v)", p, err)
+	}
+	return nil
+}
+
+// ChrootEnv is the environment of a .chroot hook, as EIB's eib-chroot
+// makes it: PATH, LANG=C.UTF-8, SHELL, and the EIB_* variables of env
+// with values under cacheDir, srcDir or localDir rewritten to their
+// in-root paths, then every EIB_X_CHROOT passed as EIB_X instead (and not
+// itself); PYTHONPATH finds the eib module (and <localdir>/lib first).
+func ChrootEnv(env []string, cacheDir, srcDir, localDir string) []string {
+	dirs := map[string]string{srcDir: ChrootSrcDir, cacheDir: ChrootCacheDir}
+	if localDir != "" {
+		dirs[localDir] = ChrootLocalDir
+	}
+	vars := map[string]string{}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(k, "EIB_") {
 			continue
 		}
-		out = append(out, k+"="+RewritePaths(v, map[string]string{srcDir: ChrootSrcDir, cacheDir: ChrootCacheDir}))
+		vars[k] = RewritePaths(v, dirs)
 	}
+	for k, v := range vars {
+		if base, ok := strings.CutSuffix(k, "_CHROOT"); ok && base != "EIB" {
+			vars[base] = v
+			delete(vars, k)
+		}
+	}
+	py := ChrootSrcDir + "/lib"
+	if localDir != "" && isDir(filepath.Join(localDir, "lib")) {
+		py = ChrootLocalDir + "/lib:" + py
+	}
+	out := []string{"PATH=" + chrootPath, "LANG=C.UTF-8", "SHELL=/bin/bash", "PYTHONPATH=" + py}
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out[4:])
 	return out
 }
 

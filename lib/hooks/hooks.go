@@ -6,7 +6,13 @@
 // confined in the group's install root with bubblewrap (see chroot.go).
 //
 // Hooks run with cwd = srcdir, in their own process group, with the build
-// environment (build.Build.Environ) plus EIB_HOOK_GROUP and EIB_PROGRAM.
+// environment (build.Build.Environ) plus EIB_HOOK_GROUP, EIB_PROGRAM,
+// EIB_DEBUG=1 with --debug, PYTHONPATH with <localdir>/lib and
+// <srcdir>/lib first (the eib Python module, lib/eib.py), and, when the
+// install root has the cachedir and the eib tree bound at /tmp/eib and
+// /tmp/eib/src (the image stage does that), EIB_CACHEDIR_CHROOT and
+// EIB_SRCDIR_CHROOT for lib/eib.sh's chroot function. EIB_HOOKSDIR (from
+// the environment or a [build] hooksdir key) replaces <srcdir>/hooks.
 // Cancelling the context (SIGINT/SIGTERM) kills the hook's whole group;
 // processes a hook leaves behind are killed when it ends.
 package hooks
@@ -53,13 +59,15 @@ type Hook struct {
 	Executable bool   // any execute bit set
 }
 
-// Dirs returns the directories searched for a group's hooks, in order.
-func Dirs(localDir, srcDir, group string) []string {
+// Dirs returns the directories searched for a group's hooks, in order:
+// <localDir>/hooks/<group>, then <hooksDir>/<group> (hooksDir is eib's
+// hooks directory, see HooksDir).
+func Dirs(localDir, hooksDir, group string) []string {
 	var dirs []string
 	if localDir != "" {
 		dirs = append(dirs, filepath.Join(localDir, "hooks", group))
 	}
-	return append(dirs, filepath.Join(srcDir, "hooks", group))
+	return append(dirs, filepath.Join(hooksDir, group))
 }
 
 // Resolve sorts names (byte order) and finds each one's file in dirs. A
@@ -96,7 +104,8 @@ func Resolve(group string, names []string, dirs []string) ([]Hook, error) {
 	return hooks, nil
 }
 
-// GroupHooks reads "<group>:hooks" from the build's config and resolves it.
+// GroupHooks reads "<group>:hooks" from the build's config and resolves it
+// in <localdir>/hooks/<group>, then <hooksdir>/<group> (HooksDir).
 func GroupHooks(b *build.Build, group string) ([]Hook, error) {
 	if !b.Config.Has(group, "hooks") {
 		return nil, nil
@@ -105,7 +114,80 @@ func GroupHooks(b *build.Build, group string) ([]Hook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[%s] hooks: %w", group, err)
 	}
-	return Resolve(group, names, Dirs(b.LocalDir, b.SrcDir, group))
+	env, err := b.Environ()
+	if err != nil {
+		return nil, err
+	}
+	hooksDir, err := HooksDir(env, b.SrcDir)
+	if err != nil {
+		return nil, err
+	}
+	return Resolve(group, names, Dirs(b.LocalDir, hooksDir, group))
+}
+
+// HooksDir is the directory of eib's own hook groups: EIB_HOOKSDIR of env
+// when set (as EIB's run_hooks allows; an absolute path), else
+// <srcdir>/hooks.
+func HooksDir(env []string, srcDir string) (string, error) {
+	d := lookupEnv(env, "EIB_HOOKSDIR")
+	if d == "" {
+		return filepath.Join(srcDir, "hooks"), nil
+	}
+	if !filepath.IsAbs(d) {
+		return "", fmt.Errorf("EIB_HOOKSDIR=%s: not an absolute path", d)
+	}
+	return filepath.Clean(d), nil
+}
+
+// lookupEnv returns the value of key in a KEY=VALUE list ("" if absent).
+func lookupEnv(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// hookEnv returns the variables RunGroup adds for the hooks of group.
+func (r *Runner) hookEnv(b *build.Build, group, root string, env []string) []string {
+	program := r.Program
+	if program == "" {
+		if exe, err := os.Executable(); err == nil {
+			program = exe
+		}
+	}
+	add := []string{"EIB_HOOK_GROUP=" + group, "EIB_PROGRAM=" + program}
+	if b.Debug {
+		add = append(add, "EIB_DEBUG=1")
+	}
+	// The eib Python module: <localdir>/lib first (EIB's order), then
+	// the eib tree's lib, then what the environment had.
+	var py []string
+	if b.LocalDir != "" && isDir(filepath.Join(b.LocalDir, "lib")) {
+		py = append(py, filepath.Join(b.LocalDir, "lib"))
+	}
+	py = append(py, filepath.Join(b.SrcDir, "lib"))
+	if old := lookupEnv(env, "PYTHONPATH"); old != "" {
+		py = append(py, old)
+	}
+	add = append(add, "PYTHONPATH="+strings.Join(py, ":"))
+	if root != "" && sameFile(filepath.Join(root, ChrootSrcDir), b.SrcDir) {
+		add = append(add, "EIB_CACHEDIR_CHROOT="+ChrootCacheDir, "EIB_SRCDIR_CHROOT="+ChrootSrcDir)
+	}
+	return add
+}
+
+// sameFile reports whether a and b are the same directory (a bind mount
+// of b at a counts).
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // RunGroup runs the hooks of group. root is the install root for .chroot
@@ -128,13 +210,7 @@ func (r *Runner) RunGroup(ctx context.Context, b *build.Build, group, root strin
 	if err != nil {
 		return err
 	}
-	program := r.Program
-	if program == "" {
-		if exe, err := os.Executable(); err == nil {
-			program = exe
-		}
-	}
-	env = build.MergeEnv(env, []string{"EIB_HOOK_GROUP=" + group, "EIB_PROGRAM=" + program})
+	env = build.MergeEnv(env, r.hookEnv(b, group, root, env))
 	for _, h := range hooks {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%s hooks interrupted before %s: %w", group, h.Name, err)
@@ -209,10 +285,16 @@ func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, e
 	var cmd *exec.Cmd
 	var err error
 	if h.Chroot {
-		cmd, err = r.chrootCommand(b, h, root, env)
+		var tidy func() []string
+		cmd, tidy, err = r.chrootCommand(b, h, root, env)
 		if err != nil {
 			return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
 		}
+		defer func() {
+			for _, left := range tidy() {
+				logHook(b, name, "left in the install root: %s", left)
+			}
+		}()
 		logHook(b, name, "start (in %s, from %s)", root, h.Path)
 	} else {
 		cmd = hostCommand(b, h, env)

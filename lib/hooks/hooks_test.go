@@ -341,6 +341,8 @@ func TestChrootHookIsConfinedToItsRoot(t *testing.T) {
 		mp := filepath.Join(root, m)
 		t.Cleanup(func() { syscall.Unmount(mp, syscall.MNT_DETACH) })
 	}
+	os.WriteFile(filepath.Join(f.local, "localfile"), []byte("from local\n"), 0o644)
+	f.cfg.Set("build", "localdir", f.local)
 	f.cfg.Set("image", "hooks", "20-confined.chroot")
 	f.cfg.Set("image", "some_path", "${build:cachedir}/content/x ${build:srcdir}/data")
 	f.b.SetEnv("OSTREE_DEPLOYMENT", "/host/only")
@@ -353,6 +355,8 @@ cat /tmp/eib/cachefile >> $out
 if cat `+f.hostFile+` 2>/dev/null; then echo "SAW-HOST-FILE" >> $out; fi
 if touch /tmp/eib/written 2>/dev/null; then echo "WROTE-CACHEDIR" >> $out; fi
 if touch /tmp/eib/src/written 2>/dev/null; then echo "WROTE-SRCDIR" >> $out; fi
+cat /tmp/eib-local/localfile >> $out
+if touch /tmp/eib-local/written 2>/dev/null; then echo "WROTE-LOCALDIR" >> $out; fi
 if mount -t tmpfs none /tmp 2>/dev/null; then echo "COULD-MOUNT" >> $out; fi
 if mknod /dev/evil b 8 0 2>/dev/null; then echo "COULD-MKNOD" >> $out; fi
 if [ -e /dev/loop-control ]; then echo "SAW-HOST-DEV" >> $out; fi
@@ -368,10 +372,10 @@ cat /proc/self/mountinfo > /mountinfo
 		t.Fatalf("the hook did not write inside its root: %v\n%s", err, f.logText(t))
 	}
 	s := string(got)
-	for _, want := range []string{"pwd=/\n", "from src\n", "from cache\n",
+	for _, want := range []string{"pwd=/\n", "from src\n", "from cache\n", "from local\n",
 		"EIB_IMAGE_SOME_PATH=/tmp/eib/content/x /tmp/eib/src/data\n",
-		"EIB_CACHEDIR=/tmp/eib\n", "EIB_SRCDIR=/tmp/eib/src\n", "EIB_HOOK_GROUP=image\n",
-		"LANG=C\n", "PATH="} {
+		"EIB_CACHEDIR=/tmp/eib\n", "EIB_SRCDIR=/tmp/eib/src\n", "EIB_LOCALDIR=/tmp/eib-local\n",
+		"EIB_HOOK_GROUP=image\n", "PYTHONPATH=/tmp/eib/src/lib\n", "LANG=C.UTF-8\n", "PATH="} {
 		if !strings.Contains(s, want) {
 			t.Errorf("chroot hook output lacks %q:\n%s", want, s)
 		}
@@ -381,9 +385,19 @@ cat /proc/self/mountinfo > /mountinfo
 			t.Errorf("chroot hook escaped its confinement (%s):\n%s", bad, s)
 		}
 	}
-	for _, p := range []string{filepath.Join(f.cache, "written"), filepath.Join(f.src, "written"), filepath.Join(root, "tmp", "scratch"), filepath.Join(root, "tmp", "20-confined.chroot")} {
+	for _, p := range []string{filepath.Join(f.cache, "written"), filepath.Join(f.src, "written"), filepath.Join(f.local, "written")} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s exists on the host", p)
+		}
+	}
+	// The root's /tmp is the hook's (as in EIB), and the mount points
+	// bwrap made there are gone.
+	if _, err := os.Stat(filepath.Join(root, "tmp", "scratch")); err != nil {
+		t.Errorf("the hook's /tmp is not the root's /tmp: %v", err)
+	}
+	for _, p := range []string{"20-confined.chroot", "eib", "eib-local"} {
+		if _, err := os.Lstat(filepath.Join(root, "tmp", p)); err == nil {
+			t.Errorf("mount point /tmp/%s left in the root", p)
 		}
 	}
 	// /sys and /proc/sys are read-only inside.
@@ -394,7 +408,7 @@ cat /proc/self/mountinfo > /mountinfo
 			ro[f[4]] = strings.HasPrefix(f[5], "ro")
 		}
 	}
-	mps := []string{"/sys", "/proc/sys", "/tmp/eib", "/tmp/eib/src"}
+	mps := []string{"/sys", "/proc/sys", "/tmp/eib", "/tmp/eib/src", "/tmp/eib-local"}
 	if _, err := os.Stat("/proc/sysrq-trigger"); err == nil {
 		mps = append(mps, "/proc/sysrq-trigger")
 	}
