@@ -41,8 +41,12 @@ type ostreeSettings struct {
 	checkout  string
 	kargs     []string
 	gpgVerify bool
-	keys      []string // trusted public keys, sorted per directory
-	err       error    // the errors met while reading, joined
+	// p2p is EIB's [ostree] enable_p2p_updates: give the deployed
+	// remote the collection ID of its summary (and its ostree-metadata
+	// ref). Off when the key is not set (it reaches the deploy URL).
+	p2p  bool
+	keys []string // trusted public keys, sorted per directory
+	err  error    // the errors met while reading, joined
 }
 
 func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
@@ -93,6 +97,12 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 		var err error
 		if s.gpgVerify, err = b.Config.Bool("ostree", "gpg_verify"); err != nil {
 			s.setErr(fmt.Errorf("[ostree] gpg_verify: %w", err))
+		}
+	}
+	if b.Config.Has("ostree", "enable_p2p_updates") {
+		var err error
+		if s.p2p, err = b.Config.Bool("ostree", "enable_p2p_updates"); err != nil {
+			s.setErr(fmt.Errorf("[ostree] enable_p2p_updates: %w", err))
 		}
 	}
 	if c := filepath.Clean(s.checkout); s.checkout != "" && (!filepath.IsAbs(c) || strings.Count(c, "/") < 2) {
