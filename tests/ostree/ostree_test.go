@@ -79,7 +79,10 @@ const recordHook = `d="$OSTREE_DEPLOYMENT"
 func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 	demo := ostreetest.DemoRepo(t)
 	p := newProject(t, "[content]\nhooks = 50-mark\n\n[image]\nhooks = 50-record 60-os-release.chroot 99-stop\n\n"+
-		"[ostree]\nref_deploy = eib-demo/amd64/stable\n")
+		"[ostree]\nref_deploy = eib-demo/amd64/stable\n"+
+		// The demo product points the image at a fixed placeholder URL;
+		// empty, the image's remote is the URL pulled from.
+		"deploy_url =\n")
 	p.trust(demo.Key, "eib-demo.asc")
 	url := serveDemo(t, p, demo.Repo)
 	p.Write("hooks/content/50-mark", `echo content-hook > "$OSTREE_DEPLOYMENT/etc/eib-content-mark"`+"\n", 0o644)
