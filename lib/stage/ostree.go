@@ -20,7 +20,8 @@ func init() { Register(ostreeStage{}) }
 
 // ostreeStage fetches the OS commit into the bare cache repo: it recreates
 // the remote with every trusted key, pulls the ref (GPG-verified), points
-// the deploy ref at the pulled commit, updates the summary and prunes.
+// the local branches ref and ref_deploy at the pulled commit, updates the
+// summary and prunes.
 type ostreeStage struct{}
 
 func (ostreeStage) Name() string { return "ostree" }
@@ -172,8 +173,12 @@ func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
 	}
 	b.Log.Printf("pulling %s from %s (gpg_verify %v, %d trusted keys)", s.ref, s.pullURL, s.gpgVerify, len(s.keys))
 	progress := pullProgress(b)
+	// A plain pull, then the local branches from the remote ref, as
+	// EIB's stages/eib_ostree: a --mirror pull of a repo with a
+	// collection ID (every Endless OS repo) writes the ref as a mirror
+	// of (collection, ref), not as a local branch.
 	err = repo.Pull(ctx, ostree.Pull{
-		Remote: s.remote, Refs: []string{s.ref}, Mirror: true,
+		Remote: s.remote, Refs: []string{s.ref},
 		Attempts: pullAttempts, RetryDelay: 2 * time.Second,
 		Progress: progress,
 	})
@@ -183,7 +188,7 @@ func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	commit, err := repo.RevParse(ctx, s.ref)
+	commit, err := repo.RevParse(ctx, s.remote+":"+s.ref)
 	if err != nil {
 		return err
 	}
@@ -191,8 +196,8 @@ func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	if s.refDeploy != s.ref {
-		if err := repo.CreateRef(ctx, s.refDeploy, commit); err != nil {
+	for _, ref := range []string{s.ref, s.refDeploy} {
+		if err := repo.CreateRef(ctx, ref, commit); err != nil {
 			return err
 		}
 	}
