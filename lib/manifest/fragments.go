@@ -7,8 +7,9 @@ import (
 	"github.com/eib-builder/eib/lib/build"
 )
 
-// The file names of eib's own fragments. Hooks of the manifest group add
-// theirs beside them; names sort the merge order.
+// The names of eib's own fragments (merged first, before manifestdir's;
+// see MergeDir). basic-info.json is the name of EIB's stages/eib_manifest
+// fragment; EIB's image stage calls its images fragment "images".
 const (
 	BasicInfoFile = "basic-info.json"
 	ImagesFile    = "images.json"
@@ -17,16 +18,20 @@ const (
 	TimingsFile   = "timings.json"
 )
 
-// BasicInfo is what the build is: basic-info.json.
+// BasicInfo is what the build is: basic-info.json, with the keys of EIB's
+// (stages/eib_manifest) and eib's builder.
 type BasicInfo struct {
-	Product      string  `json:"product"`
-	ProductName  string  `json:"product_name"`
-	Branch       string  `json:"branch"`
-	Arch         string  `json:"arch"`
-	Platform     string  `json:"platform"`
-	Personality  string  `json:"personality"`
-	BuildVersion string  `json:"build_version"`
-	Builder      Builder `json:"builder"`
+	Product      string `json:"product"`
+	ProductName  string `json:"product_name"`
+	Branch       string `json:"branch"`
+	Arch         string `json:"arch"`
+	Platform     string `json:"platform"`
+	Personality  string `json:"personality"`
+	BuildVersion string `json:"build_version"`
+	// BuilderCommit is EIB's builder_commit: the git commit of the
+	// builder's tree ("" outside a git checkout), as Builder.Commit.
+	BuilderCommit string  `json:"builder_commit"`
+	Builder       Builder `json:"builder"`
 }
 
 // Builder identifies the eib that made the build.
@@ -53,11 +58,17 @@ type Image struct {
 	ExtractedSignature string `json:"extracted_signature,omitempty"`
 }
 
+// FullImage is the key of the main disk image in the images fragment, as
+// EIB's stages/eib_image names it (images.full).
+const FullImage = "full"
+
 // Images returns the images fragment: {"images": {FILE: Image}}, one entry
 // per output file, keyed by its name. An output that is not in outdir
 // (Path "") and is what a compressed output extracts to (FILE.COMPRESSION)
-// is folded into that output's entry as extracted_*.
-func Images(outputs []build.Output) map[string]any {
+// is folded into that output's entry as extracted_*. The entry of the file
+// named full (the compressed main disk image) is also under "full", where
+// EIB's consumers read it; full "" or not an output adds none.
+func Images(outputs []build.Output, full string) map[string]any {
 	images := map[string]Image{}
 	extracted := map[string]build.Output{}
 	for _, o := range outputs {
@@ -94,31 +105,77 @@ func Images(outputs []build.Output) map[string]any {
 				CompressionType: o.Compression, Signature: o.SignatureFile, Checksum: o.ChecksumFile, SHA256: o.SHA256}
 		}
 	}
+	if img, ok := images[full]; ok && full != "" {
+		images[FullImage] = img
+	}
 	return map[string]any{"images": images}
 }
 
-// OSTree is the ostree fragment's content.
+// OSTree is the ostree fragment's content: the keys of EIB's image hook
+// 70-ostree-manifest, with their meaning there, and eib's ref_deploy and
+// pull_ref.
 type OSTree struct {
-	Remote    string `json:"remote"`
+	Remote string `json:"remote"`
+	// Ref is the ref the deployed system follows ([ostree] ref_deploy),
+	// as in EIB; PullRef the ref the build pulled ([ostree] ref).
 	Ref       string `json:"ref"`
 	RefDeploy string `json:"ref_deploy"`
+	PullRef   string `json:"pull_ref"`
 	Commit    string `json:"commit"`
-	Version   string `json:"version"`
-	URL       string `json:"url"`
-	OS        string `json:"os"`
+	// Version is VERSION of the deployment's /etc/os-release (EIB's),
+	// else the commit's version metadata.
+	Version string `json:"version"`
+	URL     string `json:"url"`
+	OS      string `json:"os"`
+	// Date is the commit's time in UTC as EIB writes it
+	// (%Y-%m-%dT%H:%M:%S%z: 2026-01-16T03:26:40+0000); omitted when
+	// the commit could not be read.
+	Date string `json:"date,omitempty"`
+	// CollectionID is the collection ID of the deployed remote, null
+	// when it has none (as EIB writes it).
+	CollectionID *string `json:"collection-id"`
+}
+
+// OSTreeExtra is what the ostree fragment takes from the deployment rather
+// than from the pull.
+type OSTreeExtra struct {
+	OSVersion    string    // VERSION of the deployment's os-release ("" = unknown)
+	Date         time.Time // the commit's time (zero = unknown)
+	CollectionID string    // the deployed remote's collection-id ("" = none)
 }
 
 // OSTreeFragment returns {"ostree": OSTree} for the commit that was built.
-func OSTreeFragment(o build.OSTreeInfo) map[string]any {
-	return map[string]any{"ostree": OSTree{
+func OSTreeFragment(o build.OSTreeInfo, x OSTreeExtra) map[string]any {
+	f := OSTree{
 		Remote:    o.Remote,
-		Ref:       o.Ref,
+		Ref:       o.RefDeploy,
 		RefDeploy: o.RefDeploy,
+		PullRef:   o.Ref,
 		Commit:    o.Commit,
 		Version:   o.Version,
 		URL:       o.DeployURL,
 		OS:        o.OS,
-	}}
+	}
+	if f.Ref == "" {
+		f.Ref = o.Ref
+	}
+	if x.OSVersion != "" {
+		f.Version = x.OSVersion
+	}
+	if !x.Date.IsZero() {
+		f.Date = FormatDate(x.Date)
+	}
+	if x.CollectionID != "" {
+		id := x.CollectionID
+		f.CollectionID = &id
+	}
+	return map[string]any{"ostree": f}
+}
+
+// FormatDate writes t in UTC the way EIB's 70-ostree-manifest does
+// (strftime %Y-%m-%dT%H:%M:%S%z).
+func FormatDate(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05-0700")
 }
 
 // Boot is one boot check in the boot_check fragment.

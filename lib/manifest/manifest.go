@@ -1,15 +1,23 @@
 // Package manifest writes and merges the JSON manifest of a build.
 //
-// A manifest is assembled from fragments: JSON files in the build's
-// manifestdir, written by eib (basic-info.json, images.json, ostree.json,
-// boot-check.json, timings.json) and by the hooks of the manifest group.
-// Fragments are merged in file-name order: objects merge recursively, and a
-// key that two fragments set to different non-object values is an error
-// naming both fragments. The result is written with sorted keys as
+// A manifest is assembled from fragments, as EIB's helpers/assemble-manifest
+// assembles it: eib's own fragments (basic info, images, ostree, boot
+// checks, timings; see fragments.go) come first, then every file of the
+// build's manifestdir in the order of Python's os.walk with sorted names
+// (a directory's files by name, then its subdirectories by name, each
+// recursively; links to directories are not followed), whatever its name:
+// hooks write fragments there (EIB's image hooks 70-ostree-manifest,
+// 50-language ...; its image stage's "images"). eib never writes into
+// manifestdir, so a hook's fragment is never replaced by one of eib's.
+//
+// The merge is EIB's dict_merge: objects merge key by key, recursively; any
+// other value of a later fragment replaces the earlier one (a Conflict, which
+// the caller logs), and a later non-object in place of an object is an
+// error naming both fragments. The result is written with sorted keys as
 // <outversion>.manifest.json.
 //
-// Fragments are always written with encoding/json (WriteFragment), never
-// assembled as text, so quotes, backslashes and non-ASCII values stay valid.
+// Fragments are written with encoding/json (Marshal), never assembled as
+// text, so quotes, backslashes and non-ASCII values stay valid.
 package manifest
 
 import (
@@ -28,18 +36,10 @@ import (
 // Suffix is the file-name suffix of the merged manifest in outdir.
 const Suffix = ".manifest.json"
 
-// WriteFragment writes v as the fragment dir/name (name must end in .json),
-// atomically: a reader never sees half a fragment.
-func WriteFragment(dir, name string, v any) error {
-	if !strings.HasSuffix(name, ".json") || strings.ContainsRune(name, '/') {
-		return fmt.Errorf("manifest fragment %q: name must be a plain file name ending in .json", name)
-	}
-	data, err := Marshal(v)
-	if err != nil {
-		return fmt.Errorf("manifest fragment %s: %w", name, err)
-	}
-	return writeFileAtomic(filepath.Join(dir, name), data)
-}
+// OwnPrefix starts the name of each of eib's own fragments in conflicts and
+// errors ("eib:ostree.json"), to tell them from a hook's file of the same
+// name.
+const OwnPrefix = "eib:"
 
 // Marshal encodes v as indented JSON with sorted object keys, non-ASCII
 // characters kept as UTF-8 and a final newline.
@@ -54,62 +54,112 @@ func Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Fragments returns the fragment files of dir (*.json), in the order they
-// are merged: sorted by file name.
-func Fragments(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+// Fragment is one fragment to merge: its name (a path relative to
+// manifestdir, or OwnPrefix and a name for eib's own) and its content.
+type Fragment struct {
+	Name string
+	Data map[string]any
+}
+
+// Own turns one of eib's fragments (any value encoding/json encodes as an
+// object) into a Fragment named OwnPrefix+name.
+func Own(name string, v any) (Fragment, error) {
+	data, err := json.Marshal(v)
 	if err != nil {
+		return Fragment{}, fmt.Errorf("manifest fragment %s%s: %w", OwnPrefix, name, err)
+	}
+	obj, err := decodeObject(data, OwnPrefix+name)
+	if err != nil {
+		return Fragment{}, err
+	}
+	return Fragment{Name: OwnPrefix + name, Data: obj}, nil
+}
+
+// Fragments returns the files of dir, relative to dir, in the order EIB's
+// helpers/assemble-manifest merges them: os.walk from dir, top down, with
+// the file and directory names of each directory sorted; every file is a
+// fragment, whatever its name (EIB's image stage writes "images").
+func Fragments(dir string) ([]string, error) {
+	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("manifest fragments: %w", err)
 	}
 	var names []string
-	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".json") {
-			names = append(names, e.Name())
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		entries, err := os.ReadDir(filepath.Join(dir, rel))
+		if err != nil {
+			return fmt.Errorf("manifest fragments: %w", err)
 		}
+		var files, dirs []string
+		for _, e := range entries {
+			p := filepath.Join(rel, e.Name())
+			isDir := e.IsDir()
+			if e.Type()&os.ModeSymlink != 0 {
+				// os.walk lists a link to a directory among the
+				// directories and does not enter it; any other link
+				// is a file (a dangling one fails when read).
+				if st, err := os.Stat(filepath.Join(dir, p)); err == nil && st.IsDir() {
+					continue
+				}
+			}
+			if isDir {
+				dirs = append(dirs, p)
+			} else {
+				files = append(files, p)
+			}
+		}
+		sort.Strings(files)
+		sort.Strings(dirs)
+		names = append(names, files...)
+		for _, d := range dirs {
+			if err := walk(d); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	sort.Strings(names)
+	if err := walk(""); err != nil {
+		return nil, err
+	}
 	return names, nil
 }
 
-// MergeDir reads every fragment of dir and merges them in file-name order.
-func MergeDir(dir string) (map[string]any, error) {
-	m, err := Merge(dir)
-	if err != nil {
-		return nil, err
-	}
-	return m.Result(), nil
-}
-
-// Merge reads every fragment of dir and merges them in file-name order; the
-// Merger also says which fragment set each key.
-func Merge(dir string) (*Merger, error) {
+// ReadDir reads every fragment of dir (see Fragments), in merge order.
+func ReadDir(dir string) ([]Fragment, error) {
 	names, err := Fragments(dir)
 	if err != nil {
 		return nil, err
 	}
-	m := NewMerger()
+	frags := make([]Fragment, 0, len(names))
 	for _, name := range names {
-		path := filepath.Join(dir, name)
-		v, err := readFragment(path)
+		v, err := readFragment(filepath.Join(dir, name))
 		if err != nil {
 			return nil, err
 		}
-		if err := m.Add(name, v); err != nil {
+		frags = append(frags, Fragment{Name: name, Data: v})
+	}
+	return frags, nil
+}
+
+// MergeDir merges eib's own fragments, then every fragment of dir.
+func MergeDir(own []Fragment, dir string) (*Merger, error) {
+	frags, err := ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := NewMerger()
+	for _, f := range append(append([]Fragment(nil), own...), frags...) {
+		if err := m.Add(f.Name, f.Data); err != nil {
 			return nil, fmt.Errorf("%w (in %s)", err, dir)
 		}
 	}
 	return m, nil
 }
 
-// WriteDir merges the fragments of dir and writes the manifest to path. A
-// key or string value that contains one of secrets (the values of private
-// configuration files) is an error naming the fragment: the manifest is
-// published.
-func WriteDir(dir, path string, secrets []string) error {
-	m, err := Merge(dir)
-	if err != nil {
-		return err
-	}
+// Write writes the merged manifest of m to path. A key or string value that
+// contains one of secrets (the values of private configuration files) is an
+// error naming the fragment: the manifest is published.
+func Write(m *Merger, path string, secrets []string) error {
 	if key, found := findSecret(m.Result(), "", secrets); found {
 		shown := key
 		for _, sec := range secrets {
@@ -117,8 +167,8 @@ func WriteDir(dir, path string, secrets []string) error {
 				shown = strings.ReplaceAll(shown, sec, "***")
 			}
 		}
-		return fmt.Errorf("manifest fragment %s: key %q holds a value of a private configuration file; the manifest is published, so it must not (in %s)",
-			m.Origin(key), shown, dir)
+		return fmt.Errorf("manifest fragment %s: key %q holds a value of a private configuration file; the manifest is published, so it must not",
+			m.Origin(key), shown)
 	}
 	data, err := Marshal(m.Result())
 	if err != nil {
@@ -179,27 +229,33 @@ func readFragment(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest fragment: %w", err)
 	}
+	return decodeObject(data, path)
+}
+
+func decodeObject(data []byte, name string) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("manifest fragment %s: invalid JSON: %w", path, err)
+		return nil, fmt.Errorf("manifest fragment %s: invalid JSON: %w", name, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("manifest fragment %s: invalid JSON: data after the top-level value", path)
+		return nil, fmt.Errorf("manifest fragment %s: invalid JSON: data after the top-level value", name)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("manifest fragment %s: top level is %s, want a JSON object", path, kind(v))
+		return nil, fmt.Errorf("manifest fragment %s: top level is %s, want a JSON object", name, kind(v))
 	}
 	return obj, nil
 }
 
-// Merger merges fragments one after the other and remembers which fragment
-// set each value, to name both sides of a conflict.
+// Merger merges fragments one after the other, remembers which fragment
+// set each value (to name it in an error) and records every value a later
+// fragment replaced.
 type Merger struct {
-	root   map[string]any
-	origin map[string]string // key path -> fragment that set it
+	root      map[string]any
+	origin    map[string]string // key path -> fragment that set it
+	conflicts []Conflict
 }
 
 // NewMerger returns an empty Merger.
@@ -207,23 +263,40 @@ func NewMerger() *Merger {
 	return &Merger{root: map[string]any{}, origin: map[string]string{}}
 }
 
-// ConflictError is returned when two fragments set one key to different
-// values.
-type ConflictError struct {
-	Key            string // dotted key path, e.g. images.disk.file
-	First, Second  string // fragment names, in merge order
-	Value1, Value2 any
+// Conflict is a value of an earlier fragment that a later one replaced
+// (the later one wins, as in EIB's dict_merge).
+type Conflict struct {
+	Key            string // dotted key path, e.g. ostree.version
+	Earlier, Later string // fragment names, in merge order
+	Old, New       any
 }
 
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("manifest fragments %s and %s conflict at key %q: %s vs %s",
-		e.First, e.Second, e.Key, show(e.Value1), show(e.Value2))
+func (c Conflict) String() string {
+	return fmt.Sprintf("key %q: %s from %s replaced by %s from %s (the later fragment wins)",
+		c.Key, show(c.Old), c.Earlier, show(c.New), c.Later)
+}
+
+// ObjectReplacedError is a later fragment setting a non-object where an
+// earlier one set an object: EIB's dict_merge refuses it (TypeError), and
+// so does eib.
+type ObjectReplacedError struct {
+	Key           string // dotted key path
+	First, Second string // fragment names, in merge order
+	Value         any    // the non-object of Second
+}
+
+func (e *ObjectReplacedError) Error() string {
+	return fmt.Sprintf("manifest fragments %s and %s conflict at key %q: an object in %s, %s in %s; a later fragment may replace any value but an object (EIB's helpers/assemble-manifest fails the same way)",
+		e.First, e.Second, e.Key, e.First, show(e.Value), e.Second)
 }
 
 // Add merges the fragment named name into the result.
 func (m *Merger) Add(name string, fragment map[string]any) error {
 	return m.merge(m.root, fragment, "", name)
 }
+
+// Conflicts returns the replaced values, in merge order.
+func (m *Merger) Conflicts() []Conflict { return m.conflicts }
 
 func (m *Merger) merge(dst, src map[string]any, prefix, name string) error {
 	keys := make([]string, 0, len(src))
@@ -238,22 +311,24 @@ func (m *Merger) merge(dst, src map[string]any, prefix, name string) error {
 			path = prefix + "." + k
 		}
 		dv, exists := dst[k]
-		if !exists {
-			dst[k] = clone(sv)
-			m.setOrigin(path, sv, name)
-			continue
-		}
 		dobj, dIsObj := dv.(map[string]any)
 		sobj, sIsObj := sv.(map[string]any)
 		switch {
+		case !exists:
+			dst[k] = clone(sv)
+			m.setOrigin(path, sv, name)
 		case dIsObj && sIsObj:
 			if err := m.merge(dobj, sobj, path, name); err != nil {
 				return err
 			}
+		case dIsObj:
+			return &ObjectReplacedError{Key: path, First: m.Origin(path), Second: name, Value: sv}
 		case equal(dv, sv):
 			// The same value from two fragments is no conflict.
 		default:
-			return &ConflictError{Key: path, First: m.originOf(path), Second: name, Value1: dv, Value2: sv}
+			m.conflicts = append(m.conflicts, Conflict{Key: path, Earlier: m.Origin(path), Later: name, Old: dv, New: sv})
+			dst[k] = clone(sv)
+			m.setOrigin(path, sv, name)
 		}
 	}
 	return nil
@@ -282,13 +357,6 @@ func (m *Merger) Origin(path string) string {
 			break
 		}
 		p = p[:i]
-	}
-	return "(unknown fragment)"
-}
-
-func (m *Merger) originOf(path string) string {
-	if o, ok := m.origin[path]; ok {
-		return o
 	}
 	return "(unknown fragment)"
 }

@@ -7,17 +7,25 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/manifest"
+	"github.com/eib-builder/eib/lib/ostree"
 )
 
 func init() { Register(manifestStage{}) }
 
-// manifestStage writes eib's manifest fragments from the results of the
+// manifestStage makes eib's own manifest fragments from the results of the
 // earlier stages, runs the manifest hook group (hooks add fragments to
-// manifestdir), and merges every fragment into outdir/<outversion>.manifest.json.
+// manifestdir), and merges eib's fragments, then every file of manifestdir,
+// as EIB's stages/eib_manifest and helpers/assemble-manifest do (see
+// package manifest), into outdir/<outversion>.manifest.json. eib writes
+// nothing into manifestdir: a hook's fragment (EIB's 70-ostree-manifest
+// writes ostree.json) is never replaced by one of eib's, and wherever a
+// later fragment replaces a value, the build log says so.
 type manifestStage struct{}
 
 func (manifestStage) Name() string { return "manifest" }
@@ -44,19 +52,14 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	fragments := map[string]any{
+	own := map[string]any{
 		manifest.BasicInfoFile: info,
-		manifest.ImagesFile:    manifest.Images(b.Outputs),
+		manifest.ImagesFile:    manifest.Images(b.Outputs, fullImage(b.Outputs, ov)),
 		manifest.BootCheckFile: manifest.BootCheck(b.Boots),
 	}
 	// A buildscript without the ostree stage built no commit to describe.
 	if b.OSTree.Commit != "" {
-		fragments[manifest.OSTreeFile] = manifest.OSTreeFragment(b.OSTree)
-	}
-	for name, v := range fragments {
-		if err := manifest.WriteFragment(dir, name, v); err != nil {
-			return err
-		}
+		own[manifest.OSTreeFile] = manifest.OSTreeFragment(b.OSTree, ostreeExtra(ctx, b))
 	}
 	if b.Hooks != nil {
 		if err := b.Hooks.RunGroup(ctx, b, "manifest", ""); err != nil {
@@ -64,17 +67,93 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 		}
 	}
 	// After the hooks, so that the manifest hooks' own timings are in it.
-	if err := manifest.WriteFragment(dir, manifest.TimingsFile, manifest.Timings(b.Timings)); err != nil {
+	own[manifest.TimingsFile] = manifest.Timings(b.Timings)
+	names := make([]string, 0, len(own))
+	for name := range own {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	frags := make([]manifest.Fragment, 0, len(own))
+	for _, name := range names {
+		f, err := manifest.Own(name, own[name])
+		if err != nil {
+			return err
+		}
+		frags = append(frags, f)
+	}
+	m, err := manifest.MergeDir(frags, dir)
+	if err != nil {
 		return err
+	}
+	for _, c := range m.Conflicts() {
+		b.Log.Printf("%s", c)
 	}
 	out := filepath.Join(outdir, ov+manifest.Suffix)
-	if err := manifest.WriteDir(dir, out, privateValues(b)); err != nil {
-		return err
+	if err := manifest.Write(m, out, privateValues(b)); err != nil {
+		return fmt.Errorf("%w (fragments in %s)", err, dir)
 	}
-	if b.Log != nil {
-		b.Log.Printf("manifest: wrote %s", out)
-	}
+	b.Log.Printf("wrote %s", out)
 	return nil
+}
+
+// fullImage is the file name of the compressed main disk image
+// (<outversion>.img.<compression>), EIB's images.full; "" when the image
+// stage made none.
+func fullImage(outputs []build.Output, ov string) string {
+	for _, o := range outputs {
+		if o.Path != "" && o.Compression != "" && o.File == ov+".img."+o.Compression {
+			return o.File
+		}
+	}
+	return ""
+}
+
+// ostreeExtra reads what EIB's 70-ostree-manifest hook reads for the ostree
+// fragment: VERSION of the deployment's /etc/os-release, the commit's date
+// and the deployed remote's collection-id. Each is left out (the commit's
+// version metadata, no date, null) when it cannot be read, with a log line:
+// the sysroot is there only when the image stage ran in this build.
+func ostreeExtra(ctx context.Context, b *build.Build) manifest.OSTreeExtra {
+	var x manifest.OSTreeExtra
+	if b.OSTree.RepoDir != "" {
+		show, err := ostree.Open(b.OSTree.RepoDir).Show(ctx, b.OSTree.Commit)
+		if sec := showDate(show); err != nil || sec == 0 {
+			b.Log.Printf("no ostree.date: cannot read the date of commit %s in %s (%v)", b.OSTree.Commit, b.OSTree.RepoDir, err)
+		} else {
+			x.Date = time.Unix(sec, 0)
+		}
+	}
+	if b.Deployment.Path == "" {
+		return x
+	}
+	if p, err := inRoot(b.Deployment.Path, "/etc/os-release"); err != nil {
+		b.Log.Printf("/etc/os-release of %s: %v; ostree.version is the commit's version metadata", b.Deployment.Path, err)
+	} else if data, err := os.ReadFile(p); err != nil {
+		b.Log.Printf("/etc/os-release of the deployment: %v; ostree.version is the commit's version metadata", err)
+	} else {
+		x.OSVersion = osReleaseVersion(string(data))
+	}
+	repo := ostree.Open(filepath.Join(b.Deployment.Sysroot, "ostree", "repo"))
+	if id, err := repo.ConfigGet(ctx, "remote \""+b.OSTree.Remote+"\".collection-id"); err == nil {
+		x.CollectionID = id
+	}
+	return x
+}
+
+// osReleaseVersion returns VERSION of an os-release file, without the
+// quotes around it, as EIB's 70-ostree-manifest reads it.
+func osReleaseVersion(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || k != "VERSION" {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		return v
+	}
+	return ""
 }
 
 // basicInfo reads the public configuration only: the manifest is published,
@@ -114,6 +193,7 @@ func basicInfo(ctx context.Context, b *build.Build) (manifest.BasicInfo, error) 
 		*f.dst = v
 	}
 	info.Builder = builder(ctx, b.SrcDir)
+	info.BuilderCommit = info.Builder.Commit
 	return info, nil
 }
 

@@ -162,16 +162,92 @@ func TestBuildPublishesValidManifestAndNoSecret(t *testing.T) {
 	}
 }
 
-func TestConflictingFragmentsFailTheBuildNamingBoth(t *testing.T) {
+// manifestOf reads the merged manifest the build left in outdir.
+func (s *site) manifestOf(t *testing.T) map[string]any {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(s.Cache, "build", "out", "*.manifest.json"))
+	if len(files) != 1 {
+		t.Fatalf("want one manifest in outdir, found %v", files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v", files[0], err)
+	}
+	return m
+}
+
+// TestLaterFragmentWinsAndTheConflictIsLogged: as EIB's
+// helpers/assemble-manifest, the later fragment's value wins; eib says so in
+// the build log, naming the key and both fragments.
+func TestLaterFragmentWinsAndTheConflictIsLogged(t *testing.T) {
+	s := newSite(t, map[string]string{
+		"50-one": "jq -n '{release: {channel: \"stable\", track: \"lts\"}}' > \"$EIB_MANIFESTDIR/50-one.json\"\n",
+		"60-two": "jq -n '{release: {channel: \"beta\"}}' > \"$EIB_MANIFESTDIR/60-two.json\"\n",
+	})
+	out, code := s.run(t, "--dry-run")
+	if code != 0 {
+		t.Fatalf("eib exited %d:\n%s", code, out)
+	}
+	rel, _ := s.manifestOf(t)["release"].(map[string]any)
+	if rel["channel"] != "beta" || rel["track"] != "lts" {
+		t.Errorf("release = %v, want channel beta (the later fragment) and track lts", rel)
+	}
+	if !strings.Contains(out, `manifest: key "release.channel": "stable" from 50-one.json replaced by "beta" from 60-two.json`) {
+		t.Errorf("the conflict is not logged naming the key and both fragments:\n%s", out)
+	}
+}
+
+// TestHookFragmentIsNeverOverwrittenByEibs: a hook's fragment named like
+// one of eib's (basic-info.json, as EIB's stages/eib_manifest names it)
+// stays as the hook wrote it; its values win over eib's, eib's other keys
+// stay, and each replaced value of eib's is logged. A fragment without
+// .json (EIB's "images") is merged too.
+func TestHookFragmentIsNeverOverwrittenByEibs(t *testing.T) {
+	const frag = `{"product": "hooked", "notes": "from a hook"}`
+	s := newSite(t, map[string]string{
+		"50-basic": "echo '" + frag + "' > \"$EIB_MANIFESTDIR/basic-info.json\"\n",
+		"60-eib":   "jq -n '{images: {full: {file: \"x.img.gz\", compression_type: \"gz\"}}}' > \"$EIB_MANIFESTDIR/images\"\n",
+	})
+	out, code := s.run(t, "--dry-run")
+	if code != 0 {
+		t.Fatalf("eib exited %d:\n%s", code, out)
+	}
+	m := s.manifestOf(t)
+	if m["product"] != "hooked" || m["notes"] != "from a hook" {
+		t.Errorf("product %v, notes %v: want the hook's", m["product"], m["notes"])
+	}
+	if m["arch"] == nil || m["builder"] == nil || m["personality"] != "base" {
+		t.Errorf("eib's basic info keys are gone: %v", m)
+	}
+	if full, _ := m["images"].(map[string]any)["full"].(map[string]any); full["file"] != "x.img.gz" {
+		t.Errorf("images.full = %v, want the file written as EIB's images fragment", full)
+	}
+	if !strings.Contains(out, `manifest: key "product": "eoscustom" from eib:basic-info.json replaced by "hooked" from basic-info.json`) {
+		t.Errorf("the replaced value of eib's is not logged:\n%s", out)
+	}
+	got, err := os.ReadFile(filepath.Join(s.Cache, "build", "tmp", "manifest", "basic-info.json"))
+	if err != nil || strings.TrimSpace(string(got)) != frag {
+		t.Errorf("the hook's basic-info.json is now %q (%v), want it as the hook wrote it", got, err)
+	}
+}
+
+// TestObjectReplacedByAValueFailsTheBuildNamingBoth: EIB's merge refuses a
+// later non-object where an earlier fragment has an object; so does eib,
+// naming both fragments, and a failed build publishes only its log.
+func TestObjectReplacedByAValueFailsTheBuildNamingBoth(t *testing.T) {
 	s := newSite(t, map[string]string{
 		"50-one": "jq -n '{release: {channel: \"stable\"}}' > \"$EIB_MANIFESTDIR/50-one.json\"\n",
-		"60-two": "jq -n '{release: {channel: \"beta\"}}' > \"$EIB_MANIFESTDIR/60-two.json\"\n",
+		"60-two": "jq -n '{release: \"beta\"}' > \"$EIB_MANIFESTDIR/60-two.json\"\n",
 	})
 	out, code := s.run(t)
 	if code != 2 {
 		t.Fatalf("eib exited %d, want 2 (build failure):\n%s", code, out)
 	}
-	for _, want := range []string{"50-one.json", "60-two.json", "release.channel", "stage manifest"} {
+	for _, want := range []string{"50-one.json", "60-two.json", `"release"`, "stage manifest"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the failure does not name %q:\n%s", want, out)
 		}
