@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/hostclean"
 	"github.com/eib-builder/eib/lib/mount"
 	"github.com/eib-builder/eib/lib/ostree"
@@ -28,11 +29,6 @@ func init() { Register(imageStage{}) }
 // environment is prepared the way EIB's stages/eib_image prepares it,
 // step by step (deploy, then setupImageRoot).
 type imageStage struct{}
-
-// chrootCacheDir is where EIB's stages/eib_image binds the cachedir inside
-// the deployment for the image hooks (its EIB_CACHEDIR_CHROOT), with the
-// srcdir below it at src (EIB_SRCDIR_CHROOT).
-const chrootCacheDir = "/tmp/eos-image-builder"
 
 func (imageStage) Name() string { return "image" }
 
@@ -277,17 +273,20 @@ func setupImageRoot(b *build.Build) error {
 		func() error { return mount.Tmpfs(b, in("tmp"), "mode=1777") },
 		func() error { return mount.Bind(b, b.Deployment.VarDir, in("var")) },
 		func() error { return mount.Bind(b, sysroot, in("sysroot")) },
-		// The cache and eib's tree where EIB's image hooks find them
-		// (EIB_CACHEDIR_CHROOT, EIB_SRCDIR_CHROOT), writable as there.
+		// The cache and eib's tree, writable as in EIB, where the
+		// hook runner's chroot finds them (hooks.ChrootCacheDir and
+		// ChrootSrcDir, exported as EIB_CACHEDIR_CHROOT and
+		// EIB_SRCDIR_CHROOT; EIB's stages/eib_image binds them at
+		// /tmp/eos-image-builder and /tmp/eos-image-builder/src).
 		func() error {
-			for _, d := range []string{filepath.Join(cacheDir, "src"), in(chrootCacheDir)} {
+			for _, d := range []string{filepath.Join(cacheDir, "src"), in(hooks.ChrootCacheDir)} {
 				if err := os.MkdirAll(d, 0o755); err != nil {
 					return err
 				}
 			}
-			return mount.Bind(b, cacheDir, in(chrootCacheDir))
+			return mount.Bind(b, cacheDir, in(hooks.ChrootCacheDir))
 		},
-		func() error { return mount.Bind(b, b.SrcDir, in(chrootCacheDir+"/src")) },
+		func() error { return mount.Bind(b, b.SrcDir, in(hooks.ChrootSrcDir)) },
 		func() error { return copyResolvConf(b, in("etc/resolv.conf")) },
 		func() error { return makeUsrLocalTarget(b, dep) },
 	}

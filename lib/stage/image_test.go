@@ -13,6 +13,7 @@ import (
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
 	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/mount"
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
@@ -216,12 +217,12 @@ func TestImageHooksFindTheDeploymentAsEIBPreparesIt(t *testing.T) {
 		rel = append(rel, "/"+strings.TrimPrefix(strings.TrimPrefix(p, dep), "/"))
 	}
 	wantMounts := []string{"/", "/", "/sys", "/proc", "/dev", "/dev/pts", "/tmp", "/var", "/sysroot",
-		"/tmp/eos-image-builder", "/tmp/eos-image-builder/src"}
+		hooks.ChrootCacheDir, hooks.ChrootSrcDir}
 	if !slices.Equal(rel, wantMounts) {
 		t.Errorf("mounts in the deployment\n got %v\nwant %v (EIB's order)", rel, wantMounts)
 	}
 	// The cache is writable there, as in EIB.
-	hook(t, b, `touch "$OSTREE_DEPLOYMENT/tmp/eos-image-builder/written"`)
+	hook(t, b, `touch "$OSTREE_DEPLOYMENT`+hooks.ChrootCacheDir+`/written"`)
 	if _, err := os.Stat(filepath.Join(dir, "cache", "written")); err != nil {
 		t.Errorf("the cache bind is not the cachedir or not writable: %v", err)
 	}

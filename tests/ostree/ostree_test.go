@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/hostclean"
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
@@ -113,7 +114,7 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 		"kernel=/boot/ostree/eib-demo-",                    // and where ostree deployed it
 		"object=" + p.checkout() + "/ostree/repo/objects/", // hardlinked to the repo object
 		"mount=\n", "mount=/proc\n", "mount=/sys\n", "mount=/dev\n", "mount=/dev/pts\n", "mount=/tmp\n",
-		"mount=/var\n", "mount=/sysroot\n", "mount=/tmp/eos-image-builder\n", "mount=/tmp/eos-image-builder/src\n",
+		"mount=/var\n", "mount=/sysroot\n", "mount=" + hooks.ChrootCacheDir + "\n", "mount=" + hooks.ChrootSrcDir + "\n",
 		"proc=yes\n", "resolv=yes\n",
 		"remote=" + url + "\n",                 // deploy_url is empty: the URL pulled from
 		"ref=eib-demo:eib-demo/amd64/stable\n", // the system follows ref_deploy
