@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -19,6 +21,24 @@ import (
 type Compression string
 
 // The compressions of image:compression.
+//
+// Each is deterministic: the same raw image gives the same compressed bytes
+// with the same compressor version, whatever the number of cores or threads
+// (measured, and checked by TestCompressedBytesDoNotDependOnThreads):
+//   - gz: pgzip cuts the input into 1 MiB blocks whatever the concurrency
+//     and writes no file name and a zero MTIME (RFC 1952: "no time stamp
+//     is available"), like gzip -n.
+//   - xz: -T0 always selects xz's multi-threaded encoder (xz >= 5.4.0, even
+//     on one core; 5.2 used the single-threaded one there), whose blocks
+//     have the preset's size (-6: 24 MiB) whatever the thread count; the
+//     host's XZ_OPT and XZ_DEFAULTS are not passed on, so no memory limit
+//     can switch it to the single-threaded encoder.
+//   - zst: zstd -T0 runs at least one worker, and zstd's multi-threaded
+//     output does not depend on their number (only --single-thread
+//     differs); the input is a pipe, so no content size is in the header.
+//     The Go encoder (no zstd tool, or InProcess) always runs in its
+//     concurrent-block mode with two or more encoders, so one core gives
+//     the bytes of many. It writes other bytes than the tool.
 const (
 	Gzip Compression = "gz"  // parallel gzip (pgzip), level 6, all cores
 	XZ   Compression = "xz"  // xz -T0 -6
@@ -60,10 +80,13 @@ func newCompressor(ctx context.Context, c Compression, w io.Writer, inProcess bo
 	}
 	switch c {
 	case Zstd:
+		// The concurrent-block mode cuts the stream into jobs of a size
+		// set by the window, not by the encoders; it needs two of them,
+		// and without it one core would write other bytes than many.
 		zw, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(threads),
-			zstd.WithConcurrentBlocks(threads > 1),
+			zstd.WithEncoderConcurrency(max(threads, 2)),
+			zstd.WithConcurrentBlocks(true),
 			zstd.WithEncoderCRC(true))
 		return zw, "zstd (in process)", err
 	case Gzip:
@@ -71,12 +94,33 @@ func newCompressor(ctx context.Context, c Compression, w io.Writer, inProcess bo
 		if err != nil {
 			return nil, "", err
 		}
+		// No time stamp (MTIME 0, RFC 1952); pgzip's zero time would
+		// write a date in 2042.
+		gz.ModTime = time.Unix(0, 0)
 		if err := gz.SetConcurrency(1<<20, 2*threads); err != nil {
 			return nil, "", err
 		}
 		return gz, "gzip -6 (in process, parallel)", nil
 	}
 	return nil, "", fmt.Errorf("compression %q: not one of gz, xz, zst", c)
+}
+
+// toolEnvDrop are the variables through which the host would change what
+// the compressor tools write (their options, or an xz memory limit that
+// switches to the single-threaded encoder); the tools run without them.
+var toolEnvDrop = []string{"XZ_DEFAULTS", "XZ_OPT", "ZSTD_CLEVEL", "ZSTD_NBTHREADS"}
+
+// toolEnv is the environment of the compressor tools: the host's, without
+// toolEnvDrop.
+func toolEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(toolEnvDrop, name) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // toolWriter pipes the stream through an external compressor; a
@@ -92,6 +136,7 @@ type toolWriter struct {
 
 func newTool(ctx context.Context, argv []string, w io.Writer) (*toolWriter, error) {
 	t := &toolWriter{argv: argv, cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), copied: make(chan error, 1)}
+	t.cmd.Env = toolEnv()
 	// The input pipe is blocking (not in Go's poller): pump splices and
 	// tees into it with raw system calls.
 	var in [2]int
