@@ -34,7 +34,10 @@ func (o Origin) String() string {
 }
 
 type value struct {
-	raw     string
+	raw string
+	// final is true for a merged list (see merge): EIB stores it already
+	// interpolated, so reading it gives raw as is.
+	final   bool
 	history []Origin // every assignment, oldest first
 }
 
@@ -56,8 +59,15 @@ func (s *section) set(key, raw string, o Origin) {
 		s.keys = append(s.keys, key)
 	}
 	v.raw = raw
+	v.final = false
 	o.Raw = raw
 	v.history = append(v.history, o)
+}
+
+// setFinal sets key to a value that is read as is (not interpolated).
+func (s *section) setFinal(key, val string, o Origin) {
+	s.set(key, val, o)
+	s.vals[key].final = true
 }
 
 func (s *section) remove(key string) {
@@ -76,7 +86,7 @@ func (s *section) remove(key string) {
 func (s *section) clone() *section {
 	n := &section{name: s.name, keys: append([]string(nil), s.keys...), vals: make(map[string]*value, len(s.vals))}
 	for k, v := range s.vals {
-		n.vals[k] = &value{raw: v.raw, history: append([]Origin(nil), v.history...)}
+		n.vals[k] = &value{raw: v.raw, final: v.final, history: append([]Origin(nil), v.history...)}
 	}
 	return n
 }
@@ -272,14 +282,18 @@ func EnvName(section, option string) string {
 }
 
 // Env returns every option of the config, interpolated, as EIB_* variables
-// (KEY=VALUE), in a stable order: sections in order, options in order.
-// Values true/false in any case are lower-cased. When two keys map to the
-// same variable, the later one wins (at the earlier one's position).
+// (KEY=VALUE), in a stable order: sections in order, each section's
+// options as configparser's options() lists them (its own, then the
+// DEFAULT ones it does not have). Values true/false in any case are
+// lower-cased. When two keys map to the same variable, the later one wins
+// (at the earlier one's position). This is EIB's get_environment
+// (lib/eib.py, ImageConfigParser.getenv): a reference that cannot be
+// resolved is an error naming the key.
 func (c *Config) Env() ([]string, error) {
 	var env []string
 	pos := map[string]int{}
 	for _, s := range c.sections {
-		for _, k := range c.itemKeys(s) {
+		for _, k := range c.optionKeys(s) {
 			v, err := c.interpolate(s.name, k)
 			if err != nil {
 				return nil, err
@@ -297,6 +311,21 @@ func (c *Config) Env() ([]string, error) {
 		}
 	}
 	return env, nil
+}
+
+// optionKeys is configparser's options(section) order: the section's own
+// keys, then the DEFAULT keys it does not have.
+func (c *Config) optionKeys(s *section) []string {
+	if len(c.defaults.keys) == 0 {
+		return s.keys
+	}
+	keys := append([]string(nil), s.keys...)
+	for _, k := range c.defaults.keys {
+		if _, ok := s.vals[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // itemKeys is configparser's items(section) key order: DEFAULT's keys,
@@ -345,6 +374,8 @@ type Loaded struct {
 	Secrets []string
 	// Files are the config files that were read, in order.
 	Files []FileRef
+	// Options are the options Load was given, with their defaults.
+	Options Options
 }
 
 // FileRef is one config file that Load read.

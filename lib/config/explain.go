@@ -76,9 +76,6 @@ func (l *Loaded) Explain(w io.Writer, section, key string) error {
 				}
 				fmt.Fprintf(&b, "  %s = %d (%s)\n", word, m.Counts[word], verdict)
 			}
-			if len(m.Dropped) > 0 {
-				b.WriteString("ignored (the list was already merged before the private files):\n")
-			}
 		}
 		for _, ct := range m.Dropped {
 			fmt.Fprintf(&b, "  %s: %s = %s\n", ct.Origin, ct.Origin.Key, indentValue(ct.Origin.Raw))

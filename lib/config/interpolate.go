@@ -39,7 +39,13 @@ type interpError struct {
 	msg string
 }
 
-// interpolate is ExtendedInterpolation.before_get for section:option.
+// interpolate is ExtendedInterpolation.before_get for section:option (see
+// configparser's documentation, "ExtendedInterpolation"): "$$" is "$",
+// "${key}" is key of the same section (or of DEFAULT), "${section:key}"
+// key of another section, at most MaxInterpolationDepth levels deep. A
+// merged list (value.final) is returned, and inserted, as it is: EIB
+// stores it already interpolated (lib/eib.py, _merge_option), and a
+// literal "${x}" that came from "$${x}" stays literal.
 func (c *Config) interpolate(section, option string) (string, error) {
 	v, ok := c.lookup(section, option)
 	if !ok {
@@ -48,7 +54,7 @@ func (c *Config) interpolate(section, option string) (string, error) {
 		}
 		return "", &Error{Section: section, Key: option, Msg: "not set"}
 	}
-	if !strings.Contains(v.raw, "$") {
+	if v.final || !strings.Contains(v.raw, "$") {
 		return v.raw, nil
 	}
 	var b strings.Builder
@@ -120,7 +126,7 @@ func (c *Config) interpolateSome(b *strings.Builder, section, rest string, depth
 				}
 				return &interpError{fmt.Sprintf("bad reference %s: %s", shown, where)}
 			}
-			if strings.Contains(v.raw, "$") {
+			if !v.final && strings.Contains(v.raw, "$") {
 				if e := c.interpolateSome(b, sect, v.raw, depth+1, chain); e != nil {
 					return e
 				}

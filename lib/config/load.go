@@ -118,22 +118,23 @@ func (o Options) withDefaults() Options {
 func buildKeys(c *Config, o Options) {
 	cl := Origin{Namespace: "command line"}
 	set := func(k, v string) { c.set("build", k, v, cl) }
+	// In the order EIB's ImageBuilder.__init__ (run-build) sets them.
 	set("product", o.Product)
 	set("branch", o.Branch)
-	set("arch", o.Arch)
-	set("platform", o.Platform)
 	set("personality", o.Personality)
-	set("series", Series(o.Branch))
-	set("srcdir", o.SrcDir)
-	set("cachedir", DefaultCacheDir)
-	set("sysconfdir", o.SysConfDir)
-	set("build_version", o.BuildVersion)
 	set("dry_run", boolString(o.DryRun))
 	set("use_production_ostree", boolString(o.UseProductionOSTree))
+	set("series", Series(o.Branch))
+	set("arch", o.Arch)
+	set("platform", o.Platform)
 	if o.LocalDir != "" {
 		set("localdir", o.LocalDir)
 		set("localdatadir", "${localdir}/data")
 	}
+	set("srcdir", o.SrcDir)
+	set("cachedir", DefaultCacheDir)
+	set("sysconfdir", o.SysConfDir)
+	set("build_version", o.BuildVersion)
 }
 
 // ReadFile parses one config file; ok is false when it does not exist.
@@ -149,53 +150,12 @@ func ReadFile(path string) (f *File, ok bool, err error) {
 	return f, err == nil, err
 }
 
-// loadFile reads one file into c: each section gets the file's [DEFAULT]
-// keys, <opt>_add/<opt>_del keys of merged options are renamed with the
-// namespace and moved to the end of the section, and every value is
-// checked for interpolation syntax.
-func (c *Config) loadFile(ref FileRef, f *File) error {
-	for _, s := range f.Sections {
-		items := f.Items(s)
-		var plain, renamed []FileKey
-		var origKeys []string
-		for _, k := range items {
-			if nk, ok := renameMerged(s.Name, k.Name, ref.Namespace); ok {
-				origKeys = append(origKeys, k.Name)
-				k.Name = nk
-				renamed = append(renamed, k)
-				continue
-			}
-			plain = append(plain, k)
-		}
-		for _, r := range renamed {
-			for i := 0; i < len(plain); i++ {
-				if plain[i].Name == r.Name {
-					plain = append(plain[:i:i], plain[i+1:]...)
-					i--
-				}
-			}
-		}
-		if c.section(s.Name, false) == nil {
-			c.section(s.Name, true)
-		}
-		for i, k := range append(plain, renamed...) {
-			if err := checkSyntax(k.Value); err != nil {
-				return &Error{File: ref.Path, Line: k.Line, Section: s.Name, Key: k.Name, Msg: err.Error()}
-			}
-			orig := k.Name
-			if i >= len(plain) {
-				orig = origKeys[i-len(plain)]
-			}
-			c.set(s.Name, k.Name, k.Value, Origin{
-				File: ref.Path, Namespace: ref.Namespace, Line: k.Line, Key: orig, Private: ref.Private,
-			})
-		}
-	}
-	return nil
-}
-
-// Load reads the whole layered configuration, merges the merged options,
-// and checks the schema.
+// Load reads the whole layered configuration as EIB's configure and
+// check_config (run-build) do: the public files (Candidates) into one
+// configuration; a copy of it, merged, is the public configuration; the
+// private files are read into the configuration itself, which is then
+// merged once (so private _add/_del keys count like any other) and
+// checked against the schema.
 func Load(o Options) (*Loaded, error) {
 	o = o.withDefaults()
 	// SOURCE_DATE_EPOCH is checked even when the caller gives the build
@@ -218,16 +178,14 @@ func Load(o Options) (*Loaded, error) {
 			return nil, &Error{Section: "build", Key: a.name, Msg: fmt.Sprintf("%q is not a valid %s name", a.v, a.name)}
 		}
 	}
-	l := &Loaded{}
-	pub := New()
-	buildKeys(pub, o)
-	var full *Config
+	l := &Loaded{Options: o}
+	full := New()
+	buildKeys(full, o)
 	for _, ref := range Candidates(o) {
-		if ref.Private && full == nil {
-			if err := pub.merge(); err != nil {
+		if ref.Private && l.Public == nil {
+			if l.Public, err = publicConfig(full); err != nil {
 				return nil, err
 			}
-			full = pub.Clone()
 		}
 		f, ok, err := ReadFile(ref.Path)
 		if err != nil {
@@ -236,32 +194,24 @@ func Load(o Options) (*Loaded, error) {
 		if !ok {
 			continue
 		}
-		target := pub
-		if ref.Private {
-			target = full
-		}
-		if err := target.loadFile(ref, f); err != nil {
+		if err := full.loadFile(ref, f); err != nil {
 			return nil, err
 		}
 		l.Files = append(l.Files, ref)
 	}
-	if full == nil { // cannot happen: private.ini is always a candidate
-		if err := pub.merge(); err != nil {
-			return nil, err
-		}
-		full = pub.Clone()
-	}
 	if err := full.merge(); err != nil {
 		return nil, err
 	}
-	l.Public, l.Full = pub, full
+	l.Full = full
 
-	// Every key must interpolate: a bad reference is a config error
-	// (exit 1) rather than a failure in the middle of a build.
-	if _, err := full.Env(); err != nil {
+	// References are resolved where values are used (merged lists above,
+	// the schema's keys below, the hooks' environment and the stages), not
+	// here: like EIB, a plain option may refer to a key that is missing.
+	schema, err := ReadSchema(SchemaPaths(o)...)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkSchema(full, o); err != nil {
+	if err := schema.Check(full); err != nil {
 		return nil, err
 	}
 	var secrets []string
@@ -278,4 +228,14 @@ func Load(o Options) (*Loaded, error) {
 	}
 	l.Secrets = sortSecrets(secrets)
 	return l, nil
+}
+
+// publicConfig is EIB's public configuration: a copy of the configuration
+// read before the private files (publicCopy), merged.
+func publicConfig(c *Config) (*Config, error) {
+	pub := c.publicCopy()
+	if err := pub.merge(); err != nil {
+		return nil, err
+	}
+	return pub, nil
 }

@@ -152,10 +152,13 @@ func TestSeries(t *testing.T) {
 	}
 }
 
-func TestDefaultSectionCopiedIntoSectionsOfSameFileOnly(t *testing.T) {
+func TestDefaultSectionIsGlobalAndCopiedIntoSectionsOfItsFile(t *testing.T) {
+	// EIB (lib/eib.py read_config_file) adds each file with configparser's
+	// read_dict: [DEFAULT] goes to the whole configuration's DEFAULT, and
+	// each section of the file gets the file's DEFAULT keys as its own.
 	src := tree(t, map[string]string{
 		"config/defaults.ini":    "[DEFAULT]\nshared = d\n[build]\nx = 1\n[image]\nshared = own\n",
-		"config/product/eos.ini": "[content]\ny = 2\n",
+		"config/product/eos.ini": "[content]\ny = ${shared}\n",
 	})
 	l := mustLoad(t, opts(src))
 	if v := get(t, l.Full, "build", "shared"); v != "d" {
@@ -164,13 +167,21 @@ func TestDefaultSectionCopiedIntoSectionsOfSameFileOnly(t *testing.T) {
 	if v := get(t, l.Full, "image", "shared"); v != "own" {
 		t.Errorf("[image] shared = %q", v)
 	}
-	if l.Full.Has("content", "shared") {
-		t.Errorf("[content] of another file got the DEFAULT key")
+	if got := l.Full.Options("content"); !reflect.DeepEqual(got, []string{"y", "hooks"}) {
+		t.Errorf("[content] own keys = %q: a section of another file does not get DEFAULT's keys as its own", got)
+	}
+	if v := get(t, l.Full, "content", "y"); v != "d" {
+		t.Errorf("[content] y = %q: interpolation falls back to DEFAULT", v)
 	}
 	var b strings.Builder
 	l.Full.Write(&b)
-	if strings.Contains(b.String(), "[DEFAULT]") {
-		t.Errorf("merged config has a [DEFAULT] section:\n%s", b.String())
+	if !strings.HasPrefix(b.String(), "[DEFAULT]\nshared = d\n\n[build]\n") {
+		t.Errorf("[DEFAULT] is not written first:\n%s", b.String())
+	}
+	b.Reset()
+	l.Public.Write(&b)
+	if strings.Contains(b.String(), "[DEFAULT]") || !strings.Contains(b.String(), "[content]\nshared = d\ny = ${shared}\n") {
+		t.Errorf("the public copy has no DEFAULT: its keys are in every section, first:\n%s", b.String())
 	}
 }
 
@@ -244,11 +255,27 @@ func TestMerge(t *testing.T) {
 			want: "org.a",
 		},
 		{
-			name: "DefaultSectionAddIsRenamedPerSection",
+			name: "DefaultOptionWinsVerbatim",
 			files: map[string]string{
-				"config/defaults.ini": "[DEFAULT]\nhooks_add = common\n[image]\nx = 1\n[content]\ny = 2\n",
+				"config/defaults.ini":    "[DEFAULT]\nhooks = d\n",
+				"config/product/eos.ini": "[image]\nhooks_add = a\n",
 			},
-			want: "common",
+			want: "d",
+		},
+		{
+			name: "WordsFromDefault",
+			files: map[string]string{
+				"config/defaults.ini":    "[DEFAULT]\nw = from-default\n",
+				"config/product/eos.ini": "[image]\nhooks_add = ${w}\n",
+			},
+			want: "from-default",
+		},
+		{
+			name: "DollarDollarStaysLiteral",
+			files: map[string]string{
+				"config/defaults.ini": "[image]\nhooks_add = $${x} $$$${y}\n",
+			},
+			want: "${x}\n$${y}",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,6 +289,9 @@ func TestMerge(t *testing.T) {
 			raw, ok := l.Full.Raw(sect, opt)
 			if !ok || raw != tc.want {
 				t.Errorf("[%s] %s = %q (set %v), want %q", sect, opt, raw, ok, tc.want)
+			}
+			if v := get(t, l.Full, sect, opt); v != tc.want {
+				t.Errorf("[%s] %s reads %q, want %q (a merged value is not interpolated again)", sect, opt, v, tc.want)
 			}
 			for _, k := range tc.gone {
 				if l.Full.Has(sect, k) {
@@ -277,9 +307,11 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-func TestRenamedKeysMoveToEndAndOverwrite(t *testing.T) {
+func TestRenamedKeyOverwritesInPlace(t *testing.T) {
+	// read_config_file sets <opt>_add_<ns> (a dict assignment: in place if
+	// the key exists) and then deletes <opt>_add.
 	src := tree(t, map[string]string{
-		"config/defaults.ini": "[image]\nhooks_add_defaults = explicit\nhooks_add = renamed\nz = 1\n",
+		"config/defaults.ini": "[image]\nhooks_add_defaults = explicit\nhooks_add = renamed\nz = 1\nsettings_add = s\nhooks_del = h\n",
 	})
 	c := New()
 	f, _, err := ReadFile(filepath.Join(src, "config/defaults.ini"))
@@ -289,11 +321,31 @@ func TestRenamedKeysMoveToEndAndOverwrite(t *testing.T) {
 	if err := c.loadFile(FileRef{Path: f.Path, Namespace: "defaults"}, f); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Options("image"); !reflect.DeepEqual(got, []string{"z", "hooks_add_defaults"}) {
+	if got := c.Options("image"); !reflect.DeepEqual(got, []string{"hooks_add_defaults", "z", "hooks_del_defaults", "settings_add_defaults"}) {
 		t.Errorf("keys = %q", got)
 	}
 	if raw, _ := c.Raw("image", "hooks_add_defaults"); raw != "renamed" {
 		t.Errorf("hooks_add_defaults = %q", raw)
+	}
+}
+
+func TestMergedAddInDefaultIsError(t *testing.T) {
+	for name, content := range map[string]string{
+		// The file's own [image] cannot be renamed (EIB: KeyError in
+		// read_config_file).
+		"same file": "[DEFAULT]\nhooks_add = x\n[image]\ny = 1\n",
+		// No section of the file has hooks: the key reaches the DEFAULT of
+		// the configuration, and the merge cannot remove it from [image].
+		"other file": "[DEFAULT]\nhooks_add = x\n[other]\ny = 1\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := tree(t, map[string]string{"config/defaults.ini": "[image]\nz = 1\n", "config/product/eos.ini": content})
+			_, err := Load(opts(src))
+			var e *Error
+			if !errors.As(err, &e) || e.Key != "hooks_add" || e.Line != 2 || e.Section != "image" {
+				t.Fatalf("err = %v", err)
+			}
+		})
 	}
 }
 
@@ -326,13 +378,16 @@ func TestPrivateValuesAreSecretsAndOnlyInFull(t *testing.T) {
 	if v := get(t, l.Full, "publish", "url"); v != "https://s3cr3t-value@example.com" {
 		t.Errorf("full url = %q", v)
 	}
-	if !reflect.DeepEqual(l.Secrets, []string{"s3cr3t-value", "admin-user"}) {
+	if !reflect.DeepEqual(l.Secrets, []string{"s3cr3t-value", "private-hook", "admin-user"}) {
 		t.Errorf("secrets = %q", l.Secrets)
 	}
-	// [image] hooks was merged (empty) before the private files: the
-	// private hooks_add is dropped.
-	if v := get(t, l.Full, "image", "hooks"); v != "" {
+	// The full configuration is merged once, after the private files: the
+	// private hooks_add counts; the public configuration does not have it.
+	if v := get(t, l.Full, "image", "hooks"); v != "private-hook" {
 		t.Errorf("[image] hooks = %q", v)
+	}
+	if v := get(t, l.Public, "image", "hooks"); v != "" {
+		t.Errorf("public [image] hooks = %q", v)
 	}
 }
 
@@ -353,7 +408,7 @@ func TestSchema(t *testing.T) {
 		"[image] split: ", "no such path: " + src + "/nope",
 		"[image] size: required but not set",
 		"[publish] keys: ", "no such path: " + src + "/missing",
-		"[publish] odd: \"x\": unknown schema type \"number\"",
+		"config/schema.ini:7: [publish] odd_type: unknown schema type \"number\"",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("schema error lacks %q:\n%s", want, msg)
@@ -361,6 +416,36 @@ func TestSchema(t *testing.T) {
 	}
 	if strings.Contains(msg, "no such path: "+src+"/config") {
 		t.Errorf("existing path reported:\n%s", msg)
+	}
+}
+
+func TestSchemaAsEIBChecksIt(t *testing.T) {
+	// run-build check_value: _required only when "true" (any case); _type
+	// skips empty values; keys without a suffix are no rules; the schema's
+	// DEFAULT rules apply to every schema section and to [build]; a schema
+	// section the config lacks is reported once.
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[build]\ntier = bronze\nnothing =\n[image]\nempty =\nblank = ${build:nothing}\ntier = gold\n",
+		"config/schema.ini": "[DEFAULT]\ntier_values = gold\n[image]\nempty_type = path\nblank_type = paths\nx_required = yes\nnote = ${nope}x\n" +
+			"[absent]\na_required = false\nb_values = 1\nc_type = path\n",
+	})
+	_, err := Load(opts(src))
+	var se *SchemaError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for _, v := range se.Violations {
+		got = append(got, strings.ReplaceAll(v.Error(), src, "SRC"))
+	}
+	want := []string{
+		"SRC/config/defaults.ini:2: [build] tier: \"bronze\" is not one of gold (schema SRC/config/schema.ini:2)",
+		"SRC/config/schema.ini:7: [image] note: bad reference ${nope}: no key \"nope\" in [image] (in the schema)",
+		// The DEFAULT rule is the first of [absent] to look into it.
+		"SRC/config/schema.ini:2: [absent] tier_values: the schema has a section [absent] that the configuration does not have",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -385,12 +470,13 @@ func TestErrorsNameFileLineSectionKey(t *testing.T) {
 		content string
 		want    string
 	}{
-		"syntax":        {"[image]\njust words\n", ":2: [image] "},
-		"duplicate":     {"[image]\na = 1\nA = 2\n", ":3: [image] a: key already set"},
-		"lone dollar":   {"[image]\na = $5\n", ":2: [image] a: invalid interpolation syntax"},
-		"bad reference": {"[image]\na = ${nope}\n", ":2: [image] a: bad reference ${nope}: no key \"nope\" in [image]"},
-		"depth":         {"[image]\na = ${a}\n", ":2: [image] a: more than 10 nested references"},
-		"no section":    {"a = 1\n", ":1: \"a = 1\" comes before any [section] header"},
+		"syntax":                   {"[image]\njust words\n", ":2: [image] "},
+		"duplicate":                {"[image]\na = 1\nA = 2\n", ":3: [image] a: key already set"},
+		"lone dollar":              {"[image]\na = $5\n", ":2: [image] a: invalid interpolation syntax"},
+		"bad reference in a merge": {"[image]\nhooks_add = ${nope}\n", ":2: [image] hooks_add_product_eos: bad reference ${nope}: no key \"nope\" in [image] (while merging [image] hooks)"},
+		"depth in a merge":         {"[image]\nhooks_add = ${a}\na = ${a}\n", ":2: [image] hooks_add_product_eos: more than 10 nested references"},
+		"lone dollar after merge":  {"[image]\nhooks_add = a$$b\n", ":2: [image] hooks: the merged value \"a$b\" is not valid"},
+		"no section":               {"a = 1\n", ":1: \"a = 1\" comes before any [section] header"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := tree(t, map[string]string{"config/product/eos.ini": tc.content})
@@ -399,6 +485,29 @@ func TestErrorsNameFileLineSectionKey(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPlainReferencesAreResolvedWhenRead(t *testing.T) {
+	// EIB loads and prints plain options raw: a reference is resolved (and
+	// may fail) only where the value is used.
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[image]\nmissing = ${nope}\nsection = ${Build:arch}\nloop = ${loop}\nupper = ${BUILD:arch}\n",
+	})
+	l := mustLoad(t, opts(src))
+	file := filepath.Join(src, "config/defaults.ini")
+	for key, want := range map[string]string{
+		"missing": file + ":2: [image] missing: bad reference ${nope}: no key \"nope\" in [image]",
+		"section": file + ":3: [image] section: bad reference ${Build:arch}: no section [Build]",
+		"loop":    file + ":4: [image] loop: more than 10 nested references",
+		"upper":   file + ":5: [image] upper: bad reference ${BUILD:arch}: no section [BUILD]",
+	} {
+		if _, err := l.Full.Get("image", key); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Get(image, %s) = %v, want %q", key, err, want)
+		}
+	}
+	if _, err := l.Full.Env(); err == nil || !strings.Contains(err.Error(), "[image] missing: bad reference") {
+		t.Errorf("Env() = %v, want the first bad key named", err)
 	}
 }
 

@@ -61,17 +61,18 @@ func globMatch(pattern, name string) bool {
 
 // Contribution is one <option>_add*/<option>_del* key of a merged option.
 type Contribution struct {
-	Key    string // e.g. hooks_add_product_eos
-	Add    bool   // false for _del keys
-	Words  []string
-	Origin Origin
+	Section string
+	Key     string // e.g. hooks_add_product_eos
+	Add     bool   // false for _del keys
+	Words   []string
+	Origin  Origin
 }
 
 // Merge records how a merged option got its value, for --explain.
 type Merge struct {
 	Section, Option string
-	// Verbatim is true when <option> itself was set: it won and the
-	// contributions were dropped.
+	// Verbatim is true when <option> itself was set (in the section or in
+	// DEFAULT): it won and the contributions were dropped.
 	Verbatim      bool
 	Contributions []Contribution // counted (Verbatim false)
 	Dropped       []Contribution // ignored because <option> was set
@@ -79,43 +80,48 @@ type Merge struct {
 	Order         []string // words in first-seen order
 }
 
-// renameMerged returns the key a file's key is stored under: <opt>_add and
-// <opt>_del of a merged option become <opt>_add_<ns> and <opt>_del_<ns>.
-func renameMerged(section, key, ns string) (string, bool) {
-	for _, m := range MergedOptions {
-		if !globMatch(m.SectionGlob, section) {
-			continue
-		}
-		if key == m.Option+"_add" || key == m.Option+"_del" {
-			return key + "_" + ns, true
-		}
-	}
-	return key, false
-}
-
-// merge assembles every merged option (see MergedOptions) of every
-// matching section: if <option> is set it wins verbatim; otherwise every
-// word of every <option>_add* key counts +1, of every <option>_del* key -1,
-// and the words with a positive count, in first-seen order, joined by
-// newlines, become <option>. The _add*/_del* keys are removed.
+// merge is EIB's ImageConfigParser.merge (lib/eib.py): for every merged
+// option (MergedOptions, in order) of every matching section, if <option>
+// is set (in the section or in DEFAULT) it wins verbatim; otherwise every
+// word of every <option>_add* key (the section's own keys, then DEFAULT's,
+// as configparser's options() lists them), interpolated, counts +1, of
+// every <option>_del* key -1, and the words with a positive count, in
+// first-seen order, joined by newlines, become <option>. That value is
+// stored already interpolated (a "$${x}" word becomes the literal "${x}")
+// and must still pass configparser's syntax check: a lone "$" left in it
+// is an error. Once every option is merged, the _add*/_del* keys are
+// removed; one that only DEFAULT has cannot be (EIB fails on it too).
 func (c *Config) merge() error {
+	var drop []Contribution
 	for _, m := range MergedOptions {
 		for _, s := range c.sections {
 			if !globMatch(m.SectionGlob, s.name) {
 				continue
 			}
-			if err := c.mergeOne(s, m.Option); err != nil {
+			d, err := c.mergeOne(s, m.Option)
+			if err != nil {
 				return err
 			}
+			drop = append(drop, d...)
 		}
+	}
+	for _, d := range drop {
+		s := c.section(d.Section, false)
+		if _, own := s.vals[d.Key]; !own {
+			return &Error{File: d.Origin.File, Line: d.Origin.Line, Section: d.Section, Key: d.Key,
+				Msg: "a key of a merged list set in [DEFAULT] cannot be removed from [" + d.Section + "] after the merge (EIB fails with KeyError): set it in the section instead"}
+		}
+		s.remove(d.Key)
 	}
 	return nil
 }
 
-func (c *Config) mergeOne(s *section, opt string) error {
+// mergeOne merges one option of one section and returns the keys to
+// remove afterwards.
+func (c *Config) mergeOne(s *section, opt string) ([]Contribution, error) {
 	addPrefix, delPrefix := opt+"_add", opt+"_del"
 	var adds, dels []string
-	for _, k := range s.keys {
+	for _, k := range c.optionKeys(s) {
 		switch {
 		case strings.HasPrefix(k, addPrefix):
 			adds = append(adds, k)
@@ -123,31 +129,26 @@ func (c *Config) mergeOne(s *section, opt string) error {
 			dels = append(dels, k)
 		}
 	}
-	rec := c.merges[[2]string{s.name, opt}]
-	if rec == nil {
-		rec = &Merge{Section: s.name, Option: opt}
-	}
+	rec := &Merge{Section: s.name, Option: opt}
 	contribution := func(k string, add bool, words []string) Contribution {
-		v := s.vals[k]
 		var o Origin
-		if len(v.history) > 0 {
+		if v, ok := c.lookup(s.name, k); ok && len(v.history) > 0 {
 			o = v.history[len(v.history)-1]
 		}
-		return Contribution{Key: k, Add: add, Words: words, Origin: o}
+		return Contribution{Section: s.name, Key: k, Add: add, Words: words, Origin: o}
 	}
+	var done []Contribution
 	if _, set := c.lookup(s.name, opt); set {
-		if _, own := c.merges[[2]string{s.name, opt}]; !own {
-			rec.Verbatim = true
-		}
+		rec.Verbatim = true
 		for _, k := range adds {
 			rec.Dropped = append(rec.Dropped, contribution(k, true, nil))
 		}
 		for _, k := range dels {
 			rec.Dropped = append(rec.Dropped, contribution(k, false, nil))
 		}
+		done = rec.Dropped
 	} else {
 		rec.Counts = map[string]int{}
-		rec.Order = nil
 		for _, group := range []struct {
 			keys []string
 			add  bool
@@ -158,7 +159,7 @@ func (c *Config) mergeOne(s *section, opt string) error {
 					if e, ok := err.(*Error); ok {
 						e.Msg = fmt.Sprintf("%s (while merging [%s] %s)", e.Msg, s.name, opt)
 					}
-					return err
+					return nil, err
 				}
 				words := pyFields(v)
 				for _, w := range words {
@@ -180,19 +181,36 @@ func (c *Config) mergeOne(s *section, opt string) error {
 				kept = append(kept, w)
 			}
 		}
+		merged := strings.Join(kept, "\n")
+		if err := checkSyntax(merged); err != nil {
+			return nil, c.mergedSyntaxError(rec, merged, err)
+		}
 		o := Origin{Namespace: "merged"}
 		for _, ct := range rec.Contributions {
 			if ct.Origin.Private {
 				o.Private = true
 			}
 		}
-		s.set(opt, strings.Join(kept, "\n"), o)
-	}
-	for _, k := range append(adds, dels...) {
-		s.remove(k)
+		s.setFinal(opt, merged, o)
+		done = rec.Contributions
 	}
 	c.merges[[2]string{s.name, opt}] = rec
-	return nil
+	return done, nil
+}
+
+// mergedSyntaxError names the merged value with a lone "$" and the first
+// contribution whose words have a "$" (the likely culprit).
+func (c *Config) mergedSyntaxError(rec *Merge, merged string, err error) error {
+	e := &Error{Section: rec.Section, Key: rec.Option,
+		Msg: fmt.Sprintf("the merged value %q is not valid: %v", merged, err)}
+	for _, ct := range rec.Contributions {
+		if ct.Add && strings.Contains(strings.Join(ct.Words, " "), "$") {
+			e.File, e.Line = ct.Origin.File, ct.Origin.Line
+			e.Msg += fmt.Sprintf(" (from %s = %s)", ct.Origin.Key, ct.Origin.Raw)
+			break
+		}
+	}
+	return e
 }
 
 // MergeOf returns how the merged option section:option got its value, or

@@ -230,16 +230,16 @@ func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
 		files map[string]string // in the localdir
 		want  string            // after the localdir path
 	}{
-		"syntax":             {map[string]string{"config/defaults.ini": "[image]\nno delimiter here\n"}, "/config/defaults.ini:2: [image] \"no delimiter here\" is neither"},
-		"duplicate key":      {map[string]string{"config/defaults.ini": "[image]\na = 1\n\nA = 2\n"}, "/config/defaults.ini:4: [image] a: key already set in this section of this file (line 2)"},
-		"duplicate section":  {map[string]string{"config/product/eoscustom.ini": "[s]\n[t]\n[s]\n"}, "/config/product/eoscustom.ini:3: [s] section \"s\" already exists"},
-		"key before section": {map[string]string{"config/defaults.ini": "a = 1\n"}, "/config/defaults.ini:1: \"a = 1\" comes before any [section] header"},
-		"lone dollar":        {map[string]string{"config/defaults.ini": "[publish]\nprice = 5$\n"}, "/config/defaults.ini:2: [publish] price: invalid interpolation syntax"},
-		"bad reference":      {map[string]string{"config/defaults.ini": "[publish]\nurl = ${build:nope}/x\n"}, "/config/defaults.ini:2: [publish] url: bad reference ${build:nope}: no key \"nope\" in [build]"},
-		"missing section":    {map[string]string{"config/defaults.ini": "[publish]\nurl = ${nosuch:key}\n"}, "/config/defaults.ini:2: [publish] url: bad reference ${nosuch:key}: no section [nosuch]"},
-		"cycle":              {map[string]string{"config/defaults.ini": "[publish]\na = ${b}\nb = ${a}\n"}, "/config/defaults.ini:2: [publish] a: more than 10 nested references: publish:a -> publish:b -> publish:a"},
-		"schema":             {map[string]string{"config/defaults.ini": "[image]\ncompression = zstd\n"}, "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst (schema "},
-		"private add":        {map[string]string{"config/defaults.ini": "[image]\nhooks_add = ${secret:hook}\n", "config/private.ini": "[secret]\nhook = x\n"}, "/config/defaults.ini:2: [image] hooks_add_local_defaults: bad reference ${secret:hook}: no section [secret] (while merging [image] hooks)"},
+		"syntax":                         {map[string]string{"config/defaults.ini": "[image]\nno delimiter here\n"}, "/config/defaults.ini:2: [image] \"no delimiter here\" is neither"},
+		"duplicate key":                  {map[string]string{"config/defaults.ini": "[image]\na = 1\n\nA = 2\n"}, "/config/defaults.ini:4: [image] a: key already set in this section of this file (line 2)"},
+		"duplicate section":              {map[string]string{"config/product/eoscustom.ini": "[s]\n[t]\n[s]\n"}, "/config/product/eoscustom.ini:3: [s] section \"s\" already exists"},
+		"key before section":             {map[string]string{"config/defaults.ini": "a = 1\n"}, "/config/defaults.ini:1: \"a = 1\" comes before any [section] header"},
+		"lone dollar":                    {map[string]string{"config/defaults.ini": "[publish]\nprice = 5$\n"}, "/config/defaults.ini:2: [publish] price: invalid interpolation syntax"},
+		"bad reference in a merged list": {map[string]string{"config/defaults.ini": "[image]\nhooks_add = ${build:nope}\n"}, "/config/defaults.ini:2: [image] hooks_add_local_defaults: bad reference ${build:nope}: no key \"nope\" in [build] (while merging [image] hooks)"},
+		"bad reference in a schema key":  {map[string]string{"config/defaults.ini": "[image]\ncompression = ${nosuch:key}\n"}, "/config/defaults.ini:2: [image] compression: bad reference ${nosuch:key}: no section [nosuch] (checking schema "},
+		"lone dollar in a merged list":   {map[string]string{"config/defaults.ini": "[image]\nhooks_add = a$$b\n"}, "/config/defaults.ini:2: [image] hooks: the merged value \"10-first\\n20-second\\na$b\" is not valid"},
+		"schema":                         {map[string]string{"config/defaults.ini": "[image]\ncompression = zstd\n"}, "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst (schema "},
+		"private add":                    {map[string]string{"config/defaults.ini": "[image]\nhooks_add = ${secret:hook}\n", "config/private.ini": "[secret]\nhook = x\n"}, "/config/defaults.ini:2: [image] hooks_add_local_defaults: bad reference ${secret:hook}: no section [secret] (while merging [image] hooks)"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			local := t.TempDir()
@@ -256,6 +256,22 @@ func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBadReferenceInPlainKeyFailsWhereRead(t *testing.T) {
+	// Like EIB, a plain key is loaded and printed raw; its references are
+	// resolved (and fail) only where it is read: --explain, a build.
+	local := t.TempDir()
+	harness.WriteFiles(t, local, map[string]string{"config/defaults.ini": "[publish]\nurl = ${nosuch:key}\na = ${b}\nb = ${a}\n"})
+	r := eib(t, fixture, "-d", local, "--show-config")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "[publish]\nurl = ${nosuch:key}\na = ${b}\nb = ${a}\n") {
+		t.Errorf("--show-config: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = eib(t, fixture, "-d", local, "--explain", "publish:a")
+	want := "eib: " + local + "/config/defaults.ini:3: [publish] a: more than 10 nested references: publish:a -> publish:b -> publish:a"
+	if r.Code != 1 || !strings.HasPrefix(r.Stderr, want) {
+		t.Errorf("--explain publish:a: exit %d, want 1 and %q\n%s", r.Code, want, r.Stderr)
 	}
 }
 
