@@ -201,6 +201,11 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		}
 		return nil
 	}
+	// Keys nothing reads: most likely a typo, or a part of EIB eib leaves
+	// out (`eib lint` lists them with the other findings, and fails).
+	for _, w := range loaded.Unread() {
+		fmt.Fprintln(os.Stderr, "eib: warning: "+w.Error())
+	}
 	err = stage.Execute(ctx, stage.Options{
 		Loaded:      loaded,
 		SrcDir:      src,

@@ -261,7 +261,7 @@ func TestConfigErrorsExit1NamingFileLineSectionKey(t *testing.T) {
 
 func TestBadReferenceInPlainKeyFailsWhereRead(t *testing.T) {
 	// Like EIB, a plain key is loaded and printed raw; its references are
-	// resolved (and fail) only where it is read: --explain, a build.
+	// resolved (and fail) only where it is read: --explain, lint, a build.
 	local := t.TempDir()
 	harness.WriteFiles(t, local, map[string]string{"config/defaults.ini": "[publish]\nurl = ${nosuch:key}\na = ${b}\nb = ${a}\n"})
 	r := eib(t, fixture, "-d", local, "--show-config")
@@ -272,6 +272,41 @@ func TestBadReferenceInPlainKeyFailsWhereRead(t *testing.T) {
 	want := "eib: " + local + "/config/defaults.ini:3: [publish] a: more than 10 nested references: publish:a -> publish:b -> publish:a"
 	if r.Code != 1 || !strings.HasPrefix(r.Stderr, want) {
 		t.Errorf("--explain publish:a: exit %d, want 1 and %q\n%s", r.Code, want, r.Stderr)
+	}
+	r = eib(t, fixture, "lint", "-d", local)
+	for _, want := range []string{
+		local + "/config/defaults.ini:2: [publish] url: cannot be resolved: bad reference ${nosuch:key}: no section [nosuch]\n",
+		local + "/config/defaults.ini:3: [publish] a: cannot be resolved: more than 10 nested references",
+		local + "/config/defaults.ini:4: [publish] b: cannot be resolved: more than 10 nested references",
+	} {
+		if r.Code != 1 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("lint: exit %d, want 1 and %q\n%s%s", r.Code, want, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	local := t.TempDir()
+	harness.WriteFiles(t, local, map[string]string{
+		"config/defaults.ini":     "[image]\ncompresion = xz\niso = true\n",
+		"config/schema.ini":       "[image]\nsigning_key = path\n",
+		"hooks/image/60-mine":     "echo \"$EIB_IMAGE_MINE\"\n",
+		"config/product/prod.ini": "[image]\nmine = read by my hook\n",
+	})
+	r := eib(t, fixture, "lint", "-d", local, "-p", "prod", "-a", "amd64", "eos3.8")
+	want := local + "/config/defaults.ini:2: [image] compresion: not read by eib or by any hook\n" +
+		local + "/config/defaults.ini:3: [image] iso: not read by eib: part of EIB's [image] iso (ISO images), which eib does not implement\n" +
+		local + "/config/schema.ini:2: [image] signing_key: not a schema rule: a schema key ends in _required, _values or _type (EIB ignores this one)\n"
+	if r.Code != 1 || !strings.HasSuffix(r.Stdout, want) || strings.Contains(r.Stdout, "[image] mine") {
+		t.Errorf("lint: exit %d, want 1 and output ending in\n%s\ngot:\n%s%s", r.Code, want, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "eib lint: ") || !strings.Contains(r.Stderr, " finding(s)") {
+		t.Errorf("lint: stderr %q", r.Stderr)
+	}
+	clean := t.TempDir()
+	harness.WriteFiles(t, clean, map[string]string{"config/defaults.ini": "[image]\nhostname = box\n"})
+	if r := eib(t, srcRoot, "lint", "-d", clean, "-p", "demo", "-a", "amd64"); strings.Contains(r.Stdout, clean) {
+		t.Errorf("lint of a key eib reads: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -301,13 +336,19 @@ func TestBuildFailureExit2WithFinalLine(t *testing.T) {
 	local := t.TempDir()
 	cache := t.TempDir()
 	harness.WriteFiles(t, local, map[string]string{
-		"config/defaults.ini": "[build]\ncachedir = " + cache + "\n",
-		"buildscript":         "no-such-stage\n",
+		"config/defaults.ini":          "[build]\ncachedir = " + cache + "\n[image]\ntypo_key = 1\n",
+		"config/product/eoscustom.ini": "[image]\ntypo_key = 2\n",
+		"buildscript":                  "no-such-stage\n",
 	})
 	r := eib(t, srcRoot, "-d", local, "master")
 	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
 	if r.Code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.Stderr, "no-such-stage") {
 		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// A key nothing reads is warned about once, where it was last set.
+	warning := "eib: warning: " + local + "/config/product/eoscustom.ini:2: [image] typo_key: not read by eib or by any hook\n"
+	if strings.Count(r.Stderr, "typo_key") != 1 || !strings.Contains(r.Stderr, warning) {
+		t.Errorf("stderr lacks, once, %q:\n%s", warning, r.Stderr)
 	}
 }
 

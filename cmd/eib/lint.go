@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/eib-builder/eib/lib/config"
+)
+
+func init() {
+	subcommands = append(subcommands, &cli.Command{
+		Name:      "lint",
+		Usage:     "report what the configuration has that EIB accepts silently but is likely a mistake",
+		ArgsUsage: "[BRANCH]",
+		Description: "Loads the configuration of one build (the same options as a build) and prints\n" +
+			"one line per finding (FILE:LINE: [SECTION] KEY: what): schema keys without a\n" +
+			"_required, _values or _type suffix, unknown _type and _required values,\n" +
+			"references that cannot be resolved, and keys that neither eib nor any hook\n" +
+			"reads (named with the part of EIB they belong to when eib does not implement\n" +
+			"it). Exit status: 0 nothing found, 1 findings or a configuration error.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "localdir", Aliases: []string{"d"}, Usage: "directory of local overrides, as for a build"},
+			&cli.StringFlag{Name: "product", Aliases: []string{"p"}, Value: "eoscustom", Usage: "product, as for a build"},
+			&cli.StringFlag{Name: "arch", Aliases: []string{"a"}, Usage: "architecture, as for a build (default: the host's)"},
+			&cli.StringFlag{Name: "platform", Usage: "platform, as for a build (default: the arch)"},
+			&cli.StringFlag{Name: "personality", Aliases: []string{"P"}, Value: "base", Usage: "personality, as for a build"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			return lintCommand(cmd, os.Stdout)
+		},
+	})
+}
+
+// lintCommand is `eib lint`: the findings on stdout, exit 1 when there is
+// any.
+func lintCommand(cmd *cli.Command, stdout io.Writer) error {
+	fail := func(format string, args ...any) error {
+		return cli.Exit("eib lint: "+fmt.Sprintf(format, args...), exitUsage)
+	}
+	args := cmd.Args().Slice()
+	if len(args) > 1 {
+		return fail("only one BRANCH may be given, got %d: %s", len(args), strings.Join(args, " "))
+	}
+	branch := "master"
+	if len(args) == 1 {
+		branch = args[0]
+	}
+	arch := cmd.String("arch")
+	if arch == "" {
+		var err error
+		if arch, err = hostArch(unameMachine()); err != nil {
+			return fail("%v", err)
+		}
+	} else if !contains(SupportedArches, arch) {
+		return fail("--arch %s: not one of %s", arch, strings.Join(SupportedArches, ", "))
+	}
+	platform := cmd.String("platform")
+	if platform == "" {
+		platform = arch
+	}
+	src, err := srcDir()
+	if err != nil {
+		return fail("%v", err)
+	}
+	localDir := cmd.String("localdir")
+	if localDir != "" {
+		if localDir, err = filepath.Abs(localDir); err != nil {
+			return fail("--localdir: %v", err)
+		}
+		if st, err := os.Stat(localDir); err != nil || !st.IsDir() {
+			return fail("--localdir %s: not a directory", localDir)
+		}
+	}
+	loaded, err := config.Load(config.Options{
+		SrcDir:      src,
+		LocalDir:    localDir,
+		SysConfDir:  os.Getenv("EIB_SYSCONFDIR"),
+		Product:     cmd.String("product"),
+		Branch:      branch,
+		Arch:        arch,
+		Platform:    platform,
+		Personality: cmd.String("personality"),
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	findings, err := loaded.Lint()
+	if err != nil {
+		return fail("%v", err)
+	}
+	var b strings.Builder
+	for _, f := range findings {
+		b.WriteString(f.Error() + "\n")
+	}
+	if _, err := io.WriteString(stdout, b.String()); err != nil {
+		return fail("%v", err)
+	}
+	if len(findings) > 0 {
+		return cli.Exit(fmt.Sprintf("eib lint: %d finding(s)", len(findings)), exitUsage)
+	}
+	return nil
+}
