@@ -14,12 +14,13 @@ import (
 )
 
 // In-root paths of the read-only binds given to .chroot hooks: the
-// cachedir, the eib tree and the localdir. The image stage binds the first
-// two at the same places in the deployment for the host hooks' chroot
-// function (lib/eib.sh).
+// cachedir and the eib tree where EIB's .chroot hooks find them (its
+// EIB_CACHEDIR_CHROOT and EIB_SRCDIR_CHROOT; the image stage binds them at
+// the same places in the deployment for the host hooks' chroot function),
+// and the localdir (eib's own addition, for <localdir>/lib).
 const (
-	ChrootCacheDir = "/tmp/eib"
-	ChrootSrcDir   = "/tmp/eib/src"
+	ChrootCacheDir = "/tmp/eos-image-builder"
+	ChrootSrcDir   = "/tmp/eos-image-builder/src"
 	ChrootLocalDir = "/tmp/eib-local"
 	chrootPath     = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
@@ -39,8 +40,8 @@ var chrootCaps = []string{
 // host hooks also write to, as in EIB, where 60-dconf-prepare hands files
 // over to 61-dconf-compile.chroot in the deployment's /tmp), fresh /proc
 // and /dev, a read-only /sys, cachedir, srcdir and localdir read-only at
-// /tmp/eib, /tmp/eib/src and /tmp/eib-local, the hook at /tmp/<name>, and
-// the environment of ChrootEnv.
+// ChrootCacheDir, ChrootSrcDir and ChrootLocalDir, the hook at /tmp/<name>,
+// and the environment of ChrootEnv.
 //
 // The mount points bwrap has to make in root's /tmp (when it is not a
 // tmpfs: the content group) are removed by tidy once the hook has ended;
@@ -184,7 +185,7 @@ func ChrootEnv(env []string, cacheDir, srcDir, localDir string) []string {
 
 // RewritePaths replaces, in a value, every path that starts a word and is
 // one of the keys of dirs or below it with the mapped path; the longest
-// directory wins (srcdir inside cachedir maps to /tmp/eib/src).
+// directory wins (srcdir inside cachedir maps to ChrootSrcDir).
 func RewritePaths(v string, dirs map[string]string) string {
 	var b strings.Builder
 	for i := 0; i < len(v); {

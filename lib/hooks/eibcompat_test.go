@@ -140,7 +140,7 @@ func TestChrootDirsAreExportedWhereTheRootHasThemBound(t *testing.T) {
 		t.Errorf("EIB_*_CHROOT exported for a root without the binds:\n%s", env)
 	}
 	// As the image stage binds them.
-	for _, m := range [][2]string{{f.cache, "tmp/eib"}, {f.src, "tmp/eib/src"}} {
+	for _, m := range [][2]string{{f.cache, ChrootCacheDir}, {f.src, ChrootSrcDir}} {
 		dst := filepath.Join(root, m[1])
 		os.MkdirAll(dst, 0o755)
 		if err := syscall.Mount(m[0], dst, "", syscall.MS_BIND, ""); err != nil {
@@ -149,7 +149,7 @@ func TestChrootDirsAreExportedWhereTheRootHasThemBound(t *testing.T) {
 		t.Cleanup(func() { syscall.Unmount(dst, syscall.MNT_DETACH) })
 	}
 	env := hostEnv(t, f, root)
-	for _, want := range []string{"\nEIB_CACHEDIR_CHROOT=/tmp/eib\n", "\nEIB_SRCDIR_CHROOT=/tmp/eib/src\n"} {
+	for _, want := range []string{"\nEIB_CACHEDIR_CHROOT=/tmp/eos-image-builder\n", "\nEIB_SRCDIR_CHROOT=/tmp/eos-image-builder/src\n"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("host hook environment lacks %q:\n%s", strings.TrimSpace(want), env)
 		}
@@ -186,20 +186,21 @@ func TestChrootEnvRewritesPathsAndAppliesChrootOverrides(t *testing.T) {
 		"EIB_CACHEDIR=/c", "EIB_SRCDIR=/c/src", "EIB_LOCALDIR=" + local,
 		"EIB_LOCALDATADIR=" + local + "/data", "EIB_TMPFULLCONFIG=/c/build/tmp/fullconfig.ini",
 		"EIB_IMAGE_FOO=/host/value", "EIB_IMAGE_FOO_CHROOT=/in/root",
-		"EIB_CACHEDIR_CHROOT=/tmp/eib",
+		"EIB_CACHEDIR_CHROOT=/tmp/eos-image-builder",
 	}, "/c", "/c/src", local)
 	want := []string{
 		"PATH=" + chrootPath, "LANG=C.UTF-8", "SHELL=/bin/bash",
-		"PYTHONPATH=/tmp/eib-local/lib:/tmp/eib/src/lib",
-		"EIB_CACHEDIR=/tmp/eib", "EIB_IMAGE_FOO=/in/root", "EIB_LOCALDATADIR=/tmp/eib-local/data",
-		"EIB_LOCALDIR=/tmp/eib-local", "EIB_SRCDIR=/tmp/eib/src", "EIB_TMPFULLCONFIG=/tmp/eib/build/tmp/fullconfig.ini",
+		"PYTHONPATH=/tmp/eib-local/lib:/tmp/eos-image-builder/src/lib",
+		"EIB_CACHEDIR=/tmp/eos-image-builder", "EIB_IMAGE_FOO=/in/root", "EIB_LOCALDATADIR=/tmp/eib-local/data",
+		"EIB_LOCALDIR=/tmp/eib-local", "EIB_SRCDIR=/tmp/eos-image-builder/src",
+		"EIB_TMPFULLCONFIG=/tmp/eos-image-builder/build/tmp/fullconfig.ini",
 	}
 	if !slices.Equal(env, want) {
 		t.Errorf("ChrootEnv =\n%s\nwant\n%s", strings.Join(env, "\n"), strings.Join(want, "\n"))
 	}
 	// Without a localdir (or one without lib/), the eib tree's lib only.
 	env = ChrootEnv([]string{"EIB_X=1"}, "/c", "/c/src", "")
-	if !slices.Contains(env, "PYTHONPATH=/tmp/eib/src/lib") {
+	if !slices.Contains(env, "PYTHONPATH=/tmp/eos-image-builder/src/lib") {
 		t.Errorf("ChrootEnv without localdir = %v", env)
 	}
 }

@@ -9,8 +9,8 @@
 // environment (build.Build.Environ) plus EIB_HOOK_GROUP, EIB_PROGRAM,
 // EIB_DEBUG=1 with --debug, PYTHONPATH with <localdir>/lib and
 // <srcdir>/lib first (the eib Python module, lib/eib.py), and, when the
-// install root has the cachedir and the eib tree bound at /tmp/eib and
-// /tmp/eib/src (the image stage does that), EIB_CACHEDIR_CHROOT and
+// install root has the cachedir and the eib tree bound at ChrootCacheDir
+// and ChrootSrcDir (the image stage does that), EIB_CACHEDIR_CHROOT and
 // EIB_SRCDIR_CHROOT for lib/eib.sh's chroot function. EIB_HOOKSDIR (from
 // the environment or a [build] hooksdir key) replaces <srcdir>/hooks.
 // Cancelling the context (SIGINT/SIGTERM) kills the hook's whole group;

@@ -347,14 +347,15 @@ func TestChrootHookIsConfinedToItsRoot(t *testing.T) {
 	f.cfg.Set("image", "some_path", "${build:cachedir}/content/x ${build:srcdir}/data")
 	f.b.SetEnv("OSTREE_DEPLOYMENT", "/host/only")
 	t.Setenv("HOME", "/root-on-host")
+	t.Setenv("HOST_ONLY_VAR", "1")
 	writeHook(t, f.src, "image", "20-confined.chroot", `#!/bin/sh
 out=/result
 echo "pwd=$(pwd)" > $out
-cat /tmp/eib/src/srcfile >> $out
-cat /tmp/eib/cachefile >> $out
+cat /tmp/eos-image-builder/src/srcfile >> $out
+cat /tmp/eos-image-builder/cachefile >> $out
 if cat `+f.hostFile+` 2>/dev/null; then echo "SAW-HOST-FILE" >> $out; fi
-if touch /tmp/eib/written 2>/dev/null; then echo "WROTE-CACHEDIR" >> $out; fi
-if touch /tmp/eib/src/written 2>/dev/null; then echo "WROTE-SRCDIR" >> $out; fi
+if touch /tmp/eos-image-builder/written 2>/dev/null; then echo "WROTE-CACHEDIR" >> $out; fi
+if touch /tmp/eos-image-builder/src/written 2>/dev/null; then echo "WROTE-SRCDIR" >> $out; fi
 cat /tmp/eib-local/localfile >> $out
 if touch /tmp/eib-local/written 2>/dev/null; then echo "WROTE-LOCALDIR" >> $out; fi
 if mount -t tmpfs none /tmp 2>/dev/null; then echo "COULD-MOUNT" >> $out; fi
@@ -373,14 +374,14 @@ cat /proc/self/mountinfo > /mountinfo
 	}
 	s := string(got)
 	for _, want := range []string{"pwd=/\n", "from src\n", "from cache\n", "from local\n",
-		"EIB_IMAGE_SOME_PATH=/tmp/eib/content/x /tmp/eib/src/data\n",
-		"EIB_CACHEDIR=/tmp/eib\n", "EIB_SRCDIR=/tmp/eib/src\n", "EIB_LOCALDIR=/tmp/eib-local\n",
-		"EIB_HOOK_GROUP=image\n", "PYTHONPATH=/tmp/eib/src/lib\n", "LANG=C.UTF-8\n", "PATH="} {
+		"EIB_IMAGE_SOME_PATH=/tmp/eos-image-builder/content/x /tmp/eos-image-builder/src/data\n",
+		"EIB_CACHEDIR=/tmp/eos-image-builder\n", "EIB_SRCDIR=/tmp/eos-image-builder/src\n", "EIB_LOCALDIR=/tmp/eib-local\n",
+		"EIB_HOOK_GROUP=image\n", "PYTHONPATH=/tmp/eos-image-builder/src/lib\n", "LANG=C.UTF-8\n", "PATH="} {
 		if !strings.Contains(s, want) {
 			t.Errorf("chroot hook output lacks %q:\n%s", want, s)
 		}
 	}
-	for _, bad := range []string{"SAW-HOST-FILE", "WROTE-", "COULD-", "HOME=", "OSTREE_DEPLOYMENT", "EIB_TEST"} {
+	for _, bad := range []string{"SAW-HOST-FILE", "WROTE-", "COULD-", "HOME=", "OSTREE_DEPLOYMENT", "HOST_ONLY_VAR"} {
 		if strings.Contains(s, bad) {
 			t.Errorf("chroot hook escaped its confinement (%s):\n%s", bad, s)
 		}
@@ -395,7 +396,7 @@ cat /proc/self/mountinfo > /mountinfo
 	if _, err := os.Stat(filepath.Join(root, "tmp", "scratch")); err != nil {
 		t.Errorf("the hook's /tmp is not the root's /tmp: %v", err)
 	}
-	for _, p := range []string{"20-confined.chroot", "eib", "eib-local"} {
+	for _, p := range []string{"20-confined.chroot", "eos-image-builder", "eib-local"} {
 		if _, err := os.Lstat(filepath.Join(root, "tmp", p)); err == nil {
 			t.Errorf("mount point /tmp/%s left in the root", p)
 		}
@@ -408,7 +409,7 @@ cat /proc/self/mountinfo > /mountinfo
 			ro[f[4]] = strings.HasPrefix(f[5], "ro")
 		}
 	}
-	mps := []string{"/sys", "/proc/sys", "/tmp/eib", "/tmp/eib/src", "/tmp/eib-local"}
+	mps := []string{"/sys", "/proc/sys", "/tmp/eos-image-builder", "/tmp/eos-image-builder/src", "/tmp/eib-local"}
 	if _, err := os.Stat("/proc/sysrq-trigger"); err == nil {
 		mps = append(mps, "/proc/sysrq-trigger")
 	}
