@@ -1,8 +1,12 @@
 // Package config reads eib's layered INI configuration exactly as Python's
-// configparser (strict, ExtendedInterpolation) and EIB do: the files of the
-// eib tree, /etc/eib and --localdir in a fixed order, each parsed on its
-// own, merged key by key, with the merged list options (hooks_add_*,
-// hooks_del_*) counted, then checked against config/schema.ini.
+// configparser (strict, ExtendedInterpolation) and EIB (run-build,
+// lib/eib.py) do: the files of the eib tree, /etc/eib and --localdir in a
+// fixed order, each parsed on its own, merged key by key, with the merged
+// list options (hooks_add_*, hooks_del_*) counted, then checked against
+// config/schema.ini. Values stay raw: a ${...} reference is resolved where
+// the value is used (Get, Env, the merge, the schema checks), and fails
+// there, naming the key. Lint and Unread report what EIB would accept
+// silently (KeysRead is the table of the keys eib reads).
 //
 // A Config remembers where every value came from, for --explain and for
 // masking private values in logs.
