@@ -42,10 +42,14 @@ type interpError struct {
 // interpolate is ExtendedInterpolation.before_get for section:option (see
 // configparser's documentation, "ExtendedInterpolation"): "$$" is "$",
 // "${key}" is key of the same section (or of DEFAULT), "${section:key}"
-// key of another section, at most MaxInterpolationDepth levels deep. A
-// merged list (value.final) is returned, and inserted, as it is: EIB
-// stores it already interpolated (lib/eib.py, _merge_option), and a
-// literal "${x}" that came from "$${x}" stays literal.
+// key of another section, at most MaxInterpolationDepth levels deep.
+//
+// A merged list (value.final) is stored already interpolated (lib/eib.py,
+// _merge_option), and reading it returns it as it is: a literal "${x}"
+// that came from "$${x}" stays literal. A reference to it from another
+// value, though, interpolates its text again, as configparser does with
+// any value EIB stored; this is what EIB's merge of a later list that
+// refers to an earlier one prints (tests/compat case dollar-merged-ref).
 func (c *Config) interpolate(section, option string) (string, error) {
 	v, ok := c.lookup(section, option)
 	if !ok {
@@ -126,7 +130,7 @@ func (c *Config) interpolateSome(b *strings.Builder, section, rest string, depth
 				}
 				return &interpError{fmt.Sprintf("bad reference %s: %s", shown, where)}
 			}
-			if !v.final && strings.Contains(v.raw, "$") {
+			if strings.Contains(v.raw, "$") {
 				if e := c.interpolateSome(b, sect, v.raw, depth+1, chain); e != nil {
 					return e
 				}

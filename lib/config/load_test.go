@@ -307,6 +307,22 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+func TestMergedLiteralIsKeptWhenReadAndInterpolatedWhenReferred(t *testing.T) {
+	src := tree(t, map[string]string{
+		"config/defaults.ini": "[content]\nhooks_add = $${image:word}\n[image]\nword = w\nhooks_add = ${content:hooks}\nplain = ${content:hooks}\n",
+	})
+	l := mustLoad(t, opts(src))
+	for _, c := range []struct{ section, key, want string }{
+		{"content", "hooks", "${image:word}"}, // read as stored
+		{"image", "hooks", "w"},               // merged from a reference to it: interpolated again, as EIB does
+		{"image", "plain", "w"},
+	} {
+		if v := get(t, l.Full, c.section, c.key); v != c.want {
+			t.Errorf("[%s] %s = %q, want %q", c.section, c.key, v, c.want)
+		}
+	}
+}
+
 func TestRenamedKeyOverwritesInPlace(t *testing.T) {
 	// read_config_file sets <opt>_add_<ns> (a dict assignment: in place if
 	// the key exists) and then deletes <opt>_add.
