@@ -72,7 +72,7 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	s.memoryMiB = int(mem)
 	configured, err := b.Get("check", "accel")
 	if err != nil {
-		return s, fmt.Errorf("[check] accel: %w", err)
+		return s, err
 	}
 	s.accel, s.accelFrom = check.AccelSetting(configured, "[check] accel")
 	if s.accel, err = check.ParseAccelSetting(s.accel); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/check"
 	"github.com/eib-builder/eib/lib/check/checktest"
 	"github.com/eib-builder/eib/lib/config"
 )
@@ -33,6 +34,7 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 	for k, v := range map[string]string{
 		"boot": "true", "firmware": "bios", "boot_timeout": "60",
 		"boot_marker": "EIB-TEST-BOOT-OK", "qemu_memory": "256",
+		"accel": "auto", "kvm_stall_timeout": "60",
 	} {
 		if s, ok := settings[k]; ok {
 			v = s
@@ -91,6 +93,17 @@ func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 	}
 }
 
+// EIB_CHECK_ACCEL wins over [check] accel, and a bad value names it.
+func TestCheckAccelEnvironmentOverridesTheKey(t *testing.T) {
+	t.Setenv(check.AccelEnv, "kvm-please")
+	b, _, _ := checkBuild(t, map[string]string{"accel": "tcg"})
+	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64"}}
+	err := (checkStage{}).Run(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "EIB_CHECK_ACCEL: accelerator \"kvm-please\"") {
+		t.Fatalf("err = %v, want it to name EIB_CHECK_ACCEL", err)
+	}
+}
+
 func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct{ key, value, want string }{
 		{"boot_timeout", "0", "[check] boot_timeout = 0"},
@@ -100,7 +113,10 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 		{"qemu_memory", "16", "[check] qemu_memory = 16"},
 		{"boot", "maybe", "[check] boot"},
 		{"firmware", "efi", "[check] firmware: image /x.img: firmware \"efi\""},
+		{"accel", "hvf", "[check] accel: accelerator \"hvf\": not one of auto, kvm, tcg"},
+		{"kvm_stall_timeout", "0", "[check] kvm_stall_timeout = 0: must be a positive number of seconds"},
 	} {
+		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})
 		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64"}}
 		err := (checkStage{}).Run(context.Background(), b)
