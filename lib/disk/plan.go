@@ -120,38 +120,77 @@ func NewPlan(l Layout, rootBytes, maxBytes int64) (Plan, error) {
 	return plan, nil
 }
 
-// Usage returns the disk usage of the tree at dir in bytes, as `du -s
-// --block-size=1` counts it: allocated blocks of every file and directory,
-// each hardlinked inode once.
+// Usage returns the bytes the tree at dir takes in the root file system
+// eib makes of it (ext4, 4 KiB blocks), reckoned from its content alone,
+// so that the same sysroot gets the same root partition on every build
+// host: every inode once (hardlinks), a regular file's size in whole
+// blocks, a directory's entries (ext4's 8-byte entry header and name,
+// 4-byte aligned, the "." and ".." entries, and the 12-byte checksum tail
+// of each block) in whole blocks, a symlink of 60 bytes or more one block
+// (shorter ones live in the inode), device nodes, fifos and sockets none.
+// Sparse files are counted at their full size.
+//
+// EIB sized the root with `du -s` of the sysroot, which counts what the
+// host's file system allocated: a tmpfs gives directories no blocks,
+// btrfs keeps small files inline, so one sysroot got other partition
+// sizes, and other image bytes, on other hosts.
 func Usage(dir string) (int64, error) {
 	type key struct{ dev, ino uint64 }
 	seen := map[key]bool{}
+	dirBytes := map[string]int64{} // directory -> bytes of its entries
 	var total int64
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("measuring %s: %w", dir, err)
 		}
+		if path != dir {
+			dirBytes[filepath.Dir(path)] += dirEntryBytes(d.Name())
+		}
+		if d.IsDir() {
+			dirBytes[path] += 2 * dirEntryBytes(".") // "." and ".." (12 bytes each)
+			return nil
+		}
 		info, err := d.Info()
 		if err != nil {
 			return fmt.Errorf("measuring %s: %w", dir, err)
 		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok {
-			total += info.Size()
-			return nil
-		}
-		if st.Nlink > 1 && !d.IsDir() {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 			k := key{uint64(st.Dev), st.Ino}
 			if seen[k] {
 				return nil
 			}
 			seen[k] = true
 		}
-		total += st.Blocks * 512
+		switch {
+		case info.Mode().IsRegular():
+			total += ceilDiv(info.Size(), ext4Block) * ext4Block
+		case info.Mode()&fs.ModeSymlink != 0 && info.Size() >= fastSymlinkMax:
+			total += ext4Block
+		}
 		return nil
 	})
+	for _, n := range dirBytes {
+		total += max(ceilDiv(n, ext4Block-dirTailBytes), 1) * ext4Block
+	}
 	return total, err
 }
+
+// Sizes of ext4's on-disk structures that Usage reckons with (the ext4
+// disk layout, https://docs.kernel.org/filesystems/ext4/).
+const (
+	dirEntryHeader = 8  // inode, rec_len, name_len, file_type
+	dirTailBytes   = 12 // the checksum tail of a directory block (metadata_csum)
+	fastSymlinkMax = 60 // targets shorter than this live in the inode's i_block
+)
+
+// dirEntryBytes is the size of a directory entry for name: its header and
+// name, rounded up to 4 bytes.
+func dirEntryBytes(name string) int64 {
+	return int64(dirEntryHeader+len(name)+3) &^ 3
+}
+
+// ceilDiv returns n/d rounded up (n >= 0, d > 0).
+func ceilDiv(n, d int64) int64 { return (n + d - 1) / d }
 
 // String describes the plan, one line per partition, for the log and
 // --explain.

@@ -4,8 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -63,37 +65,91 @@ func TestPlanPartitionsFitTheirRequest(t *testing.T) {
 	}
 }
 
-// TestUsageCountsHardlinksOnceLikeDu compares Usage with du.
-func TestUsageCountsHardlinksOnceLikeDu(t *testing.T) {
+// usedBlocks makes an ext4 of 64 MiB from dir (mkfs.ext4 -d, 4 KiB
+// blocks, eib's features) and returns its used blocks.
+func usedBlocks(t *testing.T, dir string) int64 {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "fs.img")
+	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^has_journal,metadata_csum", "-d", dir, img, "16384")
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "E2FSPROGS_FAKE_TIME=1700000000")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 -d %s: %v\n%s", dir, err, out)
+	}
+	out, err := exec.Command("dumpe2fs", "-h", img).Output()
+	if err != nil {
+		t.Fatalf("dumpe2fs -h %s: %v", img, err)
+	}
+	field := func(name string) int64 {
+		m := regexp.MustCompile(`(?m)^` + name + `:\s+(\d+)$`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("dumpe2fs -h: no %s in\n%s", name, out)
+		}
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		return n
+	}
+	return field("Block count") - field("Free blocks")
+}
+
+// TestUsageIsWhatMkfsExt4Takes compares Usage of a tree (hardlinks, a
+// directory of several blocks, files of odd sizes, short and long
+// symlinks, a fifo, empty directories) with the blocks that mkfs.ext4 -d
+// takes for it, beyond those of an empty file system: Usage may count the
+// root directory's block, which the empty one already has, and no more.
+func TestUsageIsWhatMkfsExt4Takes(t *testing.T) {
+	for _, tool := range []string{"mkfs.ext4", "dumpe2fs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
 	dir := t.TempDir()
-	big := make([]byte, 300000)
-	for i := range big {
-		big[i] = byte(i)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "a"), big, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		if err := os.Link(filepath.Join(dir, "a"), filepath.Join(dir, "link"+strconv.Itoa(i))); err != nil {
+	write := func(rel string, n int) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + 1) // no zero 4 KiB block: mkfs.ext4 -d would leave a hole
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "sub", "deeper"), 0o755); err != nil {
+	write("big", 300000)
+	for i := 0; i < 5; i++ {
+		if err := os.Link(filepath.Join(dir, "big"), filepath.Join(dir, "link"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 150; i++ {
+		write(filepath.Join("many", strings.Repeat("n", 40)+strconv.Itoa(i)), i*100)
+	}
+	write("one-byte", 1)
+	write("empty", 0)
+	write("exactly-a-block", 4096)
+	if err := os.MkdirAll(filepath.Join(dir, "sub", "deeper", "deepest"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink("short", filepath.Join(dir, "short-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(strings.Repeat("long/", 20), filepath.Join(dir, "long-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	got, err := Usage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("du", "-s", "--block-size=1", dir).Output()
-	if err != nil {
-		t.Skipf("du: %v", err)
+	taken := (usedBlocks(t, dir) - usedBlocks(t, t.TempDir())) * ext4Block
+	t.Logf("Usage %d bytes, mkfs.ext4 -d took %d", got, taken)
+	if got < taken || got > taken+ext4Block {
+		t.Errorf("Usage = %d bytes (%d blocks); mkfs.ext4 -d took %d bytes (%d blocks) for the tree", got, got/ext4Block, taken, taken/ext4Block)
 	}
-	want, _ := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
-	if got != want {
-		t.Errorf("Usage = %d, du says %d", got, want)
-	}
-	if got > 2*int64(len(big)) {
+	if got > taken+int64(300000) {
 		t.Errorf("Usage = %d: hardlinks counted more than once", got)
 	}
 }
