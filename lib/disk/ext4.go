@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,9 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ext4Block is the block size of the root filesystem.
@@ -68,7 +72,7 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	if err := conf.Close(); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "MKE2FS_CONFIG="+conf.Name())
+	env := e2fsEnv("MKE2FS_CONFIG=" + conf.Name())
 	if c.Reproducible() {
 		// A fixed directory hash seed and filesystem times.
 		ext += ",hash_seed=" + pl.FSUUID
@@ -96,7 +100,20 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	began = time.Now()
 
 	dev := ext4Dev(img, pl)
-	var cmds []string
+	var cmds, times []string
+	if c.Reproducible() {
+		scratch, err := os.MkdirTemp("", "eib-xattrs-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(scratch)
+		// The xattrs in order first (the version xattr is then added to
+		// the root directory's), the times last (nothing after them may
+		// touch an inode).
+		if cmds, times, err = canonicalize(ctx, dev, c.Sysroot, c.Epoch, scratch); err != nil {
+			return err
+		}
+	}
 	for _, p := range c.Immutable {
 		flags, err := inodeFlags(ctx, dev, p)
 		if err != nil {
@@ -107,26 +124,30 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 	if c.Version != "" {
 		cmds = append(cmds, fmt.Sprintf("ea_set / user.eos-image-version %s", quoteDebugfs(c.Version)))
 	}
-	if c.Reproducible() {
-		times, err := clampTimes(ctx, dev, c.Sysroot, c.Epoch)
-		if err != nil {
-			return err
-		}
-		cmds = append(cmds, times...)
-	}
+	cmds = append(cmds, times...)
 	if err := debugfsWrite(ctx, dev, cmds, env); err != nil {
 		return fmt.Errorf("finishing the root filesystem of %s: %w", img, err)
 	}
 	c.logf("debugfs: immutable deployment root, version xattr%s: %d commands in %.1f s",
-		map[bool]string{true: ", fixed times", false: ""}[c.Reproducible()], len(cmds), time.Since(began).Seconds())
+		map[bool]string{true: ", xattrs in name order, fixed times", false: ""}[c.Reproducible()], len(cmds), time.Since(began).Seconds())
 	return nil
+}
+
+// e2fsEnv is the environment of mke2fs and debugfs: the host's, the C
+// locale, and extra. mke2fs -d reads each directory with scandir() and
+// alphasort(), whose strcoll() follows LC_COLLATE: e2fsprogs 1.47.0 sets
+// only LC_CTYPE and LC_MESSAGES from the environment (measured), so the
+// order is byte order today; the C locale keeps it so, and keeps the
+// debugfs messages that eib reads untranslated.
+func e2fsEnv(extra ...string) []string {
+	return append(os.Environ(), append([]string{"LC_ALL=C"}, extra...)...)
 }
 
 var flagsRE = regexp.MustCompile(`Flags: 0x([0-9a-f]+)`)
 
 // inodeFlags reads the inode flags of path in the filesystem dev.
 func inodeFlags(ctx context.Context, dev, path string) (uint64, error) {
-	out, err := run(ctx, nil, nil, "debugfs", "-R", "stat "+quoteDebugfs(path), dev)
+	out, err := run(ctx, nil, e2fsEnv(), "debugfs", "-R", "stat "+quoteDebugfs(path), dev)
 	if err != nil {
 		return 0, err
 	}
@@ -174,18 +195,29 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 	return nil
 }
 
-// clampTimes returns the debugfs commands that give every inode of the
-// filesystem dev, made from sysroot, fixed access, change and creation
-// times (epoch) and a modification time no later than epoch. Inodes are
-// addressed by number (<N>): a path would make debugfs follow symlinks.
-func clampTimes(ctx context.Context, dev, sysroot string, epoch int64) ([]string, error) {
+// canonicalize returns the debugfs commands that take out of the
+// filesystem dev, made from sysroot, what mkfs.ext4 -d copied from the
+// build host rather than from the content:
+//   - xattrs: the order of each inode's, which mkfs.ext4 -d writes in the
+//     order the host file system lists them (ext4 in the order they were
+//     set, tmpfs by name): an inode with more than one gets them all
+//     removed and set again in byte order of their names, from value
+//     files written under scratch;
+//   - times: fixed access, change and creation times (epoch) and a
+//     modification time no later than epoch (SOURCE_DATE_EPOCH's clamping).
+//
+// Inodes are addressed by number (<N>): a path would make debugfs follow
+// symlinks. Each inode is done once, whichever of its hardlinks comes
+// first.
+func canonicalize(ctx context.Context, dev, sysroot string, epoch int64, scratch string) (xattrs, times []string, err error) {
 	type entry struct {
-		rel   string
-		mtime int64
+		rel    string
+		mtime  int64
+		xattrs []string // names, when more than one
 	}
 	var entries []entry
 	var dirs []string
-	err := filepath.WalkDir(sysroot, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(sysroot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -204,47 +236,134 @@ func clampTimes(ctx context.Context, dev, sysroot string, epoch int64) ([]string
 		if strings.ContainsAny(rel, "\"\n") {
 			return fmt.Errorf("cannot fix the times of %q (quote or newline in the name)", path)
 		}
-		entries = append(entries, entry{rel, info.ModTime().Unix()})
+		names, err := xattrNames(path)
+		if err != nil {
+			return err
+		}
+		if len(names) < 2 {
+			names = nil // nothing to order
+		}
+		entries = append(entries, entry{rel, info.ModTime().Unix(), names})
 		if d.IsDir() {
 			dirs = append(dirs, rel)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reproducible image: walking %s: %w", sysroot, err)
+		return nil, nil, fmt.Errorf("reproducible image: walking %s: %w", sysroot, err)
 	}
 	inodes, err := listInodes(ctx, dev, dirs)
 	if err != nil {
-		return nil, fmt.Errorf("reproducible image: %w", err)
+		return nil, nil, fmt.Errorf("reproducible image: %w", err)
 	}
-	at := "@" + strconv.FormatInt(epoch, 10)
+	inodes["/"] = "2" // the root directory
+
 	done := map[string]bool{}
-	var cmds []string
-	set := func(ino string, mtime int64) {
-		if done[ino] {
-			return
-		}
-		done[ino] = true
+	at := "@" + strconv.FormatInt(epoch, 10)
+	setTimes := func(ino string, mtime int64) {
 		for _, f := range []string{"atime", "ctime", "crtime"} {
-			cmds = append(cmds, "set_inode_field <"+ino+"> "+f+" "+at)
+			times = append(times, "set_inode_field <"+ino+"> "+f+" "+at)
 		}
 		if mtime > epoch {
-			cmds = append(cmds, "set_inode_field <"+ino+"> mtime "+at)
+			times = append(times, "set_inode_field <"+ino+"> mtime "+at)
 		}
 	}
-	set("2", epoch+1)  // the root directory
-	set("11", epoch+1) // lost+found, made by mke2fs
+	setTimes("11", epoch+1) // lost+found, made by mke2fs
+	done["11"] = true
 	for _, e := range entries {
-		if e.rel == "/" {
-			continue
-		}
 		ino, ok := inodes[e.rel]
 		if !ok {
-			return nil, fmt.Errorf("reproducible image: %s is not in the filesystem made from %s", e.rel, sysroot)
+			return nil, nil, fmt.Errorf("reproducible image: %s is not in the filesystem made from %s", e.rel, sysroot)
 		}
-		set(ino, e.mtime)
+		if done[ino] {
+			continue
+		}
+		done[ino] = true
+		if len(e.xattrs) > 0 {
+			cmds, err := xattrsInOrder(ino, filepath.Join(sysroot, e.rel), e.xattrs, scratch)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reproducible image: %w", err)
+			}
+			xattrs = append(xattrs, cmds...)
+		}
+		mtime := e.mtime
+		if e.rel == "/" {
+			mtime = epoch + 1 // the root directory: always at epoch
+		}
+		setTimes(ino, mtime)
+	}
+	return xattrs, times, nil
+}
+
+// xattrNames lists the extended attributes of path (not following a
+// symlink), as mkfs.ext4 -d reads them.
+func xattrNames(path string) ([]string, error) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := unix.Llistxattr(path, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing the xattrs of %s: %w", path, err)
+		}
+		var names []string
+		for _, name := range strings.Split(string(buf[:n]), "\x00") {
+			if name != "" {
+				names = append(names, name)
+			}
+		}
+		return names, nil
+	}
+}
+
+// xattrsInOrder returns the debugfs commands that remove the xattrs names
+// of inode ino and set them again, with the values path has, in byte order
+// of their names. The values go through files under scratch (they may hold
+// any byte).
+func xattrsInOrder(ino, path string, names []string, scratch string) ([]string, error) {
+	names = slices.Clone(names)
+	slices.Sort(names)
+	cmds := []string{"ea_rm <" + ino + ">"}
+	for _, name := range names {
+		if strings.ContainsAny(name, " \t\"") {
+			return nil, fmt.Errorf("%s: cannot reorder the xattr %q (space or quote in its name)", path, name)
+		}
+		cmds[0] += " " + name
+	}
+	for i, name := range names {
+		value, err := xattrValue(path, name)
+		if err != nil {
+			return nil, err
+		}
+		file := filepath.Join(scratch, ino+"."+strconv.Itoa(i))
+		if err := os.WriteFile(file, value, 0o600); err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, "ea_set -f "+quoteDebugfs(file)+" <"+ino+"> "+name)
 	}
 	return cmds, nil
+}
+
+// xattrValue reads the value of the xattr name of path (not following a
+// symlink).
+func xattrValue(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(path, name, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the xattr %s of %s: %w", name, path, err)
+		}
+		return buf[:n], nil
+	}
 }
 
 // listInodes returns the inode number of every entry of dirs in the
@@ -261,7 +380,7 @@ func listInodes(ctx context.Context, dev string, dirs []string) (map[string]stri
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	out, err := run(ctx, nil, nil, "debugfs", "-f", f.Name(), dev)
+	out, err := run(ctx, nil, e2fsEnv(), "debugfs", "-f", f.Name(), dev)
 	if err != nil {
 		return nil, err
 	}
