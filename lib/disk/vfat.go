@@ -16,10 +16,18 @@ type File struct {
 	Src  string // file on the host
 }
 
+// mtoolsLocale is the locale of mkfs.vfat and mtools. mtools turns a
+// file name into its FAT short name and VFAT long name through the
+// locale's character set: under C, "é.dtb" becomes "_(C).dtb", under a
+// UTF-8 locale it stays itself (measured with mtools 4.0.32), so the host's
+// locale would change the ESP's bytes. C.UTF-8 (built into glibc since
+// 2.35) keeps UTF-8 names; ASCII names are the same under every locale.
+const mtoolsLocale = "C.UTF-8"
+
 // makeVFAT creates the FAT filesystem of pl inside img with mkfs.vfat
 // --offset and copies files onto it with mtools (nothing is mounted).
 func makeVFAT(ctx context.Context, img string, pl Placed, files []File, c Content) error {
-	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL="+mtoolsLocale)
 	// The FAT size is chosen here: mkfs.vfat would pick it from the size
 	// of the whole disk file and fail on a small ESP of a large disk.
 	fat := "16"
