@@ -200,9 +200,9 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 // build host rather than from the content:
 //   - xattrs: the order of each inode's, which mkfs.ext4 -d writes in the
 //     order the host file system lists them (ext4 in the order they were
-//     set, tmpfs by name): an inode with more than one gets them all
-//     removed and set again in byte order of their names, from value
-//     files written under scratch;
+//     set, tmpfs of Linux 6.18 in reverse name order; measured): an inode
+//     with more than one gets them all removed and set again in byte
+//     order of their names, from value files written under scratch;
 //   - times: fixed access, change and creation times (epoch) and a
 //     modification time no later than epoch (SOURCE_DATE_EPOCH's clamping).
 //
