@@ -30,6 +30,8 @@ var KeysRead = []KeyRead{
 	{"build", "tmpfullconfig", "lib/stage (plan), lib/eib.sh"},
 	{"build", "baselib", "lib/eib.sh"},
 	{"build", "helpersdir", "lib/eib.sh"},
+	{"build", "datadir", "lib/stage (ostree: datadir/keys), lib/eib.py (get_ostree_trusted_keys)"},
+	{"build", "ssh_options", "users' hooks, as EIB_SSH_OPTIONS (EIB's value; eib's own hooks do not use it)"},
 
 	{"ostree", "repodir", "lib/stage (ostree)"},
 	{"ostree", "remote", "lib/stage (ostree)"},
@@ -143,7 +145,6 @@ var EIBFeatures = []EIBFeature{
 	{"OSTree server URLs", "ostree", "*_repo_path", "the URLs EIB builds from its OSTree servers"},
 	{"OSTree server URLs", "ostree", "*_repo_url", "the URLs EIB builds from its OSTree servers"},
 	{"[ostree] stable_branch", "ostree", "stable_branch", "the stable branch EIB's tests use"},
-	{"[build] ssh_options", "build", "ssh_options", "the ssh options of EIB's uploads"},
 }
 
 // eibFeature returns the feature a key belongs to, if any.

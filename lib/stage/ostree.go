@@ -117,12 +117,32 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 	return s, err
 }
 
-// trustedKeys lists data/keys/*.asc of srcdir, then of the localdir, each
-// sorted. None while gpg_verify is on is an error naming both places.
+// trustedKeys lists keys/*.asc of [build] datadir (default srcdir/data),
+// then of [build] localdatadir (localdir/data, set only with a localdir),
+// each sorted: where EIB's get_ostree_trusted_keys (lib/eib.py) looks. None
+// while gpg_verify is on is an error naming both places.
 func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
-	dirs := []string{filepath.Join(b.SrcDir, "data", "keys")}
+	dir := func(key, def string) (string, error) {
+		if b.Config == nil || !b.Config.Has("build", key) {
+			return def, nil
+		}
+		v, err := b.Get("build", key)
+		if v == "" {
+			v = def
+		}
+		return v, err
+	}
+	datadir, err := dir("datadir", filepath.Join(b.SrcDir, "data"))
+	if err != nil {
+		return nil, err
+	}
+	dirs := []string{filepath.Join(datadir, "keys")}
 	if b.LocalDir != "" {
-		dirs = append(dirs, filepath.Join(b.LocalDir, "data", "keys"))
+		localdata, err := dir("localdatadir", filepath.Join(b.LocalDir, "data"))
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, filepath.Join(localdata, "keys"))
 	}
 	var keys []string
 	for _, d := range dirs {

@@ -95,6 +95,28 @@ func TestOSTreeSettingsDefaultsAndKeys(t *testing.T) {
 	}
 }
 
+// [build] datadir and localdatadir say where the keys are, as in EIB's
+// get_ostree_trusted_keys.
+func TestOSTreeTrustedKeysFollowDatadir(t *testing.T) {
+	b := ostreeBuild(t, nil, []string{"a.asc"}, []string{"0.asc"})
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "keys", "z.asc"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Config.Set("build", "datadir", other)
+	b.Config.Set("build", "localdatadir", filepath.Join(other, "none"))
+	s, err := readOSTreeSettings(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(other, "keys", "z.asc")}; !slices.Equal(s.keys, want) {
+		t.Errorf("keys %v, want %v (datadir/keys, and nothing from the empty localdatadir)", s.keys, want)
+	}
+}
+
 func TestOSTreeSettingsErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct {
 		name string
