@@ -117,6 +117,10 @@ func makeDiskImages(ctx context.Context, b *build.Build) error {
 	if s.epoch >= 0 {
 		plan.AssignIDs(disk.SeededIDs(s.outversion + "\x00" + b.OSTree.Commit))
 		b.Log.Printf("reproducible image: identifiers from the outversion and commit, times at %d", s.epoch)
+		if now := time.Now().Unix(); s.epoch > now {
+			// Times are clamped to the epoch, not raised to it.
+			b.Log.Printf("warning: SOURCE_DATE_EPOCH %d is %d s in the future: the files this build made keep their own times, so another build will not give the same bytes", s.epoch, s.epoch-now)
+		}
 	} else {
 		plan.AssignIDs(disk.RandomIDs())
 	}
