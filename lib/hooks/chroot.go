@@ -179,6 +179,13 @@ func ChrootEnv(env []string, cacheDir, srcDir, localDir string) []string {
 	for k, v := range vars {
 		out = append(out, k+"="+v)
 	}
+	// The reproducible-builds.org variable: tools inside the OS
+	// (systemd-sysusers' /etc/shadow dates, ldconfig hooks) honour it.
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "SOURCE_DATE_EPOCH=") {
+			out = append(out, kv)
+		}
+	}
 	sort.Strings(out[4:])
 	return out
 }

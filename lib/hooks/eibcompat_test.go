@@ -186,7 +186,7 @@ func TestChrootEnvRewritesPathsAndAppliesChrootOverrides(t *testing.T) {
 		"EIB_CACHEDIR=/c", "EIB_SRCDIR=/c/src", "EIB_LOCALDIR=" + local,
 		"EIB_LOCALDATADIR=" + local + "/data", "EIB_TMPFULLCONFIG=/c/build/tmp/fullconfig.ini",
 		"EIB_IMAGE_FOO=/host/value", "EIB_IMAGE_FOO_CHROOT=/in/root",
-		"EIB_CACHEDIR_CHROOT=/tmp/eos-image-builder",
+		"EIB_CACHEDIR_CHROOT=/tmp/eos-image-builder", "SOURCE_DATE_EPOCH=1700000000",
 	}, "/c", "/c/src", local)
 	want := []string{
 		"PATH=" + chrootPath, "LANG=C.UTF-8", "SHELL=/bin/bash",
@@ -194,6 +194,7 @@ func TestChrootEnvRewritesPathsAndAppliesChrootOverrides(t *testing.T) {
 		"EIB_CACHEDIR=/tmp/eos-image-builder", "EIB_IMAGE_FOO=/in/root", "EIB_LOCALDATADIR=/tmp/eib-local/data",
 		"EIB_LOCALDIR=/tmp/eib-local", "EIB_SRCDIR=/tmp/eos-image-builder/src",
 		"EIB_TMPFULLCONFIG=/tmp/eos-image-builder/build/tmp/fullconfig.ini",
+		"SOURCE_DATE_EPOCH=1700000000",
 	}
 	if !slices.Equal(env, want) {
 		t.Errorf("ChrootEnv =\n%s\nwant\n%s", strings.Join(env, "\n"), strings.Join(want, "\n"))
