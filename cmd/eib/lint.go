@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v3"
@@ -43,50 +42,11 @@ func lintCommand(cmd *cli.Command, stdout io.Writer) error {
 	fail := func(format string, args ...any) error {
 		return cli.Exit("eib lint: "+fmt.Sprintf(format, args...), exitUsage)
 	}
-	args := cmd.Args().Slice()
-	if len(args) > 1 {
-		return fail("only one BRANCH may be given, got %d: %s", len(args), strings.Join(args, " "))
-	}
-	branch := "master"
-	if len(args) == 1 {
-		branch = args[0]
-	}
-	arch := cmd.String("arch")
-	if arch == "" {
-		var err error
-		if arch, err = hostArch(unameMachine()); err != nil {
-			return fail("%v", err)
-		}
-	} else if !contains(SupportedArches, arch) {
-		return fail("--arch %s: not one of %s", arch, strings.Join(SupportedArches, ", "))
-	}
-	platform := cmd.String("platform")
-	if platform == "" {
-		platform = arch
-	}
-	src, err := srcDir()
+	opts, err := selection(cmd)
 	if err != nil {
 		return fail("%v", err)
 	}
-	localDir := cmd.String("localdir")
-	if localDir != "" {
-		if localDir, err = filepath.Abs(localDir); err != nil {
-			return fail("--localdir: %v", err)
-		}
-		if st, err := os.Stat(localDir); err != nil || !st.IsDir() {
-			return fail("--localdir %s: not a directory", localDir)
-		}
-	}
-	loaded, err := config.Load(config.Options{
-		SrcDir:      src,
-		LocalDir:    localDir,
-		SysConfDir:  os.Getenv("EIB_SYSCONFDIR"),
-		Product:     cmd.String("product"),
-		Branch:      branch,
-		Arch:        arch,
-		Platform:    platform,
-		Personality: cmd.String("personality"),
-	})
+	loaded, err := config.Load(opts)
 	if err != nil {
 		return fail("%v", err)
 	}

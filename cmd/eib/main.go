@@ -125,27 +125,54 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
+// selection turns the options that choose one build's configuration
+// (BRANCH, --product, --arch, --platform, --personality, --localdir) into
+// config.Options, shared by a build and eib lint.
+func selection(cmd *cli.Command) (config.Options, error) {
 	args := cmd.Args().Slice()
 	if len(args) > 1 {
-		return usageError{fmt.Sprintf("only one BRANCH may be given, got %d: %s", len(args), strings.Join(args, " "))}
+		return config.Options{}, usageError{fmt.Sprintf("only one BRANCH may be given, got %d: %s", len(args), strings.Join(args, " "))}
 	}
-	branch := "master"
+	o := config.Options{
+		Branch:      "master",
+		Product:     cmd.String("product"),
+		Arch:        cmd.String("arch"),
+		Platform:    cmd.String("platform"),
+		Personality: cmd.String("personality"),
+		SysConfDir:  os.Getenv("EIB_SYSCONFDIR"),
+	}
 	if len(args) == 1 {
-		branch = args[0]
+		o.Branch = args[0]
 	}
-	arch := cmd.String("arch")
-	if arch == "" {
-		var err error
-		if arch, err = hostArch(unameMachine()); err != nil {
-			return usageError{err.Error()}
+	var err error
+	if o.Arch == "" {
+		if o.Arch, err = hostArch(unameMachine()); err != nil {
+			return o, usageError{err.Error()}
 		}
-	} else if !contains(SupportedArches, arch) {
-		return usageError{fmt.Sprintf("--arch %s: not one of %s", arch, strings.Join(SupportedArches, ", "))}
+	} else if !contains(SupportedArches, o.Arch) {
+		return o, usageError{fmt.Sprintf("--arch %s: not one of %s", o.Arch, strings.Join(SupportedArches, ", "))}
 	}
-	platform := cmd.String("platform")
-	if platform == "" {
-		platform = arch
+	if o.Platform == "" {
+		o.Platform = o.Arch
+	}
+	if o.SrcDir, err = srcDir(); err != nil {
+		return o, usageError{err.Error()}
+	}
+	if o.LocalDir = cmd.String("localdir"); o.LocalDir != "" {
+		if o.LocalDir, err = filepath.Abs(o.LocalDir); err != nil {
+			return o, usageError{fmt.Sprintf("--localdir: %v", err)}
+		}
+		if st, err := os.Stat(o.LocalDir); err != nil || !st.IsDir() {
+			return o, usageError{fmt.Sprintf("--localdir %s: not a directory", o.LocalDir)}
+		}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
+	opts, err := selection(cmd)
+	if err != nil {
+		return err
 	}
 	if cmd.Bool("show-config") && cmd.String("explain") != "" {
 		return usageError{"--show-config and --explain cannot be used together"}
@@ -158,32 +185,8 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		fmt.Fprintln(os.Stderr, "eib: --use-production is deprecated; use --use-production-ostree")
 		useProd = true
 	}
-	src, err := srcDir()
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	localDir := cmd.String("localdir")
-	if localDir != "" {
-		if localDir, err = filepath.Abs(localDir); err != nil {
-			return usageError{fmt.Sprintf("--localdir: %v", err)}
-		}
-		if st, err := os.Stat(localDir); err != nil || !st.IsDir() {
-			return usageError{fmt.Sprintf("--localdir %s: not a directory", localDir)}
-		}
-	}
-	sysconf := os.Getenv("EIB_SYSCONFDIR")
-	opts := config.Options{
-		SrcDir:              src,
-		LocalDir:            localDir,
-		SysConfDir:          sysconf,
-		Product:             cmd.String("product"),
-		Branch:              branch,
-		Arch:                arch,
-		Platform:            platform,
-		Personality:         cmd.String("personality"),
-		DryRun:              cmd.Bool("dry-run"),
-		UseProductionOSTree: useProd,
-	}
+	opts.DryRun = cmd.Bool("dry-run")
+	opts.UseProductionOSTree = useProd
 	loaded, err := config.Load(opts)
 	if err != nil {
 		return usageError{err.Error()}
@@ -208,8 +211,8 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	}
 	err = stage.Execute(ctx, stage.Options{
 		Loaded:      loaded,
-		SrcDir:      src,
-		LocalDir:    localDir,
+		SrcDir:      opts.SrcDir,
+		LocalDir:    opts.LocalDir,
 		DryRun:      opts.DryRun,
 		Debug:       cmd.Bool("debug"),
 		LockFile:    os.Getenv("EIB_LOCK_FILE"),
