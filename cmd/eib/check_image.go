@@ -78,6 +78,16 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		return cli.Exit("eib check-image: "+err.Error(), 2) // boot failed
 	}
 	defer remove()
+	// Boot with what the image's partition table says it boots with:
+	// "both" means those, an explicit firmware it lacks is refused.
+	if bootable, err := check.DetectFirmwares(ctx, raw); err == nil {
+		if fws, err = check.FirmwaresFor(cmd.String("arch"), cmd.String("firmware"), bootable); err != nil {
+			return usage("--firmware: %v", err)
+		}
+		if len(fws) == 0 {
+			return usage("%s has no EFI system partition and no BIOS boot code: QEMU cannot boot it", image)
+		}
+	}
 
 	out := cmd.Root().Writer
 	for _, fw := range fws {

@@ -105,6 +105,9 @@ type Image struct {
 	Arch     string
 	Platform string
 	Size     int64
+	// Firmware lists the firmware interfaces the image boots with
+	// ("bios", "uefi"; disk.Layout.Firmware): the boot check uses those.
+	Firmware []string
 }
 
 // Output is one file in outdir, as the manifest describes it.

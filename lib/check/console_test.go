@@ -5,6 +5,8 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -94,6 +96,37 @@ func TestDefaultMarkerIsTheOneOfDefaultsINI(t *testing.T) {
 	for _, line := range []string{"EIB-DEMO-BOOT-OK", "demo login: ", "[  OK  ] Reached target multi-user.target - Multi-User System."} {
 		if !re.MatchString(line) {
 			t.Errorf("default marker does not match %q", line)
+		}
+	}
+}
+
+// The firmware an image's boot loader supports decides what "both" boots;
+// an explicit firmware the image cannot boot with is refused.
+func TestFirmwaresFollowTheBootLoader(t *testing.T) {
+	for _, tc := range []struct {
+		arch, setting string
+		bootable      []string
+		want          []Firmware
+		err           string
+	}{
+		{"amd64", "both", []string{"bios", "uefi"}, []Firmware{BIOS, UEFI}, ""},
+		{"amd64", "both", []string{"uefi"}, []Firmware{UEFI}, ""}, // systemd-boot
+		{"amd64", "uefi", []string{"uefi"}, []Firmware{UEFI}, ""},
+		{"amd64", "bios", []string{"uefi"}, nil, `firmware "bios": the image boots only with uefi`},
+		{"i386", "both", []string{"bios", "uefi"}, []Firmware{BIOS}, ""},
+		{"arm64", "both", []string{"uefi"}, []Firmware{AArch64UEFI}, ""},
+		{"arm64", "both", nil, nil, ""}, // pinebookpro, rpi: skipped
+		{"arm64", "uefi", nil, nil, "board's own firmware"},
+	} {
+		got, err := FirmwaresFor(tc.arch, tc.setting, tc.bootable)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("FirmwaresFor(%s, %s, %v): error %v, want one containing %q", tc.arch, tc.setting, tc.bootable, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("FirmwaresFor(%s, %s, %v) = %v, %v; want %v", tc.arch, tc.setting, tc.bootable, got, err, tc.want)
 		}
 	}
 }

@@ -55,6 +55,43 @@ func Firmwares(arch, setting string) ([]Firmware, error) {
 	return nil, fmt.Errorf("firmware %q: not one of bios, uefi, both", setting)
 }
 
+// FirmwaresFor is Firmwares for an image that boots only with the firmware
+// interfaces in bootable ("bios", "uefi": what its layout installed, see
+// disk.Layout.Firmware): "both" means every one of those that QEMU has for
+// arch (none, for an image only a board's own firmware boots: the caller
+// reports the boot check as skipped), and an explicit firmware the image
+// cannot boot with is an error.
+func FirmwaresFor(arch, setting string, bootable []string) ([]Firmware, error) {
+	all, err := Firmwares(arch, setting)
+	if err != nil {
+		return nil, err
+	}
+	can := func(fw Firmware) bool {
+		want := "uefi"
+		if fw == BIOS {
+			want = "bios"
+		}
+		for _, b := range bootable {
+			if b == want {
+				return true
+			}
+		}
+		return false
+	}
+	var out []Firmware
+	for _, fw := range all {
+		if can(fw) {
+			out = append(out, fw)
+		} else if strings.TrimSpace(setting) != "both" {
+			if len(bootable) == 0 {
+				return nil, fmt.Errorf("firmware %q: the image boots only with its board's own firmware, which QEMU does not have (set [check] boot = false)", setting)
+			}
+			return nil, fmt.Errorf("firmware %q: the image boots only with %s", setting, strings.Join(bootable, " and "))
+		}
+	}
+	return out, nil
+}
+
 // flashPair is a UEFI firmware: read-only code and a template of the
 // variable store (copied for each boot, since the firmware writes to it).
 type flashPair struct{ code, vars string }

@@ -109,6 +109,12 @@ type Layout struct {
 	// MBRResize sets byte MBRResizeOffset of the MBR to MBRResizeMarker.
 	MBRResize  bool
 	Bootloader string
+	// Firmware lists the PC firmware interfaces the disk boots with,
+	// "bios" and/or "uefi" (a BIOS boot partition or GRUB in the MBR gap;
+	// an ESP with a boot loader): which the boot check can use. Empty when
+	// only a board's own firmware boots it (u-boot blobs, the Raspberry
+	// Pi's firmware partition).
+	Firmware []string
 	// Ext4Features are the -O features of the root filesystem, on top of
 	// the ext4 defaults of mke2fs.conf (which include 64bit and huge_file).
 	Ext4Features string
@@ -189,21 +195,27 @@ func ForPlatform(p Params) (Layout, error) {
 			esp.Size = sdbootESPSecs
 			l.Partitions = []Partition{esp}
 			l.Bootloader = BootSDBoot
+			l.Firmware = []string{"uefi"} // systemd-boot is an EFI program
 		case label == GPT:
 			l.Partitions = []Partition{esp,
 				{Role: RoleBIOSBoot, Size: biosBootSectors, TypeGUID: TypeBIOSBoot}}
 			l.Bootloader = BootGRUB
+			l.Firmware = []string{"bios", "uefi"}
 		default:
 			// A dos label has no BIOS boot partition type: GRUB's core.img
 			// goes into the gap between the MBR and the first partition.
 			l.Partitions = []Partition{esp}
 			l.Bootloader = BootGRUB
+			l.Firmware = []string{"bios", "uefi"}
 		}
 	case "arm64":
 		if p.SDBoot {
 			return Layout{}, fmt.Errorf("[image] sdboot = true: systemd-boot is only laid out for arch amd64, not %q (platform %q)", p.Arch, platform)
 		}
 		root.TypeGUID = TypeRootARM64
+		// The generic arm64 image boots with UEFI firmware; the boards
+		// below only with their own.
+		l.Firmware = []string{"uefi"}
 		switch platform {
 		case "pinebookpro":
 			if label != DOS {
@@ -213,9 +225,11 @@ func ForPlatform(p Params) (Layout, error) {
 			dir := "usr/lib/u-boot/pinebook-pro-rk3399/"
 			l.Blobs = []Blob{{File: dir + "idbloader.img", Sector: 64}, {File: dir + "u-boot.itb", Sector: 16384}}
 			l.Bootloader = BootUBoot
+			l.Firmware = nil
 		case "rpi":
 			l.Partitions = []Partition{{Role: RoleFirmware, Start: firstSector, Size: rpiFWSectors,
 				TypeGUID: TypeBasicData, MBRType: MBRTypeFAT32LBA, FS: FSVFAT, FSLabel: "RPIFW"}}
+			l.Firmware = nil
 		}
 	}
 	if p.RootfsResize {

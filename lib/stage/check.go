@@ -135,9 +135,16 @@ func (checkStage) Run(ctx context.Context, b *build.Build) error {
 func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string) ([]string, error) {
 	var logs []string
 	for _, img := range b.Images {
-		fws, err := check.Firmwares(img.Arch, s.firmware)
+		fws, err := check.FirmwaresFor(img.Arch, s.firmware, img.Firmware)
 		if err != nil {
 			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.Path, err)
+		}
+		if len(fws) == 0 {
+			reason := fmt.Sprintf("platform %s boots only with its board's own firmware, which QEMU does not have", img.Platform)
+			checkPrintf(b, "%s SKIPPED: %s", filepath.Base(img.Path), reason)
+			b.Boots = append(b.Boots, build.BootResult{Image: filepath.Base(img.Path), Firmware: "board",
+				Result: string(check.StatusSkipped), Reason: reason})
+			continue
 		}
 		for _, fw := range fws {
 			choice, err := check.ChooseAccel(ctx, s.accel, fw, check.Prober{})

@@ -48,7 +48,7 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"EIB-TEST-BOOT-OK"}, "halt"))
-	b.Images = []build.Image{{Path: img, Arch: "amd64"}}
+	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
 	if err := (checkStage{}).Run(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
 func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"Kernel panic - not syncing: VFS"}, "halt"))
-	b.Images = []build.Image{{Path: img, Arch: "amd64"}}
+	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
 	err := (checkStage{}).Run(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "  | Kernel panic - not syncing: VFS") || !strings.Contains(err.Error(), "bios firmware") {
 		t.Fatalf("err = %v, want the failure naming the firmware with the console tail", err)
@@ -84,7 +84,7 @@ func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 
 func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 	b, hooks, _ := checkBuild(t, map[string]string{"boot": "false"})
-	b.Images = []build.Image{{Path: "/nonexistent.img", Arch: "amd64"}}
+	b.Images = []build.Image{{Path: "/nonexistent.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
 	if err := (checkStage{}).Run(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 func TestCheckAccelEnvironmentOverridesTheKey(t *testing.T) {
 	t.Setenv(check.AccelEnv, "kvm-please")
 	b, _, _ := checkBuild(t, map[string]string{"accel": "tcg"})
-	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64"}}
+	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
 	err := (checkStage{}).Run(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "EIB_CHECK_ACCEL: accelerator \"kvm-please\"") {
 		t.Fatalf("err = %v, want it to name EIB_CHECK_ACCEL", err)
@@ -118,7 +118,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 	} {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})
-		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64"}}
+		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
 		err := (checkStage{}).Run(context.Background(), b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s = %q: err = %v, want it to contain %q", tc.key, tc.value, err, tc.want)
@@ -126,5 +126,29 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 		if len(hooks.groups) != 0 {
 			t.Errorf("%s = %q: hooks ran despite the error", tc.key, tc.value)
 		}
+	}
+}
+
+// The image's boot loader decides what "both" boots: a board-only image is
+// reported skipped (never passed) and an explicit firmware it cannot boot
+// with is a configuration error naming the key.
+func TestCheckStageFirmwareFollowsTheImage(t *testing.T) {
+	b, hooks, _ := checkBuild(t, map[string]string{"firmware": "both"})
+	b.Images = []build.Image{{Path: "/x.img", Arch: "arm64", Platform: "pinebookpro"}}
+	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+		t.Fatalf("board-only image: %v", err)
+	}
+	if len(b.Boots) != 1 || b.Boots[0].Result != string(check.StatusSkipped) || !strings.Contains(b.Boots[0].Reason, "pinebookpro") {
+		t.Fatalf("boots %+v: want one skipped entry naming the platform", b.Boots)
+	}
+	if len(hooks.groups) != 1 {
+		t.Errorf("check hooks ran %d times, want once", len(hooks.groups))
+	}
+
+	b, _, _ = checkBuild(t, map[string]string{"firmware": "bios"})
+	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"uefi"}}}
+	err := (checkStage{}).Run(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), `[check] firmware: image /x.img: firmware "bios": the image boots only with uefi`) {
+		t.Fatalf("bios for a systemd-boot image: %v", err)
 	}
 }

@@ -164,7 +164,7 @@ func makeDiskImages(ctx context.Context, b *build.Build) error {
 		return err
 	}
 	b.Log.Printf("disk image %s: %d MiB in %.1f s", img, plan.Bytes()/disk.MiB, time.Since(start).Seconds())
-	image := build.Image{Path: img, Arch: layout.Arch, Platform: layout.Platform, Size: plan.Bytes()}
+	image := build.Image{Path: img, Arch: layout.Arch, Platform: layout.Platform, Size: plan.Bytes(), Firmware: layout.Firmware}
 	b.Images = append(b.Images, image)
 	return writeImageOutputs(ctx, b, image)
 }
