@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/eib-builder/eib/lib/config"
 )
 
 // Mask is what a secret is replaced with.
@@ -41,11 +43,12 @@ func New(term io.Writer, debug bool, secrets []string) *Log {
 }
 
 // maskable reports whether a secret value can be masked without wrecking
-// the log: masking a one- or two-character value ("1", "no") would mask
-// unrelated text everywhere and hide nothing worth hiding, so those are
-// left alone; every longer value is masked.
+// the log: the rule of config.MinPrivateLen, the one definition of a
+// private value that the manifest and image checks use too (a short value
+// such as "yes" or "1" would mask unrelated text everywhere and hide
+// nothing worth hiding).
 func maskable(s string) bool {
-	return len(s) >= 3
+	return len(s) >= config.MinPrivateLen
 }
 
 func newMasker(secrets []string) *strings.Replacer {

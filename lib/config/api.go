@@ -373,8 +373,9 @@ func (c *Config) Write(w io.Writer) error {
 type Loaded struct {
 	Public *Config // without private files
 	Full   *Config // with private files
-	// Secrets are the interpolated values that come from private files,
-	// to be masked in logs (non-empty, unique, longest first).
+	// Secrets are the private values (PrivateValues: what the private
+	// files set or changed, line by line, at least MinPrivateLen long),
+	// masked in logs; unique, longest first.
 	Secrets []string
 	// Files are the config files that were read, in order.
 	Files []FileRef

@@ -214,19 +214,7 @@ func Load(o Options) (*Loaded, error) {
 	if err := schema.Check(full); err != nil {
 		return nil, err
 	}
-	var secrets []string
-	for _, s := range full.sections {
-		for _, k := range s.keys {
-			h := s.vals[k].history
-			if len(h) == 0 || !h[len(h)-1].Private {
-				continue
-			}
-			if v, err := full.interpolate(s.name, k); err == nil {
-				secrets = append(secrets, v)
-			}
-		}
-	}
-	l.Secrets = sortSecrets(secrets)
+	l.Secrets = PrivateStrings(PrivateValues(full, l.Public))
 	return l, nil
 }
 

@@ -394,7 +394,9 @@ func TestPrivateValuesAreSecretsAndOnlyInFull(t *testing.T) {
 	if v := get(t, l.Full, "publish", "url"); v != "https://s3cr3t-value@example.com" {
 		t.Errorf("full url = %q", v)
 	}
-	if !reflect.DeepEqual(l.Secrets, []string{"s3cr3t-value", "private-hook", "admin-user"}) {
+	// The url only refers to the private token, but its value differs from
+	// the public one: it is private too (PrivateValues).
+	if !reflect.DeepEqual(l.Secrets, []string{"https://s3cr3t-value@example.com", "s3cr3t-value", "private-hook", "admin-user"}) {
 		t.Errorf("secrets = %q", l.Secrets)
 	}
 	// The full configuration is merged once, after the private files: the

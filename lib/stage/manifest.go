@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/manifest"
 	"github.com/eib-builder/eib/lib/ostree"
 )
@@ -214,29 +215,10 @@ func builder(ctx context.Context, srcDir string) manifest.Builder {
 }
 
 // privateValues are the values that the private configuration files set or
-// changed: every key of the full configuration that the public one lacks or
-// has with another value. Values shorter than 4 characters (yes, 1, ...)
-// are left out: they would match everywhere.
+// changed (config.PrivateValues: the one definition the build log masks).
 func privateValues(b *build.Build) []string {
 	if b.Config == nil || b.Public == nil {
 		return nil
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, section := range b.Config.Sections() {
-		for _, key := range b.Config.Options(section) {
-			v, err := b.Config.Get(section, key)
-			if err != nil || len(v) < 4 || seen[v] {
-				continue
-			}
-			if b.Public.Has(section, key) {
-				if pv, err := b.Public.Get(section, key); err == nil && pv == v {
-					continue
-				}
-			}
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
+	return config.PrivateStrings(config.PrivateValues(b.Config, b.Public))
 }
