@@ -5,17 +5,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,70 +19,21 @@ import (
 )
 
 var (
-	srcRoot  = harness.Src() // the eib tree
-	eibBin   string          // eib built for these tests
-	demoRepo string          // the demo OS archive repo (helpers/make-demo-repo)
-	demoKey  string          // its public signing key
-	repoURL  string          // where the repo is served
-	tmp      string          // this run's temporary directory
-
-	demoOnce sync.Once
-	setupErr error // why the demo could not be prepared
+	srcRoot = harness.Src() // the eib tree
+	eibBin  string          // eib built for these tests
 )
 
 // TestMain builds eib once. The first test that needs the demo OS repo
-// builds it (helpers/make-demo-repo) and serves it over HTTP on 127.0.0.1
-// for the others. EIB_TEST_DEMO_CACHE may name a make-demo-repo cache to
-// reuse between runs (default: a temporary one, which downloads the kernel
-// package each run).
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "eib-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	tmp = dir
-	code := harness.RunTests(m, &eibBin, nil)
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// prepareDemo builds the demo repo and serves it.
-func prepareDemo(dir string) error {
-	cache := os.Getenv("EIB_TEST_DEMO_CACHE")
-	if cache == "" {
-		cache = filepath.Join(dir, "demo-cache")
-	}
-	cmd := exec.Command(filepath.Join(srcRoot, "helpers", "make-demo-repo"), "--cache", cache)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("helpers/make-demo-repo --cache %s: %v\n%s", cache, err, stderr.String())
-	}
-	demoRepo = strings.TrimSpace(string(out))
-	demoKey = filepath.Join(cache, "keys", "eib-demo.asc")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go http.Serve(ln, http.FileServer(http.Dir(demoRepo)))
-	repoURL = "http://" + ln.Addr().String() + "/"
-	return nil
-}
+// builds and serves it for the others (harness.DemoRepo;
+// EIB_TEST_DEMO_CACHE may name a make-demo-repo cache to reuse between
+// runs).
+func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 
 // needDemo skips a test that cannot run here, and fails one whose demo
 // repo could not be built.
 func needDemo(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the demo build deploys an OSTree sysroot and needs root")
-	}
-	harness.Need(t, "ostree", "qemu-system-x86_64", "qemu-img", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage")
-	demoOnce.Do(func() { setupErr = prepareDemo(tmp) })
-	if setupErr != nil {
-		t.Fatalf("preparing the demo OS repo: %v", setupErr)
-	}
+	harness.NeedDemo(t, "ostree", "qemu-system-x86_64", "qemu-img", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage")
 }
 
 // project is one eib run's temporary directories (harness.Project) and
@@ -118,12 +64,7 @@ func newProject(t *testing.T) *project {
 func newDemoProject(t *testing.T, extra string) *project {
 	t.Helper()
 	p := newProject(t)
-	key, err := os.ReadFile(demoKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Write("data/keys/eib-demo.asc", string(key), 0o644)
-	p.Write("config/product/demo.ini", "[ostree]\npull_url = "+repoURL+"\n", 0o644)
+	harness.DemoRepo(t).Install(t, p.Local)
 	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+extra, 0o644)
 	return p
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"maps"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,20 +58,6 @@ func buildReproducible(t *testing.T, epoch, url string) reproBuild {
 	return b
 }
 
-// serve serves the demo repo on another free port of 127.0.0.1 for the
-// rest of the test and returns its URL.
-func serve(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(demoRepo)), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/"
-}
-
 // TestDemoImageIsReproducible builds the demo image twice with the same
 // SOURCE_DATE_EPOCH (boot check off): in two projects (other cachedirs,
 // localdirs and publish directories), pulling from two servers on other
@@ -83,18 +67,13 @@ func serve(t *testing.T) string {
 // the keys naming those directories and servers. A third build with
 // another SOURCE_DATE_EPOCH must differ, or the comparison proves nothing.
 func TestDemoImageIsReproducible(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the demo build deploys an OSTree sysroot and needs root")
-	}
-	harness.Need(t, "ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "cmp")
-	demoOnce.Do(func() { setupErr = prepareDemo(tmp) })
-	if setupErr != nil {
-		t.Fatalf("preparing the demo OS repo: %v", setupErr)
-	}
+	demo := harness.NeedDemo(t, "ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "cmp")
 	const epoch = "1700000000"
-	first := buildReproducible(t, epoch, repoURL)
+	first := buildReproducible(t, epoch, demo.URL)
 	time.Sleep(1100 * time.Millisecond) // another second of the clock
-	second := buildReproducible(t, epoch, serve(t))
+	// The demo repo again, from a server on another free port of
+	// 127.0.0.1, for the rest of the test.
+	second := buildReproducible(t, epoch, harness.Serve(t, demo.Repo))
 
 	if out, err := exec.Command("cmp", first.raw, second.raw).CombinedOutput(); err != nil {
 		t.Errorf("two builds of the demo with SOURCE_DATE_EPOCH=%s made different raw images: %s", epoch, strings.TrimSpace(string(out)))
@@ -139,7 +118,7 @@ func TestDemoImageIsReproducible(t *testing.T) {
 		t.Errorf("no compressed image among the outputs %v", names)
 	}
 
-	other := buildReproducible(t, "1700000001", repoURL)
+	other := buildReproducible(t, "1700000001", demo.URL)
 	if exec.Command("cmp", "-s", first.raw, other.raw).Run() == nil {
 		t.Error("a build with another SOURCE_DATE_EPOCH made the same raw image: the comparison proves nothing")
 	}

@@ -11,6 +11,12 @@
 //     Command for an eib run that uses them.
 //   - Run and Code run a command and turn its end into an exit code,
 //     failing the test only when the command could not run at all.
+//   - DemoRepo builds the demo OS repo (helpers/make-demo-repo) and
+//     serves it on 127.0.0.1 (helpers/serve-repo), once per test binary,
+//     stopping the server when the tests end; NeedDemo does the same
+//     after skipping a test that cannot build the demo here, Install puts
+//     its key and URL into a localdir, and Serve serves a directory for
+//     the rest of one test.
 //   - AssertNoLeftovers checks the rule every test of a build obeys: no
 //     mount, loop device or process is left under the test's directory.
 //   - Need, WriteFiles and LastLine are small helpers several packages
@@ -45,10 +51,16 @@ func Src() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// runDir is the test binary's temporary directory (RunTests): the
+// binaries it built and, unless EIB_TEST_DEMO_CACHE names one, the demo's
+// make-demo-repo cache.
+var runDir string
+
 // Main builds ./cmd/eib into a temporary directory and sets *eib to the
 // binary, builds each further main package of extra ("./helpers/serve-repo"
-// -> where to keep its path) alongside, runs the tests, removes the
-// directory and exits with the tests' code. A failed build ends the test
+// -> where to keep its path) alongside, runs the tests, stops the demo's
+// server (DemoRepo), removes the directory and exits with the tests' code
+// (1 when the server did not stop cleanly). A failed build ends the test
 // binary with go build's output. Call it from TestMain.
 func Main(m *testing.M, eib *string, extra map[string]*string) {
 	os.Exit(RunTests(m, eib, extra))
@@ -58,12 +70,13 @@ func Main(m *testing.M, eib *string, extra map[string]*string) {
 // when a build failed), for a TestMain that has state of its own to
 // remove after the tests.
 func RunTests(m *testing.M, eib *string, extra map[string]*string) int {
-	dir, err := os.MkdirTemp("", "eib-test-bin-")
+	dir, err := os.MkdirTemp("", "eib-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	runDir = dir
 	bins := map[string]*string{"./cmd/eib": eib}
 	for pkg, p := range extra {
 		bins[pkg] = p
@@ -74,16 +87,31 @@ func RunTests(m *testing.M, eib *string, extra map[string]*string) int {
 	}
 	sort.Strings(pkgs)
 	for _, pkg := range pkgs {
-		bin := filepath.Join(dir, path.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Dir = Src()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+		bin, err := build(pkg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		*bins[pkg] = bin
 	}
-	return m.Run()
+	code := m.Run()
+	if err := stopDemo(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	return code
+}
+
+// build builds the main package pkg of the eib tree into runDir and
+// returns the binary's path; an error holds go build's output.
+func build(pkg string) (string, error) {
+	bin := filepath.Join(runDir, path.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = Src()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+	}
+	return bin, nil
 }
 
 // Result is one finished run of a command.

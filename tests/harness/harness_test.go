@@ -2,6 +2,8 @@ package harness
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,5 +86,53 @@ func TestAssertNoLeftoversFailsAndCleansUp(t *testing.T) {
 	r = &recorder{TB: t}
 	if AssertNoLeftovers(r, dir); len(r.errs) != 0 {
 		t.Errorf("a clean dir reported %q", r.errs)
+	}
+}
+
+// TestServeRepoServesWritesTheINIAndStops: helpers/serve-repo (as
+// DemoRepo and Serve run it) serves a directory on 127.0.0.1, writes its
+// URL as pull_url to -ini and stops cleanly on SIGTERM; Install puts the
+// key and that INI into a localdir.
+func TestServeRepoServesWritesTheINIAndStops(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	WriteFiles(t, dir, map[string]string{"repo/config": "[core]\nmode=archive-z2\n", "keys/eib-demo.asc": "KEY\n"})
+	get := func(url string) string {
+		t.Helper()
+		resp, err := http.Get(url + "config")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %sconfig: %s %q (%v)", url, resp.Status, b, err)
+		}
+		return string(b)
+	}
+	ini := filepath.Join(dir, "demo.ini")
+	srv, err := startServer(repo, ini)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(srv.url); got != "[core]\nmode=archive-z2\n" {
+		t.Errorf("served config %q", got)
+	}
+	local := filepath.Join(dir, "local")
+	Demo{Repo: repo, Key: filepath.Join(dir, "keys", "eib-demo.asc"), URL: srv.url, INI: ini}.Install(t, local)
+	if b, err := os.ReadFile(filepath.Join(local, "config", "product", "demo.ini")); err != nil || !strings.Contains(string(b), "[ostree]\npull_url = "+srv.url+"\n") {
+		t.Errorf("Install wrote demo.ini %q (%v), want pull_url = %s", b, err, srv.url)
+	}
+	if b, err := os.ReadFile(filepath.Join(local, "data", "keys", "eib-demo.asc")); err != nil || string(b) != "KEY\n" {
+		t.Errorf("Install wrote the key %q (%v)", b, err)
+	}
+	if err := srv.stop(); err != nil {
+		t.Error(err)
+	}
+	if _, err := http.Get(srv.url); err == nil {
+		t.Errorf("%s still answers after stop", srv.url)
+	}
+	if url := Serve(t, repo); get(url) != "[core]\nmode=archive-z2\n" {
+		t.Errorf("Serve's %s serves another config", url)
 	}
 }

@@ -165,7 +165,7 @@ with open(os.path.join(os.environ['EIB_EIBTEST_RESULTS'], 'manifest-seen.json'),
 }
 
 func TestDemoBuildRunsHooksWrittenForEIB(t *testing.T) {
-	needDemo(t)
+	demo := needDemo(t)
 	harness.Need(t, "zstd", "partx", "losetup", "mountpoint")
 	p := harness.NewProject(t)
 	t.Cleanup(func() { harness.AssertNoLeftovers(t, p.Dir) })
@@ -179,12 +179,7 @@ func TestDemoBuildRunsHooksWrittenForEIB(t *testing.T) {
 		}
 		p.Write(rel, body, mode)
 	}
-	key, err := os.ReadFile(demoKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Write("data/keys/eib-demo.asc", string(key), 0o644)
-	p.Write("config/product/demo.ini", "[ostree]\npull_url = "+repoURL+"\n", 0o644)
+	demo.Install(t, p.Local)
 	p.Write("config/defaults.ini", `[build]
 cachedir = `+p.Cache+`
 

@@ -1,7 +1,7 @@
 // Package ostree tests the ostree stage and the first half of the image
 // stage end to end, through the real eib binary, against real archive
-// repos served on 127.0.0.1: the demo OS of helpers/make-demo-repo and
-// small signed, foreign-signed and unsigned repos.
+// repos served on 127.0.0.1: the demo OS of helpers/make-demo-repo
+// (harness.DemoRepo) and small signed, foreign-signed and unsigned repos.
 package ostree
 
 import (
@@ -11,18 +11,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
 	"github.com/eib-builder/eib/tests/harness"
 )
 
 var (
-	srcRoot  = harness.Src()
-	eibBin   string // eib built for these tests
-	serveBin string // helpers/serve-repo built for these tests
+	srcRoot = harness.Src()
+	eibBin  string // eib built for these tests
 )
 
-func TestMain(m *testing.M) {
-	harness.Main(m, &eibBin, map[string]*string{"./helpers/serve-repo": &serveBin})
+func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
+
+// demo is the demo OS repo as harness.DemoRepo builds and serves it, and
+// its commit of ostreetest.DemoRef.
+type demo struct {
+	harness.Demo
+	Commit string
+}
+
+// demoRepo is the demo OS repo; it skips a test that cannot build it here
+// (the skips of ostreetest.DemoRepo, which these tests used before).
+func demoRepo(t *testing.T) demo {
+	t.Helper()
+	ostreetest.Need(t, "ostree", "gpg", "apt-get", "dpkg-deb", "modinfo", "cpio")
+	if os.Geteuid() != 0 {
+		t.Skip("building the demo OS needs root (apt-get download into the cache, owners in the commit)")
+	}
+	d := demo{Demo: harness.DemoRepo(t)}
+	var err error
+	if d.Commit, err = ostree.Open(d.Repo).RevParse(context.Background(), ostreetest.DemoRef); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // project is one demo build in a temp dir: localdir, cachedir, sysconfdir

@@ -1,15 +1,12 @@
 package ostree
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,41 +16,6 @@ import (
 	"github.com/eib-builder/eib/lib/ostree/ostreetest"
 	"github.com/eib-builder/eib/tests/harness"
 )
-
-// serveDemo runs helpers/serve-repo on the demo repo, pointing the demo
-// product of p's localdir at it (-ini), until the test ends.
-func serveDemo(t *testing.T, p *project, repo string) string {
-	t.Helper()
-	ini := filepath.Join(p.Local, "config", "product", "demo.ini")
-	cmd := exec.Command(serveBin, "-ini", ini, repo)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("serve-repo did not stop cleanly on SIGTERM: %v", err)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("serve-repo printed no URL: %v", err)
-	}
-	url := strings.TrimSpace(line)
-	if !regexp.MustCompile(`^http://127\.0\.0\.1:\d+/$`).MatchString(url) {
-		t.Fatalf("serve-repo printed %q, want http://127.0.0.1:PORT/", url)
-	}
-	b, err := os.ReadFile(ini)
-	if err != nil || !strings.Contains(string(b), "[ostree]\npull_url = "+url+"\n") {
-		t.Fatalf("serve-repo -ini wrote %q (%v), want pull_url = %s", b, err, url)
-	}
-	return url
-}
 
 const recordHook = `d="$OSTREE_DEPLOYMENT"
 {
@@ -78,14 +40,14 @@ const recordHook = `d="$OSTREE_DEPLOYMENT"
 // they see; a last failing image hook shows that every mount and the
 // sysroot go away even when a hook fails.
 func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
-	demo := ostreetest.DemoRepo(t)
+	demo := demoRepo(t)
 	p := newProject(t, "[content]\nhooks = 50-mark\n\n[image]\nhooks = 50-record 60-os-release.chroot 99-stop\n\n"+
 		"[ostree]\nref_deploy = eib-demo/amd64/stable\n"+
 		// The demo product points the image at a fixed placeholder URL;
 		// empty, the image's remote is the URL pulled from.
 		"deploy_url =\n")
-	p.trust(demo.Key, "eib-demo.asc")
-	url := serveDemo(t, p, demo.Repo)
+	demo.Install(t, p.Local)
+	url := demo.URL
 	p.Write("hooks/content/50-mark", `echo content-hook > "$OSTREE_DEPLOYMENT/etc/eib-content-mark"`+"\n", 0o644)
 	p.Write("hooks/image/50-record", recordHook, 0o644)
 	p.Write("hooks/image/60-os-release.chroot", "#!/bin/sh\nset -e\nsed 's/^/chroot-saw-/' /etc/os-release\n", 0o755)
@@ -220,7 +182,7 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 // find the deployment and print EIB-DEMO-BOOT-OK.
 func TestDemoOSBootsToItsMarker(t *testing.T) {
 	ostreetest.Need(t, "qemu-system-x86_64", "mkfs.ext4", "chattr")
-	demo := ostreetest.DemoRepo(t)
+	demo := demoRepo(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	sysroot, err := ostree.InitFS(ctx, filepath.Join(dir, "sysroot"))
@@ -290,9 +252,9 @@ func TestDemoOSBootsToItsMarker(t *testing.T) {
 // TestMakeDemoRepoReusesItsCache: a second run with unchanged inputs
 // reuses the repo, and --localdir installs the public key.
 func TestMakeDemoRepoReusesItsCache(t *testing.T) {
-	demo := ostreetest.DemoRepo(t)
+	demo := demoRepo(t)
 	local := t.TempDir()
-	cmd := exec.Command(filepath.Join(srcRoot, "helpers", "make-demo-repo"), "--cache", ostreetest.DemoCache(), "--localdir", local)
+	cmd := exec.Command(filepath.Join(srcRoot, "helpers", "make-demo-repo"), "--cache", demo.Cache, "--localdir", local)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()

@@ -1,10 +1,7 @@
 package output
 
 import (
-	"bytes"
 	"encoding/json"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,49 +18,22 @@ import (
 // TestDemoBuildOutputsVerify builds the demo product (boot check off, qcow2
 // on) and checks its outputs with the real tools: names, sha256sum -c,
 // gpg --verify with the demo public key, zstd -t, the .size, the qcow2's
-// virtual size and the manifest's image entries. EIB_TEST_DEMO_CACHE may
-// name a helpers/make-demo-repo cache to reuse.
+// virtual size and the manifest's image entries. The demo repo is
+// harness.DemoRepo's (EIB_TEST_DEMO_CACHE may name a helpers/make-demo-repo
+// cache to reuse).
 func TestDemoBuildOutputsVerify(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the demo build deploys an OSTree sysroot and needs root")
-	}
-	harness.Need(t, "ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "qemu-img", "zstd", "gpg", "sha256sum")
+	t0 := time.Now()
+	demo := harness.NeedDemo(t, "ostree", "mkfs.ext4", "mkfs.vfat", "sfdisk", "grub-mkimage", "qemu-img", "zstd", "gpg", "sha256sum")
+	t.Logf("demo repo ready in %.1f s", time.Since(t0).Seconds())
 	dir := t.TempDir()
 	t.Cleanup(func() { harness.AssertNoLeftovers(t, dir) })
-	cache := os.Getenv("EIB_TEST_DEMO_CACHE")
-	if cache == "" {
-		cache = filepath.Join(dir, "demo-cache")
-	}
-	t0 := time.Now()
-	mk := exec.Command(filepath.Join(srcRoot, "helpers", "make-demo-repo"), "--cache", cache)
-	var stderr bytes.Buffer
-	mk.Stderr = &stderr
-	out, err := mk.Output()
-	if err != nil {
-		t.Fatalf("helpers/make-demo-repo: %v\n%s", err, stderr.String())
-	}
-	repo := strings.TrimSpace(string(out))
-	t.Logf("demo repo ready in %.1f s", time.Since(t0).Seconds())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(repo))}
-	go srv.Serve(ln)
-	defer srv.Close()
 
 	local := filepath.Join(dir, "local")
 	buildCache := filepath.Join(dir, "cache")
-	files := map[string]string{
-		"config/product/demo.ini": "[ostree]\npull_url = http://" + ln.Addr().String() + "/\n",
-		"config/defaults.ini":     "[build]\ncachedir = " + buildCache + "\n\n[check]\nboot = false\n\n[image]\nqcow2 = true\n",
-	}
-	key, err := os.ReadFile(filepath.Join(cache, "keys", "eib-demo.asc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files["data/keys/eib-demo.asc"] = string(key)
-	harness.WriteFiles(t, local, files)
+	demo.Install(t, local)
+	harness.WriteFiles(t, local, map[string]string{
+		"config/defaults.ini": "[build]\ncachedir = " + buildCache + "\n\n[check]\nboot = false\n\n[image]\nqcow2 = true\n",
+	})
 	sysconf := filepath.Join(dir, "etc-eib")
 	os.Mkdir(sysconf, 0o755)
 	start := time.Now()
