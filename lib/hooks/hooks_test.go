@@ -310,11 +310,11 @@ func busyboxRoot(t *testing.T) string {
 		t.Skip("bubblewrap chroot hooks need root here")
 	}
 	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bwrap (bubblewrap) not installed")
+		t.Fatal("bwrap is not installed: run make deps (bubblewrap)")
 	}
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skip("busybox-static not installed")
+		t.Fatal("busybox-static is not installed: run make deps")
 	}
 	root := filepath.Join(t.TempDir(), "root")
 	for _, d := range []string{"bin", "etc", "tmp", "proc", "dev", "var"} {

@@ -39,7 +39,7 @@ func TestCleanKillsUnmountsAndDetaches(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"losetup", "chroot", "/bin/busybox"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s missing: %v", tool, err)
+			t.Fatalf("%s missing: %v (run make deps)", tool, err)
 		}
 	}
 	dir := t.TempDir()

@@ -219,7 +219,7 @@ func TestMergeRejectsInvalidFragmentsNamingTheFile(t *testing.T) {
 func TestFragmentsFromShellHooksWithAwkwardValues(t *testing.T) {
 	jq, err := exec.LookPath("jq")
 	if err != nil {
-		t.Skip("jq is not installed")
+		t.Fatal("jq is not installed: run make deps (make test does)")
 	}
 	dir := t.TempDir()
 	awkward := "Endless \"OS\" C:\\path\\ naïve 日本語 ☃\ttab\nnewline </script>"

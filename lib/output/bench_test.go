@@ -65,7 +65,7 @@ func mixedImage(tb testing.TB, dir string, size int64) string {
 // is onepass/bare; the goal is <= 1.25.
 func BenchmarkOnePassVsBareZstd(b *testing.B) {
 	if _, err := exec.LookPath("zstd"); err != nil {
-		b.Skip("zstd is not installed (apt-get install zstd)")
+		b.Fatal("zstd is not installed: run make deps")
 	}
 	dir := b.TempDir()
 	raw := mixedImage(b, dir, 1<<30)

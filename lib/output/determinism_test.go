@@ -89,7 +89,7 @@ func TestCompressedBytesDoNotDependOnThreads(t *testing.T) {
 	need := []string{"xz", "zstd", "taskset", "gzip"}
 	for _, tool := range need {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (see helpers/debian-packages.txt)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does)", tool)
 		}
 	}
 	t.Logf("%d CPUs: the tools' -T0 means %d threads, taskset -c 0 one", runtime.NumCPU(), runtime.NumCPU())

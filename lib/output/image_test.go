@@ -51,7 +51,7 @@ func need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (see helpers/debian-packages.txt)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does)", tool)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func TestRegionsFindHolesAndMergeSmallOnes(t *testing.T) {
 func TestSparseImageOutputsAreItsBytes(t *testing.T) {
 	for _, tool := range []string{"zstd", "xz", "gpg"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (see helpers/debian-packages.txt)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does)", tool)
 		}
 	}
 	dir := t.TempDir()

@@ -244,12 +244,13 @@ func AssertNoLeftovers(t testing.TB, dir string) {
 	}
 }
 
-// Need skips the test when a tool is not installed.
+// Need fails the test when a tool is not installed: make deps installs
+// every one, so a missing tool is a broken set-up, never a reason to skip.
 func Need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs it)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does), which installs it", tool)
 		}
 	}
 }

@@ -18,7 +18,7 @@ func Need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does)", tool)
 		}
 	}
 }
@@ -48,7 +48,7 @@ func BIOSImage(t *testing.T, dir, script string) string {
 	Need(t, "grub-mkimage", "qemu-system-x86_64", "qemu-img")
 	bootImg := "/usr/lib/grub/i386-pc/boot.img"
 	if _, err := os.Stat(bootImg); err != nil {
-		t.Skipf("%s missing (install grub-pc-bin)", bootImg)
+		t.Fatalf("%s missing: run make deps (grub-pc-bin)", bootImg)
 	}
 	cfg := filepath.Join(dir, "bios.cfg")
 	if err := os.WriteFile(cfg, []byte(script), 0o644); err != nil {
@@ -83,10 +83,10 @@ func UEFIImage(t *testing.T, dir, script string) string {
 	t.Helper()
 	Need(t, "grub-mkimage", "mkfs.vfat", "mmd", "mcopy", "qemu-system-x86_64", "qemu-img")
 	if _, err := os.Stat("/usr/lib/grub/x86_64-efi"); err != nil {
-		t.Skip("/usr/lib/grub/x86_64-efi missing (install grub-efi-amd64-bin)")
+		t.Fatal("/usr/lib/grub/x86_64-efi missing: run make deps (grub-efi-amd64-bin)")
 	}
 	if _, err := os.Stat("/usr/share/OVMF/OVMF_CODE_4M.fd"); err != nil {
-		t.Skip("OVMF missing (install ovmf)")
+		t.Fatal("OVMF missing: run make deps (ovmf)")
 	}
 	cfg := filepath.Join(dir, "uefi.cfg")
 	if err := os.WriteFile(cfg, []byte(script), 0o644); err != nil {

@@ -27,52 +27,15 @@ func SrcDir() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
-// Need skips the test when a tool is missing.
+// Need fails the test when a tool is missing: make deps installs every
+// one, so a missing tool is a broken set-up, never a reason to skip.
 func Need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make deps installs what eib needs)", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does), which installs it", tool)
 		}
 	}
-}
-
-// Demo is the demo OS repo.
-type Demo struct {
-	Repo   string // the archive repo
-	Key    string // the public key that signed it (eib-demo.asc)
-	Commit string // the commit of DemoRef
-}
-
-// DemoCache is the cache make-demo-repo uses: $EIB_DEMO_CACHE, else
-// /var/cache/eib-demo (shared by test runs, which serialize on its lock).
-func DemoCache() string {
-	if d := os.Getenv("EIB_DEMO_CACHE"); d != "" {
-		return d
-	}
-	return "/var/cache/eib-demo"
-}
-
-// DemoRepo builds the demo OS repo, or reuses the cached one.
-func DemoRepo(t testing.TB) Demo {
-	t.Helper()
-	Need(t, "ostree", "gpg", "apt-get", "dpkg-deb", "modinfo", "cpio")
-	if os.Geteuid() != 0 {
-		t.Skip("building the demo OS needs root (apt-get download into the cache, owners in the commit)")
-	}
-	cache := DemoCache()
-	cmd := exec.Command(filepath.Join(SrcDir(), "helpers", "make-demo-repo"), "--cache", cache)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helpers/make-demo-repo --cache %s: %v\n%s", cache, err, stderr.String())
-	}
-	d := Demo{Repo: strings.TrimSpace(string(out)), Key: filepath.Join(cache, "keys", "eib-demo.asc")}
-	if d.Commit, err = ostree.Open(d.Repo).RevParse(context.Background(), DemoRef); err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // Serve publishes dir over HTTP on 127.0.0.1 until the test ends and

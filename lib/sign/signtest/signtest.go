@@ -78,7 +78,7 @@ func fingerprint(b []byte) string {
 func Verify(t testing.TB, pub, file, sig string) error {
 	t.Helper()
 	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg is not installed (apt-get install gnupg)")
+		t.Fatal("gpg is not installed: run make deps (make test does)")
 	}
 	home, err := os.MkdirTemp("", "eib-gpg-")
 	if err != nil {
