@@ -199,3 +199,33 @@ func TestInterruptedBootCheckLeavesNoQEMU(t *testing.T) {
 	}
 	t.Logf("end of the interrupted build:\n%s", tail(out.String(), 4))
 }
+
+// A systemd-boot image is UEFI-only: with [check] firmware = both it is
+// booted with UEFI alone (it used to be booted with BIOS as well, and to
+// fail after the whole timeout), and asking for BIOS is refused naming the
+// key.
+func TestSystemdBootImageIsCheckedWithUEFIOnly(t *testing.T) {
+	needDemo(t)
+	p := newDemoProject(t, "[image]\nsdboot = true\n\n[check]\nfirmware = both\nboot_timeout = 120\n")
+	out, code := p.build()
+	if code != 0 {
+		t.Fatalf("sdboot demo build exited %d:\n%s", code, tail(out, 60))
+	}
+	var fws []string
+	for _, b := range p.manifest()["boot_check"].([]any) {
+		m := b.(map[string]any)
+		if m["result"] != "ok" {
+			t.Errorf("boot %v: want ok", m)
+		}
+		fws = append(fws, m["firmware"].(string))
+	}
+	if !slices.Equal(fws, []string{"uefi"}) {
+		t.Fatalf("booted with %v, want [uefi] only:\n%s", fws, tail(out, 40))
+	}
+
+	p = newDemoProject(t, "[image]\nsdboot = true\n\n[check]\nfirmware = bios\n")
+	out, code = p.build()
+	if code != 1 || !strings.Contains(out, `[check] firmware`) || !strings.Contains(out, `firmware "bios": the image boots only with uefi`) {
+		t.Fatalf("sdboot with firmware = bios exited %d, want 1 (a configuration error) naming [check] firmware:\n%s", code, tail(out, 30))
+	}
+}
