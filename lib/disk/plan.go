@@ -120,25 +120,44 @@ func NewPlan(l Layout, rootBytes, maxBytes int64) (Plan, error) {
 	return plan, nil
 }
 
-// Usage returns the bytes the tree at dir takes in the root file system
-// eib makes of it (ext4, 4 KiB blocks), reckoned from its content alone,
-// so that the same sysroot gets the same root partition on every build
-// host: every inode once (hardlinks), a regular file's size in whole
-// blocks, a directory's entries (ext4's 8-byte entry header and name,
-// 4-byte aligned, the "." and ".." entries, and the 12-byte checksum tail
-// of each block) in whole blocks, a symlink of 60 bytes or more one block
-// (shorter ones live in the inode), device nodes, fifos and sockets none.
-// Sparse files are counted at their full size.
+// Tree is what a directory tree takes in the root file system eib makes
+// of it (ext4, 4 KiB blocks, 256-byte inodes), reckoned from its content
+// alone, so that the same sysroot gets the same root partition and inode
+// count on every build host.
+type Tree struct {
+	// Blocks is the bytes of its data blocks: a regular file's size in
+	// whole blocks, a directory's entries (ext4's 8-byte entry header and
+	// name, 4-byte aligned, the "." and ".." entries, and the 12-byte
+	// checksum tail of each block) in whole blocks, one block for a
+	// symlink of 60 bytes or more (shorter ones live in the inode), none
+	// for device nodes, fifos and sockets. Sparse files are counted at
+	// their full size: the OS may fill them in.
+	Blocks int64
+	// Inodes is the number of its inodes: regular files, directories (the
+	// top one included), symlinks, device nodes, fifos and sockets, each
+	// hardlinked inode once.
+	Inodes int64
+}
+
+// Bytes returns the bytes the tree takes: its data blocks and the
+// 256-byte inode-table entry of each of its inodes.
+func (t Tree) Bytes() int64 { return t.Blocks + t.Inodes*inodeSize }
+
+// Measure walks the tree at dir and returns what it takes in the root
+// file system (see Tree). Every inode is counted once, however many
+// hardlinks it has.
 //
 // EIB sized the root with `du -s` of the sysroot, which counts what the
 // host's file system allocated: a tmpfs gives directories no blocks,
 // btrfs keeps small files inline, so one sysroot got other partition
-// sizes, and other image bytes, on other hosts.
-func Usage(dir string) (int64, error) {
+// sizes, and other image bytes, on other hosts. It counted no inodes, so a
+// tree of many empty files or short symlinks could need more inodes than
+// mke2fs's default of one per 16 KiB gave its partition.
+func Measure(dir string) (Tree, error) {
 	type key struct{ dev, ino uint64 }
 	seen := map[key]bool{}
 	dirBytes := map[string]int64{} // directory -> bytes of its entries
-	var total int64
+	var t Tree
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("measuring %s: %w", dir, err)
@@ -148,6 +167,7 @@ func Usage(dir string) (int64, error) {
 		}
 		if d.IsDir() {
 			dirBytes[path] += 2 * dirEntryBytes(".") // "." and ".." (12 bytes each)
+			t.Inodes++
 			return nil
 		}
 		info, err := d.Info()
@@ -161,26 +181,40 @@ func Usage(dir string) (int64, error) {
 			}
 			seen[k] = true
 		}
+		t.Inodes++
 		switch {
 		case info.Mode().IsRegular():
-			total += ceilDiv(info.Size(), ext4Block) * ext4Block
+			t.Blocks += ceilDiv(info.Size(), ext4Block) * ext4Block
 		case info.Mode()&fs.ModeSymlink != 0 && info.Size() >= fastSymlinkMax:
-			total += ext4Block
+			t.Blocks += ext4Block
 		}
 		return nil
 	})
 	for _, n := range dirBytes {
-		total += max(ceilDiv(n, ext4Block-dirTailBytes), 1) * ext4Block
+		t.Blocks += max(ceilDiv(n, ext4Block-dirTailBytes), 1) * ext4Block
 	}
-	return total, err
+	return t, err
 }
 
-// Sizes of ext4's on-disk structures that Usage reckons with (the ext4
+// Usage returns the bytes the tree at dir takes in the root file system,
+// its data blocks and inode-table entries (Measure, Tree.Bytes): what
+// RootSize adds the free space to.
+func Usage(dir string) (int64, error) {
+	t, err := Measure(dir)
+	return t.Bytes(), err
+}
+
+// Sizes of ext4's on-disk structures that Measure reckons with (the ext4
 // disk layout, https://docs.kernel.org/filesystems/ext4/).
 const (
 	dirEntryHeader = 8  // inode, rec_len, name_len, file_type
 	dirTailBytes   = 12 // the checksum tail of a directory block (metadata_csum)
 	fastSymlinkMax = 60 // targets shorter than this live in the inode's i_block
+)
+
+// Inode geometry that eib's mke2fs.conf pins (mke2fs.conf(5)).
+const (
+	inodeSize = 256 // bytes of an inode-table entry (inode_size)
 )
 
 // dirEntryBytes is the size of a directory entry for name: its header and

@@ -65,9 +65,9 @@ func TestPlanPartitionsFitTheirRequest(t *testing.T) {
 	}
 }
 
-// usedBlocks makes an ext4 of 64 MiB from dir (mkfs.ext4 -d, 4 KiB
-// blocks, eib's features) and returns its used blocks.
-func usedBlocks(t *testing.T, dir string) int64 {
+// usedByMkfs makes an ext4 of 64 MiB from dir (mkfs.ext4 -d, 4 KiB
+// blocks, eib's features) and returns its used blocks and used inodes.
+func usedByMkfs(t *testing.T, dir string) (blocks, inodes int64) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "fs.img")
 	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^has_journal,metadata_csum", "-d", dir, img, "16384")
@@ -87,15 +87,17 @@ func usedBlocks(t *testing.T, dir string) int64 {
 		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
 		return n
 	}
-	return field("Block count") - field("Free blocks")
+	return field("Block count") - field("Free blocks"), field("Inode count") - field("Free inodes")
 }
 
-// TestUsageIsWhatMkfsExt4Takes compares Usage of a tree (hardlinks, a
+// TestMeasureIsWhatMkfsExt4Takes compares Measure of a tree (hardlinks, a
 // directory of several blocks, files of odd sizes, short and long
-// symlinks, a fifo, empty directories) with the blocks that mkfs.ext4 -d
-// takes for it, beyond those of an empty file system: Usage may count the
-// root directory's block, which the empty one already has, and no more.
-func TestUsageIsWhatMkfsExt4Takes(t *testing.T) {
+// symlinks, a fifo, a character device when run as root, empty
+// directories) with the blocks and inodes that mkfs.ext4 -d takes for it,
+// beyond those of an empty file system: Measure may count the root
+// directory's block, which the empty one already has, and no more; its
+// inodes are those mkfs.ext4 -d takes and the root directory.
+func TestMeasureIsWhatMkfsExt4Takes(t *testing.T) {
 	for _, tool := range []string{"mkfs.ext4", "dumpe2fs"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
@@ -139,18 +141,35 @@ func TestUsageIsWhatMkfsExt4Takes(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Inodes: the root, big (6 names), many/ and its 150 files, one-byte,
+	// empty, exactly-a-block, sub/deeper/deepest, 2 symlinks, the fifo.
+	want := int64(1 + 1 + 151 + 3 + 3 + 2 + 1)
+	if os.Geteuid() == 0 {
+		if err := syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+			t.Fatal(err)
+		}
+		want++
+	}
 
-	got, err := Usage(dir)
+	got, err := Measure(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	taken := (usedBlocks(t, dir) - usedBlocks(t, t.TempDir())) * ext4Block
-	t.Logf("Usage %d bytes, mkfs.ext4 -d took %d", got, taken)
-	if got < taken || got > taken+ext4Block {
-		t.Errorf("Usage = %d bytes (%d blocks); mkfs.ext4 -d took %d bytes (%d blocks) for the tree", got, got/ext4Block, taken, taken/ext4Block)
+	treeBlocks, treeInodes := usedByMkfs(t, dir)
+	emptyBlocks, emptyInodes := usedByMkfs(t, t.TempDir())
+	taken := (treeBlocks - emptyBlocks) * ext4Block
+	t.Logf("Measure %+v; mkfs.ext4 -d took %d bytes and %d inodes", got, taken, treeInodes-emptyInodes)
+	if got.Blocks < taken || got.Blocks > taken+ext4Block {
+		t.Errorf("Measure: %d bytes (%d blocks); mkfs.ext4 -d took %d bytes (%d blocks) for the tree", got.Blocks, got.Blocks/ext4Block, taken, taken/ext4Block)
 	}
-	if got > taken+int64(300000) {
-		t.Errorf("Usage = %d: hardlinks counted more than once", got)
+	if got.Blocks > taken+int64(300000) {
+		t.Errorf("Measure: %d bytes: hardlinks counted more than once", got.Blocks)
+	}
+	if got.Inodes != want || got.Inodes-1 != treeInodes-emptyInodes {
+		t.Errorf("Measure: %d inodes; want %d, and mkfs.ext4 -d took %d besides the root directory", got.Inodes, want, treeInodes-emptyInodes)
+	}
+	if u, err := Usage(dir); err != nil || u != got.Blocks+got.Inodes*256 {
+		t.Errorf("Usage = %d, %v; want the blocks and 256 bytes per inode, %d", u, err, got.Blocks+got.Inodes*256)
 	}
 }
 
