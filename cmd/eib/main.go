@@ -88,7 +88,27 @@ func srcDir() (string, error) {
 	return filepath.Dir(real), nil
 }
 
+// refuseBuildOptions is the Before of every subcommand: a build option
+// given before the subcommand's name (eib -p demo sign FILE) would be
+// parsed as the build's and silently ignored, so it is refused.
+func refuseBuildOptions(ctx context.Context, cmd *cli.Command) (context.Context, error) {
+	var set []string
+	for _, f := range cmd.Root().Flags {
+		if f.IsSet() {
+			set = append(set, "--"+f.Names()[0])
+		}
+	}
+	if len(set) > 0 {
+		return ctx, usageError{fmt.Sprintf("%s given before %q: a subcommand's options come after its name (eib %s %s ...)",
+			strings.Join(set, ", "), cmd.Name, cmd.Name, set[0])}
+	}
+	return ctx, nil
+}
+
 func newCommand(stdout io.Writer) *cli.Command {
+	for _, sc := range subcommands {
+		sc.Before = refuseBuildOptions
+	}
 	return &cli.Command{
 		Name:                   "eib",
 		Usage:                  "build an OS image from an OSTree commit",
@@ -209,7 +229,10 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	for _, w := range loaded.Unread() {
 		fmt.Fprintln(os.Stderr, "eib: warning: "+w.Error())
 	}
-	err = stage.Execute(ctx, stage.Options{
+	// Declare, then execute: the plan checks every stage's settings
+	// before the lock and any work (a mistake there exits 1), the build
+	// runs it (a failure exits 2).
+	plan, err := stage.NewPlan(stage.Options{
 		Loaded:      loaded,
 		SrcDir:      opts.SrcDir,
 		LocalDir:    opts.LocalDir,
@@ -219,6 +242,9 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		LockTimeout: int(cmd.Int("lock-timeout")),
 	})
 	if err != nil {
+		return usageError{err.Error()}
+	}
+	if err := plan.Execute(ctx, loaded); err != nil {
 		return buildError{err}
 	}
 	return nil

@@ -212,6 +212,9 @@ func TestUsageErrorsExit1(t *testing.T) {
 		"missing localdir":   {[]string{"-d", "/nonexistent/local", "--show-config"}, "--localdir /nonexistent/local: not a directory"},
 		"bad product name":   {[]string{"-p", "../x", "--show-config"}, "[build] product: \"../x\" is not a valid product name"},
 		"missing flag value": {[]string{"--show-config", "-p"}, "-p"},
+		// A build option before a subcommand would be silently ignored.
+		"option before sign": {[]string{"-p", "demo", "sign", "/dev/null"}, `eib: --product given before "sign": a subcommand's options come after its name`},
+		"option before lint": {[]string{"-d", "/tmp", "lint"}, `eib: --localdir given before "lint"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := eib(t, fixture, tc.args...)
@@ -332,18 +335,27 @@ func TestSchemaViolationsAllReportedAtOnce(t *testing.T) {
 	}
 }
 
-func TestBuildFailureExit2WithFinalLine(t *testing.T) {
+// A plan error (here an unknown stage) is a configuration error: exit 1;
+// a failure of the build itself exits 2. Either is the final line.
+func TestPlanErrorExits1AndBuildFailureExits2WithFinalLine(t *testing.T) {
 	local := t.TempDir()
 	cache := t.TempDir()
 	harness.WriteFiles(t, local, map[string]string{
-		"config/defaults.ini":          "[build]\ncachedir = " + cache + "\n[image]\ntypo_key = 1\n",
+		"config/defaults.ini":          "[build]\ncachedir = " + cache + "\n[image]\ntypo_key = 1\n[publish]\nhooks = 10-fails\n",
 		"config/product/eoscustom.ini": "[image]\ntypo_key = 2\n",
 		"buildscript":                  "no-such-stage\n",
+		"hooks/publish/10-fails":       "exit 3\n",
 	})
 	r := eib(t, srcRoot, "-d", local, "master")
 	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
-	if r.Code != 2 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.Stderr, "no-such-stage") {
-		t.Errorf("exit %d, want 2 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	if r.Code != 1 || !strings.HasPrefix(lines[len(lines)-1], "eib: ") || !strings.Contains(r.Stderr, "no-such-stage") {
+		t.Errorf("exit %d, want 1 with the error as the final line\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	harness.WriteFiles(t, local, map[string]string{"buildscript": "publish\n"})
+	r2 := eib(t, srcRoot, "-d", local, "master")
+	lines2 := strings.Split(strings.TrimRight(r2.Stderr, "\n"), "\n")
+	if r2.Code != 2 || !strings.HasPrefix(lines2[len(lines2)-1], "eib: build failed in stage publish, hook publish/10-fails") {
+		t.Errorf("exit %d, want 2 with the failure as the final line\nstdout:\n%s\nstderr:\n%s", r2.Code, r2.Stdout, r2.Stderr)
 	}
 	// A key nothing reads is warned about once, where it was last set.
 	warning := "eib: warning: " + local + "/config/product/eoscustom.ini:2: [image] typo_key: not read by eib or by any hook\n"
