@@ -88,7 +88,7 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 		began := time.Now()
 		switch pl.FS {
 		case FSExt4:
-			if err := makeExt4(ctx, img, pl, plan.Layout.Ext4Features, c); err != nil {
+			if err := makeExt4(ctx, img, pl, plan.Layout.Ext4Features, plan.Layout.RootGrows(), c); err != nil {
 				return err
 			}
 		case FSVFAT:

@@ -55,8 +55,16 @@ func ext4Dev(img string, pl Placed) string {
 // makeExt4 creates the root filesystem of pl inside img, populated from
 // c.Sysroot with mkfs.ext4 -d (hardlinks, xattrs, owners, modes and device
 // nodes survive), then restores what -d drops and sets the version xattr.
-func makeExt4(ctx context.Context, img string, pl Placed, features string, c Content) error {
+// Its inode count is RootInodes of the sysroot as mkfs.ext4 -d copies it
+// (the boot loader's files are added after the plan was sized), grows
+// saying whether the OS grows the filesystem on first boot.
+func makeExt4(ctx context.Context, img string, pl Placed, features string, grows bool, c Content) error {
 	blocks := pl.Bytes() / ext4Block
+	tree, err := Measure(c.Sysroot)
+	if err != nil {
+		return err
+	}
+	inodes := RootInodes(tree, pl.Bytes(), grows)
 	// The disk file is new and sparse: its zeros need not be written, and
 	// the inode tables are marked zeroed (no lazy init on first boot).
 	ext := fmt.Sprintf("offset=%d,nodiscard,assume_storage_prezeroed=1", pl.Offset())
@@ -79,12 +87,14 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, c Con
 		env = append(env, fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", c.Epoch))
 	}
 	args := []string{"-q", "-F", "-t", "ext4", "-O", features, "-m", "1", "-T", "default",
-		"-b", strconv.Itoa(ext4Block), "-L", pl.FSLabel, "-E", ext, "-d", c.Sysroot}
+		"-b", strconv.Itoa(ext4Block), "-N", strconv.FormatInt(inodes, 10), "-L", pl.FSLabel, "-E", ext, "-d", c.Sysroot}
 	if pl.FSUUID != "" {
 		args = append(args, "-U", pl.FSUUID)
 	}
 	args = append(args, img, strconv.FormatInt(blocks, 10))
-	c.logf("root filesystem: mkfs.ext4 -d %s into partition %d (%d MiB at byte %d)", c.Sysroot, pl.Number, pl.Bytes()/MiB, pl.Offset())
+	c.logf("root filesystem: mkfs.ext4 -d %s into partition %d (%d MiB at byte %d), %d inodes for a tree of %d (%d MiB of blocks)%s",
+		c.Sysroot, pl.Number, pl.Bytes()/MiB, pl.Offset(), inodes, tree.Inodes, tree.Blocks/MiB,
+		map[bool]string{true: ", at least one per 16 KiB: it grows on first boot", false: ""}[grows])
 	began := time.Now()
 	tool := "mkfs.ext4"
 	if eat, err := exec.LookPath("eatmydata"); err == nil {

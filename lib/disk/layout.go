@@ -8,6 +8,7 @@ package disk
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -254,6 +255,19 @@ func (l Layout) Root() int {
 		}
 	}
 	return -1
+}
+
+// RootGrows reports whether the OS grows the root partition and its
+// filesystem on first boot (image:rootfs_resize): the GPT attribute
+// AttrResize on the root partition, or the MBR resize marker.
+func (l Layout) RootGrows() bool {
+	if l.MBRResize {
+		return true
+	}
+	if i := l.Root(); i >= 0 {
+		return slices.Contains(l.Partitions[i].Attrs, AttrResize)
+	}
+	return false
 }
 
 // Find returns the index of the first partition with role r, or -1.

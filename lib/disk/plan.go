@@ -204,17 +204,59 @@ func Usage(dir string) (int64, error) {
 	return t.Bytes(), err
 }
 
+// RootInodes returns the number of inodes (mkfs.ext4 -N) of a root file
+// system of fsBytes bytes made from tree, where grows says whether the OS
+// grows it on first boot (image:rootfs_resize):
+//   - the tree's inodes, plus those ext4 reserves (inodes 1 to 10, the
+//     root directory being inode 2) and lost+found, which mke2fs makes;
+//   - a margin, of the kind RootSize gives bytes: 5 % of the tree's
+//     inodes, or one inode per 16 KiB of the bytes left free (fsBytes less
+//     tree.Bytes(); 16 KiB is the inode_ratio of the "default" type in
+//     eib's mke2fs.conf, as in e2fsprogs' own), whichever is more;
+//   - when the file system grows, at least one inode per 16 KiB of all of
+//     it. An inode count fixes the inodes per block group, and the
+//     inode tables cannot grow: resize2fs gives each block group it adds
+//     as many inodes (mke2fs(8), -i: "resizing a file system changes the
+//     number of inodes to maintain this ratio"; measured with e2fsprogs
+//     1.47.0). The grown file system keeps the ratio the image was made
+//     with, so a tree of few huge files must not leave the OS's whole disk
+//     with one inode per hundreds of KiB.
+//
+// mke2fs rounds the count up to fill the inode tables' blocks in every
+// block group. The inode tables take 256 bytes per inode: a file system
+// that does not grow and holds few huge files gets the tree's and its
+// margin's (16 MiB per GiB left free), not the 1/64 of the partition that
+// mke2fs's default ratio takes. A tree of many tiny files gets an inode
+// for each however few bytes they take, and a grown file system keeps
+// that higher ratio (70,000 empty files and 1 GiB free: one inode per
+// 9 KiB). Beyond one inode per 4 KiB block, mke2fs makes its block groups
+// smaller (a group's inode bitmap is one block: at most 32768 inodes);
+// the file system builds, grows and checks clean, with inode tables that
+// take a sixteenth of it or more, grown or not.
+func RootInodes(tree Tree, fsBytes int64, grows bool) int64 {
+	free := max(fsBytes-tree.Bytes(), 0)
+	n := tree.Inodes - 1 + ext4FirstIno + max(ceilDiv(tree.Inodes*5, 100), free/inodeRatio)
+	if grows {
+		n = max(n, fsBytes/inodeRatio)
+	}
+	return n
+}
+
 // Sizes of ext4's on-disk structures that Measure reckons with (the ext4
 // disk layout, https://docs.kernel.org/filesystems/ext4/).
 const (
 	dirEntryHeader = 8  // inode, rec_len, name_len, file_type
 	dirTailBytes   = 12 // the checksum tail of a directory block (metadata_csum)
 	fastSymlinkMax = 60 // targets shorter than this live in the inode's i_block
+	// ext4FirstIno is the first inode a file may get (EXT2_GOOD_OLD_FIRST_INO):
+	// inodes 1 to 10 are reserved, 11 is the lost+found that mke2fs makes.
+	ext4FirstIno = 11
 )
 
 // Inode geometry that eib's mke2fs.conf pins (mke2fs.conf(5)).
 const (
-	inodeSize = 256 // bytes of an inode-table entry (inode_size)
+	inodeSize  = 256   // bytes of an inode-table entry (inode_size)
+	inodeRatio = 16384 // bytes per inode of the "default" type (inode_ratio)
 )
 
 // dirEntryBytes is the size of a directory entry for name: its header and

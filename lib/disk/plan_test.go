@@ -173,6 +173,51 @@ func TestMeasureIsWhatMkfsExt4Takes(t *testing.T) {
 	}
 }
 
+// TestRootInodesGivesTheTreeAMargin checks the inode count of root file
+// systems: a tree's inodes, ext4's reserved ones and lost+found, and a
+// margin of 5 % or one inode per 16 KiB of free space, at least one per
+// 16 KiB of the whole file system when it grows on first boot.
+func TestRootInodesGivesTheTreeAMargin(t *testing.T) {
+	tiny := Tree{Blocks: 2 * MiB, Inodes: 70000} // empty files and short symlinks
+	huge := Tree{Blocks: 9 * GiB, Inodes: 30}    // a few huge files
+	big := Tree{Blocks: 10 * GiB, Inodes: 3000000}
+	for _, row := range []struct {
+		name  string
+		tree  Tree
+		fs    int64
+		grows bool
+		want  int64
+	}{
+		// RootSize leaves 1 GiB free in these: 65536 inodes at 16 KiB.
+		{"tiny: 1 GiB free gives 65536 more", tiny, RootSize(tiny.Bytes()), false, 70000 + 10 + 65536},
+		{"tiny, growing: the tree needs more than one per 16 KiB", tiny, RootSize(tiny.Bytes()), true, 70000 + 10 + 65536},
+		{"huge: the tree and the free space's", huge, RootSize(huge.Bytes()), false, 30 + 10 + 65536},
+		{"huge, growing: one per 16 KiB of all", huge, RootSize(huge.Bytes()), true, (10*GiB + 30*256) / 16384},
+		{"3 million: 5 % of the tree beats the free space's", big, RootSize(big.Bytes()), false, 3000000 + 10 + 150000},
+		{"nothing free: 5 %", Tree{Blocks: 0, Inodes: 1000}, 1000 * 256, false, 1000 + 10 + 50},
+		{"smaller than the tree: no negative margin", Tree{Blocks: MiB, Inodes: 100}, MiB, false, 100 + 10 + 5},
+	} {
+		if got := RootInodes(row.tree, row.fs, row.grows); got != row.want {
+			t.Errorf("%s: RootInodes(%+v, %d, %v) = %d, want %d", row.name, row.tree, row.fs, row.grows, got, row.want)
+		}
+	}
+}
+
+func TestRootGrowsWithRootfsResize(t *testing.T) {
+	for _, p := range []Params{{Arch: "amd64"}, {Arch: "amd64", PartitionTable: DOS}, {Arch: "arm64", Platform: "rpi"}} {
+		for _, resize := range []bool{false, true} {
+			p.RootfsResize = resize
+			l, err := ForPlatform(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.RootGrows() != resize {
+				t.Errorf("%+v: RootGrows() = %v", p, l.RootGrows())
+			}
+		}
+	}
+}
+
 func TestSeededIDsRepeatAndDiffer(t *testing.T) {
 	a, b := SeededIDs("x"), SeededIDs("y")
 	if a.UUID("disk") != SeededIDs("x").UUID("disk") {
