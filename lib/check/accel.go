@@ -288,7 +288,7 @@ func (p Prober) probe(ctx context.Context, bin string) probeVerdict {
 		v.Reason = fmt.Sprintf("KVM probe: the guest did not finish within %s (KVM present but broken or too slow); console: %q",
 			p.Timeout, oneLine(out))
 	default:
-		v.Reason = fmt.Sprintf("KVM probe: %s failed at once (%s)", filepath.Base(bin), exitText(waitErr, oneLine(stderr)))
+		v.Reason = fmt.Sprintf("KVM probe: %s failed at once (%s)", filepath.Base(bin), exitText(waitErr, firstLine(stderr)))
 	}
 	return v
 }
@@ -354,6 +354,17 @@ func runUntil(ctx context.Context, bin string, args []string, marker string, tim
 		<-readDone
 	}
 	return so.String(), se.String(), seen, err
+}
+
+// firstLine is the first non-empty line of s (QEMU's own error; an
+// assertion that follows it adds nothing for a reader).
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			return l
+		}
+	}
+	return ""
 }
 
 // oneLine joins the non-empty lines of s with "; ", keeping at most its

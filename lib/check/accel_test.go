@@ -60,7 +60,7 @@ func TestProbeDecision(t *testing.T) {
 	}{
 		{"kvm works", `printf 'EIB-KVM-PROBE RPMI LM64-OK\n'; exit 33`, KVM, "a 64-bit guest ran"},
 		{"qemu hangs under kvm", `printf 'EIB-KVM-PROBE RP'; exec sleep 30`, TCG, "did not finish within 2s"},
-		{"qemu fails at once", `echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69' >&2; exit 134`, TCG, "failed to set MSR 0x10a"},
+		{"qemu fails at once", `echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69' >&2; echo 'kvm.c:3183: Assertion failed.' >&2; exit 134`, TCG, "exit status 134: qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69)"},
 		{"64-bit marker never printed", `printf 'EIB-KVM-PROBE RP'; exit 33`, TCG, "failed at once"},
 	} {
 		t.Run(row.name, func(t *testing.T) {
