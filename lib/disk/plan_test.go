@@ -100,7 +100,7 @@ func usedByMkfs(t *testing.T, dir string) (blocks, inodes int64) {
 func TestMeasureIsWhatMkfsExt4Takes(t *testing.T) {
 	for _, tool := range []string{"mkfs.ext4", "dumpe2fs"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
+			t.Fatalf("%s is not installed: run make deps (make test does)", tool)
 		}
 	}
 	dir := t.TempDir()
