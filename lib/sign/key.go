@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"encoding"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
@@ -28,11 +30,12 @@ type Key struct {
 // LoadKey reads an exported secret key file (armored or binary), decrypts
 // it with the passphrase in passphraseFile ("" = not encrypted) and picks
 // its signing key: the one whose id or fingerprint ends with keyID when
-// keyID is not empty, else the first valid signing key.
+// keyID is not empty, else the first valid signing key. An error is a
+// *SettingError naming the setting at fault.
 func LoadKey(keyFile, passphraseFile, keyID string) (*Key, error) {
 	data, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+		return nil, settingErr(KeyFileSetting, fmt.Errorf("signing key: %w", err))
 	}
 	var ring openpgp.EntityList
 	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
@@ -41,13 +44,13 @@ func LoadKey(keyFile, passphraseFile, keyID string) (*Key, error) {
 		ring, err = openpgp.ReadKeyRing(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: not an OpenPGP key file: %w", keyFile, err)
+		return nil, settingErr(KeyFileSetting, fmt.Errorf("signing key %s: not an OpenPGP key file: %w", keyFile, err))
 	}
 	var pass []byte
 	if passphraseFile != "" {
 		p, err := os.ReadFile(passphraseFile)
 		if err != nil {
-			return nil, fmt.Errorf("signing key %s: passphrase: %w", keyFile, err)
+			return nil, settingErr(PassphraseSetting, fmt.Errorf("signing key %s: passphrase: %w", keyFile, err))
 		}
 		line, _, _ := bufio.NewReader(bytes.NewReader(p)).ReadLine()
 		pass = line
@@ -79,23 +82,23 @@ func LoadKey(keyFile, passphraseFile, keyID string) (*Key, error) {
 				continue
 			}
 			if want != "" && !k.PublicKey.CanSign() {
-				return nil, fmt.Errorf("signing key %s: key %s cannot sign", keyFile, keyID)
+				return nil, settingErr(KeyIDSetting, fmt.Errorf("signing key %s: key %s cannot sign", keyFile, keyID))
 			}
 			if k.PrivateKey.Encrypted {
 				if pass == nil {
-					return nil, fmt.Errorf("signing key %s is protected by a passphrase: set [image] signing_passphrase_file", keyFile)
+					return nil, settingErr(PassphraseSetting, fmt.Errorf("signing key %s is protected by a passphrase: set [image] signing_passphrase_file", keyFile))
 				}
 				if err := k.PrivateKey.Decrypt(pass); err != nil {
-					return nil, fmt.Errorf("signing key %s: wrong passphrase in %s: %w", keyFile, passphraseFile, err)
+					return nil, settingErr(PassphraseSetting, fmt.Errorf("signing key %s: wrong passphrase in %s: %w", keyFile, passphraseFile, err))
 				}
 			}
 			return &Key{file: keyFile, key: k, config: &packet.Config{DefaultHash: crypto.SHA256}}, nil
 		}
 	}
 	if want != "" {
-		return nil, fmt.Errorf("signing key %s: no secret key with id %s", keyFile, keyID)
+		return nil, settingErr(KeyIDSetting, fmt.Errorf("signing key %s: no secret key with id %s", keyFile, keyID))
 	}
-	return nil, fmt.Errorf("signing key %s: no usable secret signing key (a public key only?)", keyFile)
+	return nil, settingErr(KeyFileSetting, fmt.Errorf("signing key %s: no usable secret signing key (a public key only?)", keyFile))
 }
 
 // String names the key: "key 0123456789ABCDEF from FILE".
@@ -181,3 +184,24 @@ func (s *keyStream) Abort() { s.done = true }
 type plainStream struct{ *keyStream }
 
 func (s plainStream) SHA256() []byte { return s.sum }
+
+// CheckPublicKeyFile reports whether path holds an OpenPGP public key
+// (armored or binary), as `ostree remote add --gpg-import` needs of a
+// trusted key. A key of an algorithm this package does not know passes: gpg
+// may know it.
+func CheckPublicKeyFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
+		_, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(data))
+	} else {
+		_, err = openpgp.ReadKeyRing(bytes.NewReader(data))
+	}
+	var unsupported pgperrors.UnsupportedError
+	if err != nil && !errors.As(err, &unsupported) {
+		return fmt.Errorf("%s: not an OpenPGP public key: %w", path, err)
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 )
 
 // Signer starts detached signatures. A nil Signer means "do not sign";
@@ -79,7 +80,7 @@ func New(o Options, logf func(format string, args ...any)) (Signer, error) {
 			logf("signing with %s", k)
 			return k, nil
 		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("signing key %s: %w", o.KeyFile, err)
+			return nil, settingErr(KeyFileSetting, fmt.Errorf("signing key %s: %w", o.KeyFile, err))
 		}
 	}
 	if o.KeyID != "" {
@@ -105,4 +106,70 @@ func ConfigOptions(get func(section, key string) string) Options {
 		KeyID:          get("image", "signing_keyid"),
 		GnupgHome:      get("image", "gpg_homedir"),
 	}
+}
+
+// Setting names one of the Options.
+type Setting string
+
+const (
+	KeyFileSetting    Setting = "KeyFile"
+	PassphraseSetting Setting = "PassphraseFile"
+	KeyIDSetting      Setting = "KeyID"
+	GnupgHomeSetting  Setting = "GnupgHome"
+)
+
+// ConfigKey is the [image] key that ConfigOptions reads the setting from.
+func (s Setting) ConfigKey() string {
+	switch s {
+	case KeyFileSetting:
+		return "signing_key"
+	case PassphraseSetting:
+		return "signing_passphrase_file"
+	case KeyIDSetting:
+		return "signing_keyid"
+	case GnupgHomeSetting:
+		return "gpg_homedir"
+	}
+	return string(s)
+}
+
+// SettingError is an error caused by one of the Options (its message names
+// the files), so that a caller can name its own setting for it.
+type SettingError struct {
+	Setting Setting
+	Err     error
+}
+
+func (e *SettingError) Error() string { return e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+func settingErr(s Setting, err error) error { return &SettingError{Setting: s, Err: err} }
+
+// Check returns the Signer the options describe, as New does (the key file
+// is read and its passphrase tried), and also fails, without signing
+// anything or starting gpg (which would start a gpg-agent in the home
+// directory), where a gpg signer could only fail when it signs: gpg not
+// installed, a home directory that does not exist. A build calls it before
+// it begins.
+func Check(o Options) (Signer, error) {
+	s, err := New(o, nil)
+	if err != nil {
+		return nil, err
+	}
+	if g, ok := s.(*GPG); ok {
+		if _, err := exec.LookPath("gpg"); err != nil {
+			return nil, settingErr(KeyIDSetting, fmt.Errorf("signing key file %q absent: signing with %s needs gpg, which is not installed: %w", o.KeyFile, g, err))
+		}
+		if g.Home != "" {
+			if st, err := os.Stat(g.Home); err != nil || !st.IsDir() {
+				return nil, settingErr(GnupgHomeSetting, fmt.Errorf("signing key file %q absent: signing with %s, but %s is not a directory (the key is missing)", o.KeyFile, g, g.Home))
+			}
+		}
+		if g.PassphraseFile != "" {
+			if _, err := os.ReadFile(g.PassphraseFile); err != nil {
+				return nil, settingErr(PassphraseSetting, fmt.Errorf("signing with %s: passphrase: %w", g, err))
+			}
+		}
+	}
+	return s, nil
 }

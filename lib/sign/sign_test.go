@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,23 +137,71 @@ func TestKeyErrorsNameTheProblem(t *testing.T) {
 	junk := filepath.Join(dir, "junk.asc")
 	os.WriteFile(junk, []byte("not a key"), 0o600)
 	for _, tc := range []struct {
-		name string
-		o    sign.Options
-		want string
+		name    string
+		o       sign.Options
+		want    string
+		setting sign.Setting
 	}{
-		{"no passphrase", sign.Options{KeyFile: key.Secret}, "signing_passphrase_file"},
-		{"wrong passphrase", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong}, "wrong passphrase in " + wrong},
-		{"missing passphrase file", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong + ".absent"}, "passphrase"},
-		{"public key only", sign.Options{KeyFile: key.Public}, "no usable secret signing key"},
-		{"unknown key id", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong, KeyID: "DEADBEEF"}, "no secret key with id DEADBEEF"},
-		{"junk", sign.Options{KeyFile: junk}, "not an OpenPGP key file"},
+		{"no passphrase", sign.Options{KeyFile: key.Secret}, "signing_passphrase_file", sign.PassphraseSetting},
+		{"wrong passphrase", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong}, "wrong passphrase in " + wrong, sign.PassphraseSetting},
+		{"missing passphrase file", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong + ".absent"}, "passphrase", sign.PassphraseSetting},
+		{"public key only", sign.Options{KeyFile: key.Public}, "no usable secret signing key", sign.KeyFileSetting},
+		{"unknown key id", sign.Options{KeyFile: key.Secret, PassphraseFile: wrong, KeyID: "DEADBEEF"}, "no secret key with id DEADBEEF", sign.KeyIDSetting},
+		{"junk", sign.Options{KeyFile: junk}, "not an OpenPGP key file", sign.KeyFileSetting},
+		{"a directory", sign.Options{KeyFile: dir}, "signing key", sign.KeyFileSetting},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := sign.New(tc.o, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
+			var se *sign.SettingError
+			if !errors.As(err, &se) || se.Setting != tc.setting {
+				t.Errorf("error %#v, want a *SettingError of %s", err, tc.setting)
+			}
 		})
+	}
+}
+
+// Check fails where the gpg fallback could only fail when it signs, without
+// starting gpg.
+func TestCheckFailsBeforeSigningWhatGPGWouldRefuse(t *testing.T) {
+	dir := t.TempDir()
+	absent := filepath.Join(dir, "absent.asc")
+	_, err := sign.Check(sign.Options{KeyFile: absent, KeyID: "ABCDEF01", GnupgHome: filepath.Join(dir, "no-gnupg")})
+	var se *sign.SettingError
+	if err == nil || !errors.As(err, &se) || se.Setting != sign.GnupgHomeSetting || se.Setting.ConfigKey() != "gpg_homedir" ||
+		!strings.Contains(err.Error(), "no-gnupg is not a directory") {
+		t.Errorf("missing gpg home: %v", err)
+	}
+	if _, err := exec.LookPath("gpg"); err == nil {
+		_, err = sign.Check(sign.Options{KeyFile: absent, KeyID: "ABCDEF01", GnupgHome: dir, PassphraseFile: absent})
+		if err == nil || !errors.As(err, &se) || se.Setting != sign.PassphraseSetting {
+			t.Errorf("missing passphrase file for gpg: %v", err)
+		}
+		if s, err := sign.Check(sign.Options{KeyFile: absent, KeyID: "ABCDEF01", GnupgHome: dir}); err != nil || s == nil {
+			t.Errorf("gpg with an existing home: %v, %v", s, err)
+		}
+	}
+	// No key configured: nothing to check, nothing signed.
+	if s, err := sign.Check(sign.Options{KeyFile: absent}); err != nil || s != nil {
+		t.Errorf("no key: %v, %v", s, err)
+	}
+}
+
+func TestCheckPublicKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	key := signtest.NewKey(t, dir, "")
+	if err := sign.CheckPublicKeyFile(key.Public); err != nil {
+		t.Errorf("public key: %v", err)
+	}
+	junk := filepath.Join(dir, "junk.asc")
+	os.WriteFile(junk, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot base64 at all\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644)
+	if err := sign.CheckPublicKeyFile(junk); err == nil || !strings.Contains(err.Error(), "junk.asc: not an OpenPGP public key") {
+		t.Errorf("junk: %v", err)
+	}
+	if err := sign.CheckPublicKeyFile(filepath.Join(dir, "absent.asc")); err == nil {
+		t.Error("absent file: no error")
 	}
 }
 
