@@ -21,13 +21,17 @@ type diskSettings struct {
 	params       disk.Params
 	maxSize      int64 // 0 = no limit
 	reproducible bool
-	epoch        int64 // -1 = not reproducible
-	outversion   string
-	tmpdir       string
-	timeout      int
+	// epoch is SOURCE_DATE_EPOCH; -1 = not set: not reproducible, or
+	// (reproducible) the commit's date, which resolveEpoch reads.
+	epoch      int64
+	outversion string
+	tmpdir     string
+	timeout    int
 }
 
-func readDiskSettings(ctx context.Context, b *build.Build) (diskSettings, error) {
+// readDiskSettings reads the disk image's keys and SOURCE_DATE_EPOCH; it
+// only reads the configuration (the plan checks it before any work).
+func readDiskSettings(b *build.Build) (diskSettings, error) {
 	s := diskSettings{epoch: -1}
 	r := keyReader{b: b}
 	s.params.Arch = r.str("build", "arch")
@@ -46,22 +50,53 @@ func readDiskSettings(ctx context.Context, b *build.Build) (diskSettings, error)
 	var err error
 	if maxSize != "" {
 		if s.maxSize, err = strconv.ParseInt(maxSize, 10, 64); err != nil || s.maxSize < 0 {
-			return s, fmt.Errorf("[image] max_size = %s: not a number of bytes (leave it empty for no limit)", maxSize)
+			return s, keyErrorf(b, "image", "max_size", "[image] max_size = %s: not a number of bytes (leave it empty for no limit)", maxSize)
 		}
 	}
 	if s.timeout, err = strconv.Atoi(timeout); err != nil || s.timeout < 0 {
-		return s, fmt.Errorf("[image] bootloader_timeout = %s: not a number of seconds", timeout)
+		return s, keyErrorf(b, "image", "bootloader_timeout", "[image] bootloader_timeout = %s: not a number of seconds", timeout)
 	}
 	// The same reading of SOURCE_DATE_EPOCH as the default build_version's.
 	if t, ok, err := config.SourceDateEpoch(os.Getenv(config.SourceDateEpochVar)); err != nil {
 		return s, err
 	} else if ok {
 		s.epoch = t.Unix()
-	} else if s.reproducible {
-		// The commit's own date: the same for every build of it.
-		s.epoch = commitEpoch(ctx, b)
 	}
 	return s, nil
+}
+
+// resolveEpoch sets the epoch of a reproducible build without
+// SOURCE_DATE_EPOCH: the commit's own date, the same for every build of it.
+func (s *diskSettings) resolveEpoch(ctx context.Context, b *build.Build) {
+	if s.epoch < 0 && s.reproducible {
+		s.epoch = commitEpoch(ctx, b)
+	}
+}
+
+// diskLayout is the layout of the configured arch, platform and [image]
+// keys (disk.ForPlatform), its error naming the key at fault: [build] arch
+// or platform (the layouts eib knows), then [image] partition_table, then
+// [image] sdboot, each tried with the keys before it only.
+func diskLayout(b *build.Build, s diskSettings) (disk.Layout, error) {
+	p := s.params
+	steps := []struct {
+		section, key, value string
+		params              disk.Params
+	}{
+		{"build", "arch", p.Arch, disk.Params{Arch: p.Arch}},
+		{"build", "platform", p.Platform, disk.Params{Arch: p.Arch, Platform: p.Platform}},
+		{"image", "partition_table", string(p.PartitionTable), disk.Params{Arch: p.Arch, Platform: p.Platform, PartitionTable: p.PartitionTable}},
+		{"image", "sdboot", fmt.Sprint(p.SDBoot), p},
+	}
+	for _, st := range steps {
+		if _, err := disk.ForPlatform(st.params); err != nil {
+			if !strings.HasPrefix(err.Error(), "["+st.section+"] "+st.key) {
+				err = fmt.Errorf("[%s] %s = %s: %w", st.section, st.key, st.value, err)
+			}
+			return disk.Layout{}, keyErr(b, st.section, st.key, err)
+		}
+	}
+	return disk.ForPlatform(p)
 }
 
 // commitEpoch returns the date of the commit being built (0 when it cannot
@@ -93,15 +128,17 @@ func showDate(show string) int64 {
 // image of the configured layout, appends it to b.Images, and writes its
 // outputs with writeImageOutputs.
 func makeDiskImages(ctx context.Context, b *build.Build) error {
-	s, err := readDiskSettings(ctx, b)
+	s, err := readDiskSettings(b)
 	if err != nil {
 		return err
 	}
-	// The layout first: an unsupported arch/platform fails before any work.
-	layout, err := disk.ForPlatform(s.params)
+	// The layout first: an unsupported arch/platform fails before any work
+	// (the plan checked it before the build began).
+	layout, err := diskLayout(b, s)
 	if err != nil {
 		return err
 	}
+	s.resolveEpoch(ctx, b)
 	if b.Deployment.Sysroot == "" || b.Deployment.Path == "" {
 		return fmt.Errorf("disk image: no deployed sysroot (the image stage deploys the OS first)")
 	}

@@ -95,7 +95,7 @@ func TestDiskImageSettingsErrorsNameTheKey(t *testing.T) {
 		if row.env != "" {
 			t.Setenv("SOURCE_DATE_EPOCH", row.env)
 		}
-		_, err := readDiskSettings(context.Background(), b)
+		_, err := readDiskSettings(b)
 		if err == nil || !strings.Contains(err.Error(), row.want) {
 			t.Errorf("%v %q: error %v, want one naming %q", row.image, row.env, err, row.want)
 		}
@@ -105,16 +105,20 @@ func TestDiskImageSettingsErrorsNameTheKey(t *testing.T) {
 func TestDiskImageSettingsReproducible(t *testing.T) {
 	b, _, _ := diskBuild(t, nil)
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
-	s, err := readDiskSettings(context.Background(), b)
+	s, err := readDiskSettings(b)
 	if err != nil || s.epoch != 1700000000 {
 		t.Errorf("SOURCE_DATE_EPOCH: epoch %d, %v", s.epoch, err)
 	}
 	b, _, _ = diskBuild(t, map[string]string{"reproducible": "true"})
-	if s, err := readDiskSettings(context.Background(), b); err != nil || s.epoch != 0 {
-		t.Errorf("reproducible without a commit: epoch %d, %v", s.epoch, err)
+	s, err = readDiskSettings(b)
+	if err != nil || s.epoch != -1 {
+		t.Errorf("reproducible, read before the commit is known: epoch %d, %v", s.epoch, err)
+	}
+	if s.resolveEpoch(context.Background(), b); s.epoch != 0 {
+		t.Errorf("reproducible without a commit: epoch %d", s.epoch)
 	}
 	b, _, _ = diskBuild(t, nil)
-	if s, err := readDiskSettings(context.Background(), b); err != nil || s.epoch != -1 {
+	if s, err := readDiskSettings(b); err != nil || s.epoch != -1 {
 		t.Errorf("not reproducible: epoch %d, %v", s.epoch, err)
 	}
 }

@@ -37,12 +37,24 @@ func readOutputSettings(b *build.Build) (outputSettings, error) {
 	}
 	var err error
 	if s.compression, err = output.ParseCompression(comp); err != nil {
-		return s, fmt.Errorf("[image] compression: %w", err)
+		return s, keyErrorf(b, "image", "compression", "[image] compression: %w", err)
 	}
 	if s.outdir == "" || s.outversion == "" {
 		return s, errors.New("[build] outdir and outversion must be set")
 	}
 	return s, nil
+}
+
+// signingErr names the [image] key a signing error is about (the
+// sign.Setting of a *sign.SettingError; signing_key otherwise), located
+// where it was set.
+func signingErr(b *build.Build, err error) error {
+	key := "signing_key"
+	var se *sign.SettingError
+	if errors.As(err, &se) {
+		key = se.Setting.ConfigKey()
+	}
+	return keyErrorf(b, "image", key, "[image] %s: %w", key, err)
 }
 
 // writeImageOutputs writes the outputs of one raw disk image into outdir
@@ -56,7 +68,7 @@ func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image) err
 	}
 	signer, err := sign.New(s.signing, b.Log.Printf)
 	if err != nil {
-		return fmt.Errorf("[image] signing_key: %w", err)
+		return signingErr(b, err)
 	}
 	if err := os.MkdirAll(s.outdir, 0o755); err != nil {
 		return fmt.Errorf("image outputs: %w", err)

@@ -3,7 +3,6 @@ package stage
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,16 +31,19 @@ const pullAttempts = 3
 
 // ostreeSettings is the [ostree] section, typed.
 type ostreeSettings struct {
-	repoDir   string
-	remote    string
-	pullURL   string
-	ref       string
-	refDeploy string
-	os        string
-	deployURL string
-	checkout  string
-	kargs     []string
-	gpgVerify bool
+	repoDir string
+	remote  string
+	pullURL string
+	// pullURLKey is the key pullURL comes from: pull_url, else
+	// dev_pull_url or prod_pull_url (--use-production-ostree).
+	pullURLKey string
+	ref        string
+	refDeploy  string
+	os         string
+	deployURL  string
+	checkout   string
+	kargs      []string
+	gpgVerify  bool
 	// p2p is EIB's [ostree] enable_p2p_updates: give the deployed
 	// remote the collection ID of its summary (and its ostree-metadata
 	// ref). Off when the key is not set (it reaches the deploy URL).
@@ -55,12 +57,12 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 	get := func(key string, required bool) string {
 		v, err := b.Get("ostree", key)
 		if err != nil {
-			s.setErr(fmt.Errorf("[ostree] %s: %w", key, err))
+			s.setErr(keyErr(b, "ostree", key, err))
 			return ""
 		}
 		v = strings.TrimSpace(v)
 		if required && v == "" {
-			s.setErr(fmt.Errorf("[ostree] %s is empty", key))
+			s.setErr(keyErrorf(b, "ostree", key, "[ostree] %s is empty", key))
 		}
 		return v
 	}
@@ -71,21 +73,22 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 	s.os = get("os", true)
 	s.checkout = get("checkout", true)
 	s.kargs = strings.Fields(get("kargs", false))
-	s.pullURL = get("pull_url", false)
+	s.pullURL, s.pullURLKey = get("pull_url", false), "pull_url"
 	if s.pullURL == "" {
 		prod := false
 		if b.Config.Has("build", "use_production_ostree") {
 			var err error
 			if prod, err = b.Config.Bool("build", "use_production_ostree"); err != nil {
-				s.setErr(fmt.Errorf("[build] use_production_ostree: %w", err))
+				s.setErr(keyErr(b, "build", "use_production_ostree", err))
 			}
 		}
 		key, why := "dev_pull_url", "without --use-production-ostree"
 		if prod {
 			key, why = "prod_pull_url", "with --use-production-ostree"
 		}
+		s.pullURLKey = key
 		if s.pullURL = get(key, false); s.pullURL == "" && s.err == nil {
-			s.setErr(fmt.Errorf("[ostree] pull_url is empty and so is %s (used %s): set the URL of the OSTree repository to build from", key, why))
+			s.setErr(keyErrorf(b, "ostree", "pull_url", "[ostree] pull_url is empty and so is %s (used %s): set the URL of the OSTree repository to build from", key, why))
 		}
 	}
 	if s.deployURL = get("deploy_url", false); s.deployURL == "" {
@@ -97,17 +100,17 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 	if v := get("gpg_verify", true); v != "" {
 		var err error
 		if s.gpgVerify, err = b.Config.Bool("ostree", "gpg_verify"); err != nil {
-			s.setErr(fmt.Errorf("[ostree] gpg_verify: %w", err))
+			s.setErr(keyErr(b, "ostree", "gpg_verify", err))
 		}
 	}
 	if b.Config.Has("ostree", "enable_p2p_updates") {
 		var err error
 		if s.p2p, err = b.Config.Bool("ostree", "enable_p2p_updates"); err != nil {
-			s.setErr(fmt.Errorf("[ostree] enable_p2p_updates: %w", err))
+			s.setErr(keyErr(b, "ostree", "enable_p2p_updates", err))
 		}
 	}
 	if c := filepath.Clean(s.checkout); s.checkout != "" && (!filepath.IsAbs(c) || strings.Count(c, "/") < 2) {
-		s.setErr(fmt.Errorf("[ostree] checkout = %s: must be an absolute path of a scratch directory (it is deleted and recreated)", s.checkout))
+		s.setErr(keyErrorf(b, "ostree", "checkout", "[ostree] checkout = %s: must be an absolute path of a scratch directory (it is deleted and recreated)", s.checkout))
 	}
 	if s.err != nil {
 		return s, s.err
@@ -130,7 +133,7 @@ func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
 		if v == "" {
 			v = def
 		}
-		return v, err
+		return v, keyErr(b, "build", key, err)
 	}
 	datadir, err := dir("datadir", filepath.Join(b.SrcDir, "data"))
 	if err != nil {
@@ -158,7 +161,7 @@ func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
 		if b.LocalDir == "" {
 			where += " (and <localdir>/data/keys: no --localdir given)"
 		}
-		return nil, fmt.Errorf("[ostree] gpg_verify is on but no trusted key (*.asc) was found in %s", where)
+		return nil, keyErrorf(b, "ostree", "gpg_verify", "[ostree] gpg_verify is on but no trusted key (*.asc) was found in %s", where)
 	}
 	return keys, nil
 }
