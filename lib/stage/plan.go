@@ -60,8 +60,10 @@ type Plan struct {
 	term io.Writer // where the concise log goes (default os.Stdout)
 }
 
-// NewPlan resolves the plan of a build. Every error names the file, the
-// line or the config key at fault.
+// NewPlan resolves the plan of a build and validates the settings of every
+// stage it will run (validate), without taking the lock or touching the
+// host: an error of NewPlan is a configuration error (eib exits 1 on it),
+// and names the file, the line or the config key at fault.
 func NewPlan(o Options) (*Plan, error) {
 	if o.Loaded == nil || o.Loaded.Full == nil || o.Loaded.Public == nil {
 		return nil, errors.New("build engine: no configuration loaded")
@@ -73,6 +75,7 @@ func NewPlan(o Options) (*Plan, error) {
 		DryRun:   o.DryRun,
 		Debug:    o.Debug,
 		Skipped:  map[string]string{},
+		term:     o.Terminal,
 	}
 	if p.SrcDir == "" {
 		return nil, errors.New("build engine: no srcdir")
@@ -96,14 +99,14 @@ func NewPlan(o Options) (*Plan, error) {
 		}
 		v, err := cfg.Get(section, key)
 		if err != nil {
-			return "", fmt.Errorf("[%s] %s: %w", section, key, err)
+			return "", cfg.At(section, key, err)
 		}
 		v = strings.TrimSpace(v)
 		if required && v == "" {
-			return "", fmt.Errorf("[%s] %s is empty", section, key)
+			return "", cfg.At(section, key, fmt.Errorf("[%s] %s is empty", section, key))
 		}
 		if v != "" && (section != "build" || key != "outversion") && !filepath.IsAbs(v) {
-			return "", fmt.Errorf("[%s] %s = %s: not an absolute path", section, key, v)
+			return "", cfg.At(section, key, fmt.Errorf("[%s] %s = %s: not an absolute path", section, key, v))
 		}
 		return filepath.Clean(v), nil
 	}
@@ -125,7 +128,7 @@ func NewPlan(o Options) (*Plan, error) {
 		}
 	}
 	if p.OutVersion, err = cfg.Get("build", "outversion"); err != nil {
-		return nil, fmt.Errorf("[build] outversion: %w", err)
+		return nil, cfg.At("build", "outversion", err)
 	}
 
 	p.Recreate = nonEmpty(p.TmpDir, p.OutDir, p.ManifestDir, p.CheckoutDir)
@@ -178,6 +181,9 @@ func NewPlan(o Options) (*Plan, error) {
 				p.Skipped[s] = "--dry-run"
 			}
 		}
+	}
+	if err := p.validate(o.Loaded); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -1,8 +1,9 @@
 // Package stage runs a build: the stages named in buildscript, in order,
 // the error stage on failure, and the one cleanup path.
 //
-// Execute first resolves a Plan (stages, directories, lock) and fails
-// before touching the host if anything is wrong; then it takes the lock,
+// Execute first resolves a Plan (stages, directories, lock) and validates
+// the settings of its stages (validate.go), failing before touching the
+// host if anything is wrong; then it takes the lock,
 // removes what an earlier build left under the build directories,
 // recreates them, writes config.ini and fullconfig.ini, runs the stages,
 // runs the error stage when one fails, and always runs the cleanup.
@@ -48,18 +49,19 @@ type Options struct {
 	Terminal io.Writer
 }
 
-// Execute runs the build. The returned error, if any, is the one final line
-// to print; the process exits 2 on it.
+// Execute plans the build (NewPlan: an error there is a configuration
+// error) and runs it (Plan.Execute: an error there is a build failure).
 func Execute(ctx context.Context, o Options) error {
 	p, err := NewPlan(o)
 	if err != nil {
 		return err
 	}
-	p.term = o.Terminal
 	return p.Execute(ctx, o.Loaded)
 }
 
-// Execute runs the planned build with the loaded configuration.
+// Execute runs the planned build with the loaded configuration. The
+// returned error, if any, is the one final line to print; the process
+// exits 2 on it.
 func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -130,12 +130,19 @@ func TestUnknownStageFailsBeforeAnythingRuns(t *testing.T) {
 	}
 }
 
+// A missing hook is a configuration error, found by the plan before the
+// build touches anything: exit 1, naming the file, the key, the hook and
+// where it was looked for.
 func TestMissingHookIsFatal(t *testing.T) {
 	p := newProject(t, "publish\n", "[publish]\nhooks = 10-nowhere\n")
 	code, _, stderr := p.run("master")
-	if code != 2 || !strings.Contains(stderr, "hook publish/10-nowhere") || !strings.Contains(stderr, "missing hook") ||
-		!strings.Contains(p.read(p.logFile()), filepath.Join(p.Local, "hooks", "publish")) {
+	if code != 1 || !strings.Contains(stderr, filepath.Join(p.Local, "config", "defaults.ini")+":") ||
+		!strings.Contains(stderr, "[publish] hooks: hook publish/10-nowhere") || !strings.Contains(stderr, "missing hook") ||
+		!strings.Contains(stderr, filepath.Join(p.Local, "hooks", "publish")) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(p.Cache); !os.IsNotExist(err) {
+		t.Errorf("the build touched %s before failing: %v", p.Cache, err)
 	}
 }
 

@@ -114,9 +114,10 @@ func TestDemoBuildRunsContentAndImageHooksOnTheDeployment(t *testing.T) {
 }
 
 // TestPullFailuresStopTheBuildWithOneClearError: a commit signed by an
-// unknown key, an unsigned commit, an unsigned summary, a wrong ref, an unreachable URL and no
-// trusted key each stop the build in the ostree stage with one final line
-// naming the cause, leaving no mount and no sysroot.
+// unknown key, an unsigned commit, an unsigned summary, a wrong ref and an
+// unreachable URL each stop the build in the ostree stage with one final
+// line naming the cause, leaving no mount and no sysroot; no trusted key is
+// a configuration error, found before the build begins (exit 1).
 func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 	good, goodPub := ostreetest.Key(t, "good")
 	other, _ := ostreetest.Key(t, "other")
@@ -144,7 +145,7 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 		{name: "unreachable", url: ostreetest.DeadURL(t), ref: ref,
 			want: []string{"ostree pull", "127.0.0.1", "connect"}},
 		{name: "no trusted key", url: goodURL, ref: ref, noKey: true,
-			want: []string{"gpg_verify is on but no trusted key", filepath.Join(srcRoot, "data", "keys"), "/local/data/keys"}},
+			want: []string{"[ostree] gpg_verify is on but no trusted key", filepath.Join(srcRoot, "data", "keys"), "/local/data/keys"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.noKey && len(srcKeys) > 0 {
@@ -158,7 +159,11 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 			code, _, stderr := p.run()
 			final := harness.LastLine(stderr)
 			t.Logf("final line: %s", final)
-			if code != 2 || !strings.Contains(final, "build failed in stage ostree") {
+			if tc.noKey {
+				if code != 1 || strings.Contains(stderr, "build failed") {
+					t.Fatalf("eib exited %d with %q; want 1, before the build", code, final)
+				}
+			} else if code != 2 || !strings.Contains(final, "build failed in stage ostree") {
 				t.Fatalf("eib exited %d with %q; want 2, failing in stage ostree", code, final)
 			}
 			for _, want := range tc.want {
@@ -166,7 +171,7 @@ func TestPullFailuresStopTheBuildWithOneClearError(t *testing.T) {
 					t.Errorf("final line lacks %q", want)
 				}
 			}
-			if n := strings.Count(stderr, "build failed"); n != 1 {
+			if n := strings.Count(stderr, "build failed"); n != 1 && !tc.noKey {
 				t.Errorf("%d 'build failed' lines, want one:\n%s", n, stderr)
 			}
 			if _, err := os.Stat(filepath.Join(p.Tmpdir(), "ostree.txt")); !os.IsNotExist(err) {
