@@ -32,7 +32,9 @@ import (
 //     with the image stage, the firmwares the image boots with
 //     (check.FirmwaresFor);
 //   - the hooks of every stage that runs and of the error stage
-//     (hooks.GroupHooks: a missing hook, a name that is not a file name).
+//     (hooks.GroupHooks: a missing hook, a name that is not a file name);
+//   - checkPrivateFlows: no private value reaches the image, the outputs
+//     or the published files.
 //
 // It returns every error found, each naming the file and line, section
 // and key at fault.
@@ -56,10 +58,12 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		}
 	}
 
+	var ost *ostreeSettings
 	if runs("ostree") || runs("image") {
 		s, err := readOSTreeSettings(b)
 		add(err)
 		if err == nil {
+			ost = &s
 			for _, k := range s.keys {
 				if err := sign.CheckPublicKeyFile(k); err != nil {
 					add(fmt.Errorf("%w (a trusted key: every data/keys/*.asc is imported into the OSTree remote)", err))
@@ -107,6 +111,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		}
 	}
 
+	add(checkPrivateFlows(b, runs, ost))
 	switch len(errs) {
 	case 0:
 		return nil
