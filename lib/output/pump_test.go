@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/eib-builder/eib/lib/sign"
 	"github.com/eib-builder/eib/lib/sign/signtest"
@@ -156,5 +159,34 @@ func TestSparseImageOutputsAreItsBytes(t *testing.T) {
 				t.Errorf("%s.asc: %v", f, err)
 			}
 		}
+	}
+}
+
+// Off a terminal, progress goes to the log once per interval, with the
+// share done, the sizes in MiB and the rate, and stops at end.
+func TestProgressReportsEveryIntervalOffTerminal(t *testing.T) {
+	lines := make(chan string, 100)
+	p := startProgress("compressing a", 64<<20, nil, func(f string, a ...any) {
+		select {
+		case lines <- fmt.Sprintf(f, a...):
+		default:
+		}
+	}, time.Millisecond)
+	p.add(16 << 20)
+	select {
+	case l := <-lines:
+		if !regexp.MustCompile(`^compressing a:  25% 16/64 MiB \d+ MiB/s$`).MatchString(l) {
+			t.Errorf("progress line %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no progress line within 5 s at a 1 ms interval")
+	}
+	p.end()
+	for len(lines) > 0 {
+		<-lines
+	}
+	time.Sleep(20 * time.Millisecond)
+	if len(lines) != 0 {
+		t.Errorf("progress lines after end: %q", <-lines)
 	}
 }
