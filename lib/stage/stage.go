@@ -72,16 +72,8 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 	}
 	log := buildlog.New(term, p.Debug, loaded.Secrets)
 	program, _ := os.Executable()
-	b := &build.Build{
-		Config:   loaded.Full,
-		Public:   loaded.Public,
-		SrcDir:   p.SrcDir,
-		LocalDir: p.LocalDir,
-		DryRun:   p.DryRun,
-		Debug:    p.Debug,
-		Log:      log,
-		Hooks:    &hooks.Runner{Program: program},
-	}
+	b := p.newBuild(loaded)
+	b.Log, b.Hooks = log, &hooks.Runner{Program: program}
 	b.SetEnv("EIB_PROGRAM", program)
 	for _, line := range strings.Split(p.String(), "\n") {
 		log.Debugf("plan: %s", line)
@@ -243,4 +235,17 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 	b.AddTiming(build.Timing{Stage: ErrorStageName, Seconds: time.Since(start).Seconds(), Status: status, Started: start})
 	log.SetStage("")
 	return fmt.Errorf("build failed in %s: %v (log: %s)", where, err, p.LogFile)
+}
+
+// newBuild is the build of the plan before anything ran: its configuration
+// and options, no log, no hook runner (validate uses it as it is).
+func (p *Plan) newBuild(loaded *config.Loaded) *build.Build {
+	return &build.Build{
+		Config:   loaded.Full,
+		Public:   loaded.Public,
+		SrcDir:   p.SrcDir,
+		LocalDir: p.LocalDir,
+		DryRun:   p.DryRun,
+		Debug:    p.Debug,
+	}
 }

@@ -39,14 +39,7 @@ import (
 // It returns every error found, each naming the file and line, section
 // and key at fault.
 func (p *Plan) validate(loaded *config.Loaded) error {
-	b := &build.Build{
-		Config:   loaded.Full,
-		Public:   loaded.Public,
-		SrcDir:   p.SrcDir,
-		LocalDir: p.LocalDir,
-		DryRun:   p.DryRun,
-		Debug:    p.Debug,
-	}
+	b := p.newBuild(loaded)
 	runs := func(stage string) bool {
 		_, skipped := p.Skipped[stage]
 		return slices.Contains(p.Stages, stage) && !skipped
