@@ -9,8 +9,8 @@ package disk
 import (
 	"fmt"
 	"slices"
-	"sort"
-	"strings"
+
+	"github.com/eib-builder/eib/lib/platform"
 )
 
 // Sector is the logical sector size of every image eib makes.
@@ -19,26 +19,38 @@ const Sector = 512
 // MiB is one mebibyte in bytes.
 const MiB = 1 << 20
 
-// Label is the kind of partition table.
-type Label string
+// The vocabulary of layouts is package platform's, whose table says
+// which partitions, blobs and boot loader each arch and board gets.
+type (
+	// Label is the kind of partition table.
+	Label = platform.Label
+	// Role says what a partition is for.
+	Role = platform.Role
+	// Partition is one partition of a layout (sectors; see
+	// platform.Partition).
+	Partition = platform.Partition
+	// Blob is a file of the deployment written raw at a sector of the
+	// disk (u-boot stages on Rockchip boards).
+	Blob = platform.Blob
+)
 
 // The partition table kinds sfdisk writes.
 const (
-	GPT Label = "gpt"
-	DOS Label = "dos"
+	GPT = platform.GPT
+	DOS = platform.DOS
 )
 
 // Partition type GUIDs (GPT) from the UEFI specification and the
-// Discoverable Partitions Specification.
+// Discoverable Partitions Specification, and MBR type bytes.
 const (
-	TypeESP         = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
-	TypeBIOSBoot    = "21686148-6449-6E6F-744E-656564454649"
-	TypeRootX86_64  = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
-	TypeRootARM64   = "B921B045-1DF0-41C3-AF44-4C6F280D3FAE"
-	TypeBasicData   = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
-	MBRTypeLinux    = "83"
-	MBRTypeESP      = "ef"
-	MBRTypeFAT32LBA = "c"
+	TypeESP         = platform.TypeESP
+	TypeBIOSBoot    = platform.TypeBIOSBoot
+	TypeRootX86_64  = platform.TypeRootX86_64
+	TypeRootARM64   = platform.TypeRootARM64
+	TypeBasicData   = platform.TypeBasicData
+	MBRTypeLinux    = platform.MBRTypeLinux
+	MBRTypeESP      = platform.MBRTypeESP
+	MBRTypeFAT32LBA = platform.MBRTypeFAT32LBA
 )
 
 // AttrResize is the GPT attribute bit eos-repartition reads as "grow this
@@ -53,53 +65,28 @@ const (
 	MBRResizeMarker = 0xdd
 )
 
-// Role says what a partition is for.
-type Role string
-
 // The partition roles eib lays out.
 const (
-	RoleESP      Role = "esp"
-	RoleBIOSBoot Role = "bios-boot"
-	RoleFirmware Role = "firmware"
-	RoleRoot     Role = "root"
+	RoleESP      = platform.RoleESP
+	RoleBIOSBoot = platform.RoleBIOSBoot
+	RoleFirmware = platform.RoleFirmware
+	RoleRoot     = platform.RoleRoot
 )
 
 // Filesystem kinds.
 const (
-	FSNone = ""
-	FSVFAT = "vfat"
-	FSExt4 = "ext4"
+	FSNone = platform.FSNone
+	FSVFAT = platform.FSVFAT
+	FSExt4 = platform.FSExt4
 )
 
 // Bootloader kinds a layout is made for (package boot installs them).
 const (
-	BootGRUB   = "grub"   // GRUB for BIOS (core.img in the MBR gap or BIOS boot partition) and UEFI
-	BootSDBoot = "sdboot" // systemd-boot on a large ESP with the kernels
-	BootUBoot  = "u-boot" // raw u-boot blobs from the deployment
-	BootNone   = "none"   // nothing: the OS's hooks or firmware take care of it
+	BootGRUB   = platform.BootGRUB   // GRUB for BIOS (core.img in the MBR gap or BIOS boot partition) and UEFI
+	BootSDBoot = platform.BootSDBoot // systemd-boot on a large ESP with the kernels
+	BootUBoot  = platform.BootUBoot  // raw u-boot blobs from the deployment
+	BootNone   = platform.BootNone   // nothing: the OS's hooks or firmware take care of it
 )
-
-// Partition is one partition of a layout. Start and Size are in sectors;
-// Start 0 means "right after the previous partition". The root's Size is
-// left 0: NewPlan sizes it for the sysroot, and the last partition of a
-// plan extends to the end of the disk.
-type Partition struct {
-	Role     Role
-	Start    int64
-	Size     int64
-	TypeGUID string // GPT type
-	MBRType  string // dos type (hex, without 0x)
-	Attrs    []int  // GPT attribute bits
-	FS       string
-	FSLabel  string
-}
-
-// Blob is a file of the deployment written raw at a sector of the disk
-// (u-boot stages on Rockchip boards).
-type Blob struct {
-	File   string // path relative to the deployment root
-	Sector int64
-}
 
 // Layout is the complete description of a disk's partitioning.
 type Layout struct {
@@ -131,33 +118,12 @@ type Params struct {
 	RootfsResize   bool  // image:rootfs_resize
 }
 
-// platforms lists the platforms eib can lay out for each architecture.
-var platforms = map[string][]string{
-	"amd64": {"amd64"},
-	"i386":  {"i386"},
-	"arm64": {"arm64", "pinebookpro", "rpi"},
-}
+// firstSector is where partitions start: 1 MiB of space for the GPT, the
+// MBR gap, u-boot.
+const firstSector = platform.FirstSector
 
-const (
-	firstSector     = 2048 // 1 MiB of space for the GPT, the MBR gap, u-boot
-	espSectors      = 62 * MiB / Sector
-	sdbootESPSecs   = 500 * MiB / Sector
-	biosBootSectors = 1 * MiB / Sector
-	rpiFWSectors    = 512 * MiB / Sector
-	rk3399RootStart = 32768
-)
-
-// rootExt4Features is the -O of EIB's `mke2fs -t ext4 -O dir_index -m1
-// -L ostree -T default` (stages/eib_image, create_image), the same on every
-// architecture. EIB forced ^huge_file everywhere and ^64bit on arm64 until
-// January 2026 (commits 43003e7 "Revert: Disable 64bit ext4 feature on ARM"
-// and f934a3b "Do not force disable ext4 option huge_file"): without 64bit
-// resize2fs cannot grow the root past 16 TiB on first boot, and images with
-// offline content are large.
-const rootExt4Features = "dir_index"
-
-// ForPlatform returns EIB's layout for p, or an error naming what is not
-// supported, before any work is done.
+// ForPlatform returns EIB's layout for p, from p's entry of the platform
+// table, or an error naming what is not supported, before any work is done.
 func ForPlatform(p Params) (Layout, error) {
 	label := p.PartitionTable
 	if label == "" {
@@ -166,73 +132,22 @@ func ForPlatform(p Params) (Layout, error) {
 	if label != GPT && label != DOS {
 		return Layout{}, fmt.Errorf("[image] partition_table = %s: not one of gpt, dos", label)
 	}
-	plats, ok := platforms[p.Arch]
-	if !ok {
-		return Layout{}, fmt.Errorf("unsupported architecture %q (platform %q): eib lays out disks for %s",
-			p.Arch, p.Platform, strings.Join(sortedKeys(platforms), ", "))
+	pl, err := platform.Find(p.Arch, p.Platform)
+	if err != nil {
+		return Layout{}, err
 	}
-	platform := p.Platform
-	if platform == "" {
-		platform = p.Arch
+	boot, err := pl.Loader(p.SDBoot)
+	if err != nil {
+		return Layout{}, err
 	}
-	if !contains(plats, platform) {
-		return Layout{}, fmt.Errorf("unsupported combination of arch %q and platform %q: %s supports platforms %s",
-			p.Arch, platform, p.Arch, strings.Join(plats, ", "))
+	if err := pl.BootsFrom(label); err != nil {
+		return Layout{}, err
 	}
-	l := Layout{Arch: p.Arch, Platform: platform, Label: label,
-		Ext4Features: rootExt4Features, Bootloader: BootNone}
-	root := Partition{Role: RoleRoot, FS: FSExt4, FSLabel: "ostree", MBRType: MBRTypeLinux}
-
-	switch p.Arch {
-	case "amd64", "i386":
-		root.TypeGUID = TypeRootX86_64
-		esp := Partition{Role: RoleESP, Start: firstSector, Size: espSectors,
-			TypeGUID: TypeESP, MBRType: MBRTypeESP, FS: FSVFAT, FSLabel: "EFI"}
-		switch {
-		case p.SDBoot:
-			if p.Arch != "amd64" {
-				return Layout{}, fmt.Errorf("[image] sdboot = true: systemd-boot is only laid out for arch amd64, not %q (platform %q)", p.Arch, platform)
-			}
-			esp.Size = sdbootESPSecs
-			l.Partitions = []Partition{esp}
-			l.Bootloader = BootSDBoot
-			l.Firmware = []string{"uefi"} // systemd-boot is an EFI program
-		case label == GPT:
-			l.Partitions = []Partition{esp,
-				{Role: RoleBIOSBoot, Size: biosBootSectors, TypeGUID: TypeBIOSBoot}}
-			l.Bootloader = BootGRUB
-			l.Firmware = []string{"bios", "uefi"}
-		default:
-			// A dos label has no BIOS boot partition type: GRUB's core.img
-			// goes into the gap between the MBR and the first partition.
-			l.Partitions = []Partition{esp}
-			l.Bootloader = BootGRUB
-			l.Firmware = []string{"bios", "uefi"}
-		}
-	case "arm64":
-		if p.SDBoot {
-			return Layout{}, fmt.Errorf("[image] sdboot = true: systemd-boot is only laid out for arch amd64, not %q (platform %q)", p.Arch, platform)
-		}
-		root.TypeGUID = TypeRootARM64
-		// The generic arm64 image boots with UEFI firmware; the boards
-		// below only with their own.
-		l.Firmware = []string{"uefi"}
-		switch platform {
-		case "pinebookpro":
-			if label != DOS {
-				return Layout{}, fmt.Errorf("[image] partition_table = %s: platform pinebookpro (RK3399) boots only from a dos label", label)
-			}
-			root.Start = rk3399RootStart
-			dir := "usr/lib/u-boot/pinebook-pro-rk3399/"
-			l.Blobs = []Blob{{File: dir + "idbloader.img", Sector: 64}, {File: dir + "u-boot.itb", Sector: 16384}}
-			l.Bootloader = BootUBoot
-			l.Firmware = nil
-		case "rpi":
-			l.Partitions = []Partition{{Role: RoleFirmware, Start: firstSector, Size: rpiFWSectors,
-				TypeGUID: TypeBasicData, MBRType: MBRTypeFAT32LBA, FS: FSVFAT, FSLabel: "RPIFW"}}
-			l.Firmware = nil
-		}
-	}
+	l := Layout{Arch: pl.Arch, Platform: pl.Name, Label: label,
+		Ext4Features: pl.Ext4Features, Bootloader: boot.Loader,
+		Partitions: boot.Partitions[label], Blobs: boot.Blobs, Firmware: boot.Firmware}
+	root := Partition{Role: RoleRoot, FS: FSExt4, FSLabel: "ostree", MBRType: MBRTypeLinux,
+		TypeGUID: pl.RootType, Start: boot.RootStart}
 	if p.RootfsResize {
 		if label == GPT {
 			root.Attrs = []int{AttrResize}
@@ -278,22 +193,4 @@ func (l Layout) Find(r Role) int {
 		}
 	}
 	return -1
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys(m map[string][]string) []string {
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
