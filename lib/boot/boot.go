@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/eib-builder/eib/lib/disk"
+	"github.com/eib-builder/eib/lib/platform"
 )
 
 // Options are what the boot loaders of one image are made from.
@@ -45,26 +47,30 @@ type Setup struct {
 // the ESP with the entries and kernels. It runs before disk.Assemble, which
 // writes what it returns.
 func Prepare(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
-	setup, err := prepareLoader(ctx, plan, o)
+	loader, err := loaderOf(plan.Layout)
+	if err != nil {
+		return Setup{}, err
+	}
+	setup, err := prepareLoader(ctx, plan, loader, o)
 	if err != nil {
 		return setup, err
 	}
 	if _, ok := plan.Part(disk.RoleFirmware); ok {
-		setup.Firmware, err = firmwareFiles(o)
+		setup.Firmware, err = firmwareFiles(o, loader.FirmwareDir)
 	}
 	return setup, err
 }
 
-// raspiFirmware is where Debian's raspi-firmware package keeps the
-// Raspberry Pi boot firmware that goes onto the firmware partition.
-const raspiFirmware = "usr/lib/raspi-firmware"
-
-// firmwareFiles lists the deployment's Raspberry Pi firmware for the
-// firmware partition (empty, with a log line, when it ships none).
-func firmwareFiles(o Options) ([]disk.File, error) {
-	dir := filepath.Join(o.Deployment, raspiFirmware)
+// firmwareFiles lists the files of the deployment's dir (the platform
+// table's Boot.FirmwareDir: the Raspberry Pi firmware) for the firmware
+// partition (empty, with a log line, when it ships none).
+func firmwareFiles(o Options, rel string) ([]disk.File, error) {
+	if rel == "" {
+		return nil, fmt.Errorf("firmware partition: the platform table names no deployment directory for it")
+	}
+	dir := filepath.Join(o.Deployment, rel)
 	if _, err := os.Stat(dir); err != nil {
-		o.logf("firmware partition: the deployment has no /%s; the partition is left empty", raspiFirmware)
+		o.logf("firmware partition: the deployment has no /%s; the partition is left empty", rel)
 		return nil, nil
 	}
 	var files []disk.File
@@ -81,16 +87,26 @@ func firmwareFiles(o Options) ([]disk.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("firmware partition: reading %s: %w", dir, err)
 	}
-	o.logf("firmware partition: %d files from the deployment's /%s", len(files), raspiFirmware)
+	o.logf("firmware partition: %d files from the deployment's /%s", len(files), rel)
 	return files, nil
 }
 
-func prepareLoader(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
+// loaderOf returns the platform table's boot of the layout's arch and
+// platform: its GRUB targets, its sources and its firmware directory.
+func loaderOf(l disk.Layout) (platform.Boot, error) {
+	pl, err := platform.Find(l.Arch, l.Platform)
+	if err != nil {
+		return platform.Boot{}, err
+	}
+	return pl.Loader(l.Bootloader == disk.BootSDBoot)
+}
+
+func prepareLoader(ctx context.Context, plan disk.Plan, loader platform.Boot, o Options) (Setup, error) {
 	switch plan.Layout.Bootloader {
 	case disk.BootGRUB:
-		return prepareGRUB(ctx, plan, o)
+		return prepareGRUB(ctx, plan, loader.GRUB, o)
 	case disk.BootSDBoot:
-		return prepareSDBoot(plan, o)
+		return prepareSDBoot(plan, loader.SDBoot, loader.EFIPath, o)
 	case disk.BootUBoot:
 		o.logf("boot loader: u-boot blobs from the deployment (%d)", len(plan.Layout.Blobs))
 		return Setup{}, nil
@@ -101,9 +117,10 @@ func prepareLoader(ctx context.Context, plan disk.Plan, o Options) (Setup, error
 	return Setup{}, fmt.Errorf("unknown boot loader %q for %s/%s", plan.Layout.Bootloader, plan.Layout.Arch, plan.Layout.Platform)
 }
 
-// source finds a boot loader file or directory: in the deployment when it
-// ships one, else on the host. It logs which.
-func source(o Options, what, rel, check string) (string, error) {
+// source finds a boot loader's directory src.Dir: in the deployment when
+// it ships one with src.Check, else on the host. It logs which.
+func source(o Options, what string, src platform.Source) (string, error) {
+	rel, check := src.Dir, src.Check
 	host := o.HostRoot
 	if host == "" {
 		host = "/"
@@ -118,7 +135,7 @@ func source(o Options, what, rel, check string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s: neither the deployment nor the host has %s (install the host package: grub-pc-bin, grub-efi-amd64-bin or systemd-boot-efi)", what, filepath.Join("/", rel, check))
+	return "", fmt.Errorf("%s: neither the deployment nor the host has %s (install the host package %s)", what, filepath.Join("/", rel, check), src.Package)
 }
 
 // grubModules are the modules built into GRUB's images: the config is
@@ -126,10 +143,15 @@ func source(o Options, what, rel, check string) (string, error) {
 var grubModules = []string{"part_gpt", "part_msdos", "ext2", "normal", "linux", "search",
 	"search_fs_uuid", "search_label", "configfile", "echo", "test", "serial", "terminal", "gzio", "minicmd"}
 
-func prepareGRUB(ctx context.Context, plan disk.Plan, o Options) (Setup, error) {
+// prepareGRUB makes grub.cfg and a GRUB image for each of targets (the
+// platform table's GRUB targets, BIOS before UEFI).
+func prepareGRUB(ctx context.Context, plan disk.Plan, targets []platform.GRUBTarget, o Options) (Setup, error) {
 	root := plan.Root()
 	if root.FSUUID == "" {
 		return Setup{}, fmt.Errorf("GRUB: the root filesystem has no UUID in the plan (call AssignIDs)")
+	}
+	if len(targets) == 0 {
+		return Setup{}, fmt.Errorf("GRUB: the platform table has no GRUB target for %s/%s", plan.Layout.Arch, plan.Layout.Platform)
 	}
 	entries, err := ReadEntries(o.Sysroot)
 	if err != nil {
@@ -151,12 +173,43 @@ func prepareGRUB(ctx context.Context, plan disk.Plan, o Options) (Setup, error) 
 		return Setup{}, err
 	}
 	var setup Setup
+	for _, t := range targets {
+		switch t.Firmware {
+		case platform.BIOS:
+			raws, err := grubBIOS(ctx, plan, t, early, o)
+			if err != nil {
+				return Setup{}, err
+			}
+			setup.Raw = append(setup.Raw, raws...)
+		case platform.UEFI:
+			// The removable-media path, so no NVRAM entry is needed.
+			if _, ok := plan.Part(disk.RoleESP); !ok {
+				continue
+			}
+			dir, err := source(o, "GRUB "+t.Format, t.Source)
+			if err != nil {
+				return Setup{}, err
+			}
+			efi := filepath.Join(o.TmpDir, path.Base(t.EFIPath))
+			mods := append([]string{"fat", "all_video", "efi_gop"}, grubModules...)
+			if err := mkimage(ctx, dir, t.Format, early, efi, mods); err != nil {
+				return Setup{}, err
+			}
+			setup.ESP = append(setup.ESP, disk.File{Dest: t.EFIPath, Src: efi})
+		default:
+			return Setup{}, fmt.Errorf("GRUB %s: unknown firmware %q in the platform table", t.Format, t.Firmware)
+		}
+	}
+	return setup, nil
+}
 
-	// BIOS: core.img in the BIOS boot partition (gpt) or the gap after
-	// the MBR (dos), boot.img's code in the MBR.
-	pcDir, err := source(o, "GRUB i386-pc", "usr/lib/grub/i386-pc", "boot.img")
+// grubBIOS makes GRUB's BIOS boot code for target t: core.img in the BIOS
+// boot partition (gpt) or the gap after the MBR (dos), boot.img's code in
+// the MBR.
+func grubBIOS(ctx context.Context, plan disk.Plan, t platform.GRUBTarget, early string, o Options) ([]disk.Raw, error) {
+	pcDir, err := source(o, "GRUB "+t.Format, t.Source)
 	if err != nil {
-		return Setup{}, err
+		return nil, err
 	}
 	coreStart, coreMax := int64(1), plan.Partitions[0].Start-1
 	if bb, ok := plan.Part(disk.RoleBIOSBoot); ok {
@@ -164,29 +217,10 @@ func prepareGRUB(ctx context.Context, plan disk.Plan, o Options) (Setup, error) 
 	}
 	core := filepath.Join(o.TmpDir, "core.img")
 	mods := append([]string{"biosdisk"}, grubModules...)
-	if err := mkimage(ctx, pcDir, "i386-pc", early, core, mods); err != nil {
-		return Setup{}, err
+	if err := mkimage(ctx, pcDir, t.Format, early, core, mods); err != nil {
+		return nil, err
 	}
-	raws, err := BIOSImages(filepath.Join(pcDir, "boot.img"), core, coreStart, coreMax)
-	if err != nil {
-		return Setup{}, err
-	}
-	setup.Raw = raws
-
-	// UEFI: the removable-media path, so no NVRAM entry is needed.
-	if _, ok := plan.Part(disk.RoleESP); ok {
-		efiDir, err := source(o, "GRUB x86_64-efi", "usr/lib/grub/x86_64-efi", "kernel.img")
-		if err != nil {
-			return Setup{}, err
-		}
-		efi := filepath.Join(o.TmpDir, "BOOTX64.EFI")
-		mods := append([]string{"fat", "all_video", "efi_gop"}, grubModules...)
-		if err := mkimage(ctx, efiDir, "x86_64-efi", early, efi, mods); err != nil {
-			return Setup{}, err
-		}
-		setup.ESP = append(setup.ESP, disk.File{Dest: "EFI/BOOT/BOOTX64.EFI", Src: efi})
-	}
-	return setup, nil
+	return BIOSImages(filepath.Join(pcDir, "boot.img"), core, coreStart, coreMax)
 }
 
 // mkimage runs grub-mkimage with the modules of dir.
@@ -239,12 +273,15 @@ func BIOSImages(bootImg, coreImg string, coreStart, coreMax int64) ([]disk.Raw, 
 	}, nil
 }
 
-func prepareSDBoot(plan disk.Plan, o Options) (Setup, error) {
-	dir, err := source(o, "systemd-boot", "usr/lib/systemd/boot/efi", "systemd-bootx64.efi")
+// prepareSDBoot puts systemd-boot (from src, the platform table's
+// source, at efiPath and under EFI/systemd), its entries and the kernels
+// on the ESP.
+func prepareSDBoot(plan disk.Plan, src platform.Source, efiPath string, o Options) (Setup, error) {
+	dir, err := source(o, "systemd-boot", src)
 	if err != nil {
 		return Setup{}, err
 	}
-	efi := filepath.Join(dir, "systemd-bootx64.efi")
+	efi := filepath.Join(dir, src.Check)
 	entries, err := ReadEntries(o.Sysroot)
 	if err != nil {
 		return Setup{}, err
@@ -255,8 +292,8 @@ func prepareSDBoot(plan disk.Plan, o Options) (Setup, error) {
 		return Setup{}, err
 	}
 	setup := Setup{ESP: []disk.File{
-		{Dest: "EFI/BOOT/BOOTX64.EFI", Src: efi},
-		{Dest: "EFI/systemd/systemd-bootx64.efi", Src: efi},
+		{Dest: efiPath, Src: efi},
+		{Dest: "EFI/systemd/" + src.Check, Src: efi},
 		{Dest: "loader/loader.conf", Src: loaderConf},
 	}}
 	entriesDir := filepath.Join(o.Sysroot, "boot", "loader", "entries")

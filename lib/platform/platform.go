@@ -152,6 +152,9 @@ type Boot struct {
 	Firmware []string
 	GRUB     []GRUBTarget // Loader BootGRUB, in the order they are made
 	SDBoot   Source       // Loader BootSDBoot: Check is the EFI program
+	// EFIPath is where Loader BootSDBoot's EFI program goes on the ESP
+	// (the UEFI specification's removable-media path, 3.5.1.1).
+	EFIPath string
 	// FirmwareDir is the deployment's directory whose files fill the
 	// RoleFirmware partition ("" = no such partition).
 	FirmwareDir string
@@ -264,6 +267,7 @@ var table = []Platform{
 			Partitions: map[Label][]Partition{GPT: {sdbootESP()}, DOS: {sdbootESP()}},
 			Firmware:   []string{UEFI}, // systemd-boot is an EFI program
 			SDBoot:     Source{Dir: "usr/lib/systemd/boot/efi", Check: "systemd-bootx64.efi", Package: "systemd-boot-efi"},
+			EFIPath:    "EFI/BOOT/BOOTX64.EFI",
 		},
 		QEMU: []QEMUFirmware{qemuBIOS, qemuUEFI},
 	},
