@@ -89,6 +89,15 @@ func diskLayout(b *build.Build, s diskSettings) (disk.Layout, error) {
 		{"image", "sdboot", fmt.Sprint(p.SDBoot), p},
 	}
 	for _, st := range steps {
+		if st.key == "platform" {
+			// A board may boot from one partition table only: the
+			// platform is known when it is laid out with either.
+			dos := st.params
+			dos.PartitionTable = disk.DOS
+			if _, err := disk.ForPlatform(dos); err == nil {
+				continue
+			}
+		}
 		if _, err := disk.ForPlatform(st.params); err != nil {
 			if !strings.HasPrefix(err.Error(), "["+st.section+"] "+st.key) {
 				err = fmt.Errorf("[%s] %s = %s: %w", st.section, st.key, st.value, err)
