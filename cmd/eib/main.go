@@ -124,6 +124,9 @@ func newCommand(stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "platform", Usage: "platform to build (default: the arch)"},
 			&cli.StringFlag{Name: "personality", Aliases: []string{"P"}, Value: "base", Usage: "personality to build"},
 			&cli.BoolFlag{Name: "show-config", Usage: "print the merged configuration and exit"},
+			&cli.BoolFlag{Name: "show-plan", Usage: "print the build's plan (stages, directories, OSTree source, disk layout, outputs, checks, hooks) as JSON and exit"},
+			&cli.StringFlag{Name: "until", Usage: "stop after `STAGE` (eib --from continues the build)"},
+			&cli.StringFlag{Name: "from", Usage: "continue the build recorded in tmpdir from `STAGE` (after eib --until)"},
 			&cli.StringFlag{Name: "explain", Usage: "show where one `SECTION:KEY` of the configuration comes from and exit"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "build, but do not publish"},
 			&cli.BoolFlag{Name: "debug", Usage: "more verbose logging"},
@@ -197,6 +200,9 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	if cmd.Bool("show-config") && cmd.String("explain") != "" {
 		return usageError{"--show-config and --explain cannot be used together"}
 	}
+	if cmd.Bool("show-plan") && (cmd.Bool("show-config") || cmd.String("explain") != "") {
+		return usageError{"--show-plan cannot be used with --show-config or --explain"}
+	}
 	if cmd.Int("lock-timeout") < 0 {
 		return usageError{fmt.Sprintf("--lock-timeout %d: must be 0 or more seconds", cmd.Int("lock-timeout"))}
 	}
@@ -232,17 +238,54 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	// Declare, then execute: the plan checks every stage's settings
 	// before the lock and any work (a mistake there exits 1), the build
 	// runs it (a failure exits 2).
-	plan, err := stage.NewPlan(stage.Options{
-		Loaded:      loaded,
-		SrcDir:      opts.SrcDir,
-		LocalDir:    opts.LocalDir,
-		DryRun:      opts.DryRun,
-		Debug:       cmd.Bool("debug"),
-		LockFile:    os.Getenv("EIB_LOCK_FILE"),
-		LockTimeout: int(cmd.Int("lock-timeout")),
-	})
+	newPlan := func(loaded *config.Loaded) (*stage.Plan, error) {
+		plan, err := stage.NewPlan(stage.Options{
+			Loaded:      loaded,
+			SrcDir:      opts.SrcDir,
+			LocalDir:    opts.LocalDir,
+			DryRun:      opts.DryRun,
+			Debug:       cmd.Bool("debug"),
+			LockFile:    os.Getenv("EIB_LOCK_FILE"),
+			LockTimeout: int(cmd.Int("lock-timeout")),
+			From:        cmd.String("from"),
+			Until:       cmd.String("until"),
+		})
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		return plan, nil
+	}
+	plan, err := newPlan(loaded)
 	if err != nil {
-		return usageError{err.Error()}
+		return err
+	}
+	if plan.From != "" {
+		// Both halves of a build make the same outversion: --from
+		// reuses the build_version of the build it continues.
+		st, err := stage.ReadState(plan.TmpDir)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if st != nil && st.BuildVersion != "" && st.BuildVersion != plan.BuildVersion {
+			opts.BuildVersion = st.BuildVersion
+			if loaded, err = config.Load(opts); err != nil {
+				return usageError{err.Error()}
+			}
+			if plan, err = newPlan(loaded); err != nil {
+				return err
+			}
+		}
+		if err := plan.CheckResume(); err != nil && !cmd.Bool("show-plan") {
+			return usageError{err.Error()}
+		}
+	}
+	if cmd.Bool("show-plan") {
+		data, err := plan.JSON()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", data)
+		return err
 	}
 	if err := plan.Execute(ctx, loaded); err != nil {
 		return buildError{err}

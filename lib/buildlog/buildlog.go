@@ -85,7 +85,17 @@ func (l *Log) MaskString(s string) string { return l.masker.Replace(s) }
 // OpenFile starts writing the log to path (created, mode 0644), beginning
 // with the lines logged so far.
 func (l *Log) OpenFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	return l.openFile(path, os.O_TRUNC)
+}
+
+// AppendFile is OpenFile keeping what path holds already (the log of the
+// first half of a build continued with eib --from).
+func (l *Log) AppendFile(path string) error {
+	return l.openFile(path, 0)
+}
+
+func (l *Log) openFile(path string, trunc int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|trunc|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("build log: %w", err)
 	}

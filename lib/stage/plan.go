@@ -23,41 +23,60 @@ const BuildscriptName = "buildscript"
 // config before anything on the host is touched: which stages run, which
 // directories are recreated and cleaned, which lock is taken.
 type Plan struct {
-	SrcDir      string
-	LocalDir    string
-	Buildscript string   // the buildscript file read
-	Stages      []string // in order
+	SrcDir      string   `json:"srcdir"`
+	LocalDir    string   `json:"localdir,omitempty"`
+	Buildscript string   `json:"buildscript"` // the buildscript file read
+	Stages      []string `json:"stages"`      // in order
 	// Skipped names stages of Stages that will not run, with the reason.
-	Skipped map[string]string
+	Skipped map[string]string `json:"skipped"`
 
-	CacheDir    string
-	BuildDir    string
-	TmpDir      string
-	OutDir      string
-	ManifestDir string
-	ContentDir  string
-	CheckoutDir string // [ostree] checkout, "" when not configured
-	OutVersion  string
+	CacheDir    string `json:"cachedir"`
+	BuildDir    string `json:"builddir,omitempty"`
+	TmpDir      string `json:"tmpdir"`
+	OutDir      string `json:"outdir"`
+	ManifestDir string `json:"manifestdir"`
+	ContentDir  string `json:"contentdir"`
+	CheckoutDir string `json:"checkout,omitempty"` // [ostree] checkout, "" when not configured
+	// BuildVersion is [build] build_version (SOURCE_DATE_EPOCH, else the
+	// time the configuration was loaded); OutVersion is made from it.
+	BuildVersion string `json:"build_version"`
+	OutVersion   string `json:"outversion"`
 
 	// Recreate lists the directories deleted and made again, empty.
-	Recreate []string
+	Recreate []string `json:"recreate"`
 	// Keep lists the directories made if missing but kept (caches).
-	Keep []string
+	Keep []string `json:"keep"`
 	// CleanRoots are the directories under which leftovers (processes,
 	// mounts, loop devices) are removed before and after the build.
-	CleanRoots []string
+	CleanRoots []string `json:"clean_roots"`
 
-	LogFile        string // ${tmpdir}/build.txt
-	ConfigFile     string // [build] tmpconfig, default ${tmpdir}/config.ini
-	FullConfigFile string // [build] tmpfullconfig, default ${tmpdir}/fullconfig.ini
+	LogFile        string `json:"log"`           // ${tmpdir}/build.txt
+	ConfigFile     string `json:"tmpconfig"`     // [build] tmpconfig, default ${tmpdir}/config.ini
+	FullConfigFile string `json:"tmpfullconfig"` // [build] tmpfullconfig, default ${tmpdir}/fullconfig.ini
+	StateFile      string `json:"state"`         // ${tmpdir}/state.json (--until, --from)
 
-	LockFile    string
-	LockTimeout time.Duration
+	// What validate resolved from the settings of the stages that run
+	// (nil: no stage that runs reads them).
+	OSTree *PlanOSTree `json:"ostree,omitempty"`
+	Layout *PlanLayout `json:"layout,omitempty"`
+	Image  *PlanImage  `json:"image,omitempty"`
+	Check  *PlanCheck  `json:"check,omitempty"`
+	// Hooks are the hook files of every group that will run, in order.
+	Hooks map[string][]string `json:"hooks"`
 
-	DryRun bool
-	Debug  bool
+	LockFile    string        `json:"-"`
+	LockTimeout time.Duration `json:"-"`
 
-	term io.Writer // where the concise log goes (default os.Stdout)
+	DryRun bool `json:"dry_run"`
+	Debug  bool `json:"-"`
+
+	// From and Until select the stages of this run (--from, --until);
+	// "" for the first and the last.
+	From  string `json:"-"`
+	Until string `json:"-"`
+
+	term    io.Writer // where the concise log goes (default os.Stdout)
+	secrets []string  // the private values, masked in JSON
 }
 
 // NewPlan resolves the plan of a build and validates the settings of every
@@ -74,7 +93,11 @@ func NewPlan(o Options) (*Plan, error) {
 		LocalDir: o.LocalDir,
 		DryRun:   o.DryRun,
 		Debug:    o.Debug,
+		From:     o.From,
+		Until:    o.Until,
 		Skipped:  map[string]string{},
+		Hooks:    map[string][]string{},
+		secrets:  o.Loaded.Secrets,
 		term:     o.Terminal,
 	}
 	if p.SrcDir == "" {
@@ -130,6 +153,11 @@ func NewPlan(o Options) (*Plan, error) {
 	if p.OutVersion, err = cfg.Get("build", "outversion"); err != nil {
 		return nil, cfg.At("build", "outversion", err)
 	}
+	if cfg.Has("build", "build_version") {
+		if p.BuildVersion, err = cfg.Get("build", "build_version"); err != nil {
+			return nil, cfg.At("build", "build_version", err)
+		}
+	}
 
 	p.Recreate = nonEmpty(p.TmpDir, p.OutDir, p.ManifestDir, p.CheckoutDir)
 	p.Keep = nonEmpty(p.ContentDir)
@@ -138,6 +166,7 @@ func NewPlan(o Options) (*Plan, error) {
 		return nil, err
 	}
 	p.LogFile = filepath.Join(p.TmpDir, "build.txt")
+	p.StateFile = filepath.Join(p.TmpDir, StateFileName)
 	// [build] tmpconfig and tmpfullconfig name them (hooks read them as
 	// EIB_TMPCONFIG and EIB_TMPFULLCONFIG); unset: in tmpdir.
 	for _, f := range []struct {
@@ -182,10 +211,47 @@ func NewPlan(o Options) (*Plan, error) {
 			}
 		}
 	}
+	if err := p.checkRange(); err != nil {
+		return nil, err
+	}
 	if err := p.validate(o.Loaded); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkRange checks --from and --until: stages of the buildscript, in
+// this order.
+func (p *Plan) checkRange() error {
+	at := map[string]int{}
+	for i, s := range p.Stages {
+		at[s] = i
+	}
+	for _, o := range []struct{ opt, stage string }{{"--from", p.From}, {"--until", p.Until}} {
+		if _, ok := at[o.stage]; o.stage != "" && !ok {
+			return fmt.Errorf("%s %s: not a stage of %s (%s)", o.opt, o.stage, p.Buildscript, strings.Join(p.Stages, ", "))
+		}
+	}
+	if p.From != "" && p.Until != "" && at[p.Until] < at[p.From] {
+		return fmt.Errorf("--until %s: comes before --from %s in %s", p.Until, p.From, p.Buildscript)
+	}
+	return nil
+}
+
+// CheckResume checks, before the lock, that --from can continue the build
+// recorded in the state file (the same plan, every stage before --from
+// completed): an error is a usage error. Execute checks again under the
+// lock.
+func (p *Plan) CheckResume() error {
+	if p.From == "" {
+		return nil
+	}
+	st, err := ReadState(p.TmpDir)
+	if err != nil {
+		return err
+	}
+	_, _, err = p.resume(st)
+	return err
 }
 
 // checkRecreate refuses to delete a directory that holds the sources,

@@ -45,6 +45,11 @@ type Options struct {
 	LockFile    string // default /var/lock/eib.lock (EIB_LOCK_FILE overrides)
 	LockTimeout int    // seconds; 0: fail at once when another build holds the lock
 
+	// From and Until run a part of the stages (--from, --until): from
+	// STAGE (continuing the build recorded in ${tmpdir}/state.json) and
+	// until STAGE (included); "" for the first and the last.
+	From, Until string
+
 	// Terminal receives the concise log (default os.Stdout).
 	Terminal io.Writer
 }
@@ -101,6 +106,22 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 		log.Close()
 	}()
 
+	var state *State
+	var results *StageResults
+	if p.From != "" {
+		// Continue the recorded build: its directories (the image, the
+		// deployment, the outputs, the state) are kept.
+		st, err := ReadState(p.TmpDir)
+		if err != nil {
+			return err
+		}
+		if state, results, err = p.resume(st); err != nil {
+			return err
+		}
+		results.restore(b)
+	} else if state, err = p.newState(); err != nil {
+		return err
+	}
 	if err := p.prepare(log); err != nil {
 		return err
 	}
@@ -110,14 +131,18 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 	if err := p.writeConfigs(loaded); err != nil {
 		return err
 	}
-	return p.runStages(ctx, b, log)
+	return p.runStages(ctx, b, log, state)
 }
 
 // prepare cleans what an earlier build left, recreates the build
-// directories and opens the log file.
+// directories and opens the log file. A build continued with --from keeps
+// its directories and appends to its log.
 func (p *Plan) prepare(log *buildlog.Log) error {
 	if err := hostclean.Clean(p.CleanRoots, log.Printf); err != nil {
 		return fmt.Errorf("cleaning up after an earlier build: %w", err)
+	}
+	if p.From != "" {
+		return log.AppendFile(p.LogFile)
 	}
 	for _, d := range p.Recreate {
 		if err := hostclean.RemoveAll(d, log.Debugf); err != nil {
@@ -161,10 +186,17 @@ func (p *Plan) writeConfigs(loaded *config.Loaded) error {
 	return nil
 }
 
-// runStages runs the stages in order; on failure it runs the error stage
-// (unless interrupted) and returns the final line naming stage and hook.
-func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log) error {
+// runStages runs the stages in order (from p.From, until p.Until),
+// recording the results after each in the state file; on failure it runs
+// the error stage (unless interrupted) and returns the final line naming
+// stage and hook.
+func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log, state *State) error {
+	started := p.From == ""
 	for _, name := range p.Stages {
+		if !started && name != p.From {
+			continue
+		}
+		started = true
 		log.SetStage(name)
 		if why, ok := p.Skipped[name]; ok {
 			log.Printf("stage %s skipped (%s)", name, why)
@@ -188,6 +220,14 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log)
 			return p.fail(ctx, b, log, name, err)
 		}
 		log.Printf("stage %s: done in %.1fs", name, d.Seconds())
+		if err := p.saveState(state, name, b); err != nil {
+			return err
+		}
+		if name == p.Until {
+			log.SetStage("")
+			log.Printf("stopping after stage %s (--until); continue with eib --from STAGE", name)
+			break
+		}
 	}
 	log.SetStage("")
 	return nil

@@ -57,6 +57,9 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		add(err)
 		if err == nil {
 			ost = &s
+			p.OSTree = &PlanOSTree{PullURL: s.pullURL, PullKey: s.pullURLKey, DeployURL: s.deployURL,
+				Remote: s.remote, Ref: s.ref, RefDeploy: s.refDeploy, OS: s.os, GPGVerify: s.gpgVerify,
+				TrustedKeys: append([]string{}, s.keys...)}
 			for _, k := range s.keys {
 				if err := sign.CheckPublicKeyFile(k); err != nil {
 					add(fmt.Errorf("%w (a trusted key: every data/keys/*.asc is imported into the OSTree remote)", err))
@@ -73,20 +76,32 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 			add(err)
 		} else {
 			layout = &l
+			p.Layout = planLayout(l)
 		}
 		if out, err := readOutputSettings(b); err != nil {
 			add(err)
-		} else if _, err := sign.Check(out.signing); err != nil {
+		} else if signer, err := sign.Check(out.signing); err != nil {
 			add(signingErr(b, err))
+		} else {
+			p.Image = &PlanImage{Compression: string(out.compression), QCOW2: out.qcow2,
+				SigningKey: out.signing.KeyFile, Signed: signer != nil}
 		}
 	}
 
 	if runs("check") {
 		cs, err := readCheckSettings(b)
 		add(locate(b, err))
+		if err == nil {
+			p.Check = &PlanCheck{Boot: cs.boot, Firmwares: []string{}, TimeoutSecs: int(cs.timeout.Seconds()),
+				Marker: cs.marker.String(), MemoryMiB: cs.memoryMiB, Accel: cs.accel, AccelFrom: cs.accelFrom}
+		}
 		if err == nil && cs.boot && layout != nil {
-			if _, err := check.FirmwaresFor(layout.Arch, cs.firmware, layout.Firmware); err != nil {
+			if fws, err := check.FirmwaresFor(layout.Arch, cs.firmware, layout.Firmware); err != nil {
 				add(keyErrorf(b, "check", "firmware", "[check] firmware = %s: %s/%s image: %w", strings.TrimSpace(cs.firmware), layout.Arch, layout.Platform, err))
+			} else {
+				for _, fw := range fws {
+					p.Check.Firmwares = append(p.Check.Firmwares, string(fw))
+				}
 			}
 		}
 	}
@@ -98,9 +113,16 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 			continue
 		}
 		for _, g := range hookGroups[stage] {
-			if _, err := hooks.GroupHooks(b, g); err != nil {
+			hs, err := hooks.GroupHooks(b, g)
+			if err != nil {
 				add(hookErr(b, g, err))
+				continue
 			}
+			files := []string{}
+			for _, h := range hs {
+				files = append(files, h.Path)
+			}
+			p.Hooks[g] = files
 		}
 	}
 
@@ -112,6 +134,17 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		return errs[0]
 	}
 	return configErrors(errs)
+}
+
+// planLayout is the typed layout as the plan shows it.
+func planLayout(l disk.Layout) *PlanLayout {
+	pl := &PlanLayout{Arch: l.Arch, Platform: l.Platform, PartitionTable: string(l.Label),
+		Bootloader: l.Bootloader, Firmware: append([]string{}, l.Firmware...), Partitions: []PlanPartition{}}
+	for _, pt := range l.Partitions {
+		pl.Partitions = append(pl.Partitions, PlanPartition{Role: string(pt.Role), Start: pt.Start, Size: pt.Size,
+			Type: pt.TypeGUID, MBRType: pt.MBRType, FS: pt.FS, Label: pt.FSLabel})
+	}
+	return pl
 }
 
 // configErrors are the errors validate found, one per line.
