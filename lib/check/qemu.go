@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/eib-builder/eib/lib/platform"
 )
 
 // Firmware is what a boot check boots an image with.
 type Firmware string
 
+// The names are those of the platform table's QEMU firmwares.
 const (
 	BIOS        Firmware = "bios"         // SeaBIOS, x86_64
 	UEFI        Firmware = "uefi"         // OVMF, x86_64
@@ -19,38 +23,33 @@ const (
 )
 
 // Firmwares turns the [check] firmware setting (bios, uefi or both) into
-// the list of boots to run for an image of the given Debian architecture.
-// arm64 has only UEFI: "both" and "uefi" mean AArch64UEFI there; i386
-// has only BIOS.
+// the list of boots to run for an image of the given Debian architecture
+// ("" = amd64), from the QEMU firmwares of the arch's entry of the platform
+// table: arm64 has only UEFI ("both" and "uefi" mean AArch64UEFI there),
+// i386 only BIOS.
 func Firmwares(arch, setting string) ([]Firmware, error) {
 	setting = strings.TrimSpace(setting)
-	switch arch {
-	case "amd64", "":
-		switch setting {
-		case "bios":
-			return []Firmware{BIOS}, nil
-		case "uefi":
-			return []Firmware{UEFI}, nil
-		case "both":
-			return []Firmware{BIOS, UEFI}, nil
+	if arch == "" {
+		arch = "amd64"
+	}
+	pl, ok := platform.ForArch(arch)
+	if !ok {
+		return nil, fmt.Errorf("architecture %q: no QEMU boot check for it (%s are supported)", arch, strings.Join(platform.Arches(), ", "))
+	}
+	switch setting {
+	case "both":
+		var out []Firmware
+		for _, q := range pl.QEMU {
+			out = append(out, Firmware(q.Name))
 		}
-	case "i386":
-		// qemu-system-x86_64 boots 32-bit PCs; there is no 32-bit OVMF here.
-		switch setting {
-		case "bios", "both":
-			return []Firmware{BIOS}, nil
-		case "uefi":
-			return nil, fmt.Errorf("firmware %q: i386 images are checked with BIOS only; use bios", setting)
+		return out, nil
+	case platform.BIOS, platform.UEFI:
+		for _, q := range pl.QEMU {
+			if q.Interface == setting {
+				return []Firmware{Firmware(q.Name)}, nil
+			}
 		}
-	case "arm64":
-		switch setting {
-		case "uefi", "both":
-			return []Firmware{AArch64UEFI}, nil
-		case "bios":
-			return nil, fmt.Errorf("firmware %q: arm64 images have no BIOS boot; use uefi", setting)
-		}
-	default:
-		return nil, fmt.Errorf("architecture %q: no QEMU boot check for it (amd64, i386 and arm64 are supported)", arch)
+		return nil, fmt.Errorf("firmware %q: %s", setting, pl.QEMUNote)
 	}
 	return nil, fmt.Errorf("firmware %q: not one of bios, uefi, both", setting)
 }
@@ -66,14 +65,14 @@ func FirmwaresFor(arch, setting string, bootable []string) ([]Firmware, error) {
 	if err != nil {
 		return nil, err
 	}
+	if arch == "" {
+		arch = "amd64"
+	}
+	pl, _ := platform.ForArch(arch) // Firmwares found it
 	can := func(fw Firmware) bool {
-		want := "uefi"
-		if fw == BIOS {
-			want = "bios"
-		}
-		for _, b := range bootable {
-			if b == want {
-				return true
+		for _, q := range pl.QEMU {
+			if Firmware(q.Name) == fw {
+				return slices.Contains(bootable, q.Interface)
 			}
 		}
 		return false
