@@ -40,9 +40,6 @@ type buildError struct{ err error }
 func (e buildError) Error() string { return e.err.Error() }
 func (e buildError) Unwrap() error { return e.err }
 
-// SupportedArches are the values of --arch.
-var SupportedArches = []string{"i386", "amd64", "arm64"}
-
 // hostArch maps the kernel's machine name to an eib arch.
 func hostArch(machine string) (string, error) {
 	switch {
