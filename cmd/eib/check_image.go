@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -28,7 +29,7 @@ func init() {
 			&cli.StringFlag{Name: "marker", Value: check.DefaultMarker, Usage: "regular expression the serial console must print"},
 			&cli.IntFlag{Name: "timeout", Value: 300, Usage: "seconds to wait for the marker, per boot"},
 			&cli.IntFlag{Name: "memory", Value: check.DefaultMemoryMiB, Usage: "guest memory in MiB"},
-			&cli.StringFlag{Name: "arch", Value: "amd64", Usage: "architecture of the image: amd64 or arm64"},
+			&cli.StringFlag{Name: "arch", Value: "amd64", Usage: "architecture of the image: " + strings.Join(SupportedArches, ", ")},
 			&cli.StringFlag{Name: "accel", Value: check.AccelAuto, Sources: cli.EnvVars(check.AccelEnv),
 				Usage: "QEMU accelerator: auto (KVM only where a probe proves it works on this host), kvm or tcg"},
 			&cli.StringFlag{Name: "log-dir", Usage: "directory for the console logs boot-<firmware>.log (default: a new temporary directory)"},
