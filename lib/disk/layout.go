@@ -1,7 +1,8 @@
 // Package disk describes and assembles eib's disk images: a typed layout
 // (partition table label, partitions with their types, attributes and
-// filesystems, raw bootloader blobs) chosen per architecture and platform
-// exactly as EIB lays them out, the sizing of the image, and its assembly
+// filesystems, raw bootloader blobs) made from the architecture's or
+// board's entry of the platform table (package platform) exactly as EIB lays
+// them out, the sizing of the image, and its assembly
 // from plain files (mkfs.ext4 -d at an offset, mkfs.vfat + mtools, sfdisk on
 // the file, debugfs) without loop devices or mounts.
 package disk
