@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eib-builder/eib/lib/disk"
+	"github.com/eib-builder/eib/lib/platform"
 )
 
 // plansDir holds one golden plan per shipped variant, and the localdir the
@@ -17,10 +17,6 @@ var plansDir = filepath.Join("testdata", "plans")
 // planEpoch fixes [build] build_version (and so the outversion).
 const planEpoch = "SOURCE_DATE_EPOCH=1700000000"
 
-// boards are the platforms that are not an arch of config/arch and have no
-// config/platform file, which disk.ForPlatform lays out.
-var boards = []string{"rpi"}
-
 // planVariant is one product/arch/platform build of the shipped tree.
 type planVariant struct{ product, arch, platform string }
 
@@ -28,34 +24,20 @@ func (v planVariant) golden() string {
 	return filepath.Join(plansDir, v.product+"-"+v.arch+"-"+v.platform+".json")
 }
 
-// shippedVariants are the products of config/product × the arches of
-// config/arch × the platforms (the arches, config/platform, boards) that
-// disk.ForPlatform lays out for that arch, with either partition table.
+// shippedVariants are the products of config/product × the platforms of
+// eib's platform table (lib/platform: every arch's generic image and its
+// boards).
 func shippedVariants(t *testing.T) []planVariant {
 	t.Helper()
-	names := func(dir string) []string {
-		files, err := filepath.Glob(filepath.Join(srcRoot, "config", dir, "*.ini"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("no config/%s/*.ini (%v)", dir, err)
-		}
-		var out []string
-		for _, f := range files {
-			out = append(out, strings.TrimSuffix(filepath.Base(f), ".ini"))
-		}
-		return out
+	files, err := filepath.Glob(filepath.Join(srcRoot, "config", "product", "*.ini"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no config/product/*.ini (%v)", err)
 	}
-	products, arches := names("product"), names("arch")
-	platforms := append(append(append([]string(nil), arches...), names("platform")...), boards...)
 	var out []planVariant
-	for _, product := range products {
-		for _, arch := range arches {
-			for _, platform := range platforms {
-				_, gpt := disk.ForPlatform(disk.Params{Arch: arch, Platform: platform, PartitionTable: disk.GPT})
-				_, dos := disk.ForPlatform(disk.Params{Arch: arch, Platform: platform, PartitionTable: disk.DOS})
-				if gpt == nil || dos == nil {
-					out = append(out, planVariant{product, arch, platform})
-				}
-			}
+	for _, f := range files {
+		product := strings.TrimSuffix(filepath.Base(f), ".ini")
+		for _, pl := range platform.All() {
+			out = append(out, planVariant{product, pl.Arch, pl.Name})
 		}
 	}
 	return out
@@ -165,5 +147,40 @@ func TestShowPlanOfAMistakeExits1(t *testing.T) {
 	r := eibEnv(t, []string{"EIB_SRCDIR=" + srcRoot}, "--product", "demo", "--arch", "amd64", "--localdir", local, "--show-plan")
 	if r.Code != 1 || !strings.Contains(r.Stderr, "[image] compression") || r.Stdout != "" {
 		t.Errorf("exit %d, want 1 naming [image] compression\nstdout: %s\nstderr: %s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// TestFromReusesTheBuildVersionAndRefusesWhatItCannotContinue: eib
+// --from continues the build recorded in tmpdir with that build's
+// build_version (so both halves make the same outversion, without
+// SOURCE_DATE_EPOCH); without a recorded build, or with a stage that is
+// not in the buildscript, it exits 1 before the lock.
+func TestFromReusesTheBuildVersionAndRefusesWhatItCannotContinue(t *testing.T) {
+	local := t.TempDir()
+	cache := filepath.Join(t.TempDir(), "cache")
+	os.MkdirAll(filepath.Join(local, "config"), 0o755)
+	os.WriteFile(filepath.Join(local, "config", "defaults.ini"), []byte("[build]\ncachedir = "+cache+"\n[ostree]\ngpg_verify = false\n"), 0o644)
+	args := []string{"--product", "demo", "--arch", "amd64", "--localdir", local}
+	env := []string{"EIB_SRCDIR=" + srcRoot, "EIB_LOCK_FILE=" + heldLock(t), "SOURCE_DATE_EPOCH="}
+
+	r := eibEnv(t, env, append(args, "--from", "check")...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--from check: no build to continue: "+filepath.Join(cache, "build", "tmp", "state.json")+" does not exist") {
+		t.Errorf("--from without a build: exit %d\n%s", r.Code, r.Stderr)
+	}
+	r = eibEnv(t, env, append(args, "--until", "imgae")...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--until imgae: not a stage of "+filepath.Join(srcRoot, "buildscript")+" (ostree, image, check, manifest, publish)") {
+		t.Errorf("--until imgae: exit %d\n%s", r.Code, r.Stderr)
+	}
+
+	tmp := filepath.Join(cache, "build", "tmp")
+	os.MkdirAll(tmp, 0o755)
+	os.WriteFile(filepath.Join(tmp, "state.json"), []byte(`{"build_version": "200102-030405", "completed": []}`), 0o644)
+	r = eibEnv(t, env, append(args, "--from", "check", "--show-plan")...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"outversion": "demo-master-amd64-amd64.200102-030405.base"`) {
+		t.Errorf("--from --show-plan: exit %d, want the recorded build_version\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	r = eibEnv(t, env, append(args, "--from", "check")...)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--from check: the plan differs from the one of the build in") {
+		t.Errorf("--from a build of another plan: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
