@@ -59,7 +59,7 @@ func TestProbeDecision(t *testing.T) {
 		reason string
 	}{
 		{"kvm works", `printf 'EIB-KVM-PROBE RPMI LM64-OK\n'; exit 33`, KVM, "a 64-bit guest ran"},
-		{"qemu hangs under kvm", `printf 'EIB-KVM-PROBE RP'; exec sleep 30`, TCG, "did not finish within 2s"},
+		{"qemu hangs under kvm", `printf 'EIB-KVM-PROBE RP'; exec sleep 30.4242`, TCG, "did not finish within 2s"},
 		{"qemu fails at once", `echo 'qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69' >&2; echo 'kvm.c:3183: Assertion failed.' >&2; exit 134`, TCG, "exit status 134: qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69)"},
 		{"64-bit marker never printed", `printf 'EIB-KVM-PROBE RP'; exit 33`, TCG, "failed at once"},
 	} {
@@ -86,8 +86,9 @@ func TestProbeDecision(t *testing.T) {
 				!strings.Contains(args[0], "isa-debug-exit") {
 				t.Fatalf("emulator calls %q: want one probe under KVM with the boot check's CPU model", args)
 			}
-			// The stub's sleep was in the emulator's process group: gone.
-			if out, _ := exec.Command("pgrep", "-f", "exec sleep 30|^sleep 30$").Output(); len(bytes.TrimSpace(out)) != 0 {
+			// The stub's sleep (a duration no other test uses) was in the
+			// emulator's process group: gone.
+			if out, _ := exec.Command("pgrep", "-f", "^sleep 30.4242$").Output(); len(bytes.TrimSpace(out)) != 0 {
 				t.Errorf("probe left processes behind: %s", out)
 			}
 		})
