@@ -130,13 +130,64 @@ func (p *Plan) resume(st *State) (*State, *StageResults, error) {
 		return nil, nil, err
 	}
 	if fp, _ := fingerprintOf(cur); fp != st.Fingerprint {
-		diff := planDiff(st.Plan, cur)
+		diff := planDiff(p.onlyBefore(st.Plan), p.onlyBefore(cur))
+		if len(diff) == 0 {
+			// Only what p.From and the stages after it read changed.
+			return p.resumeAt(st)
+		}
 		if len(diff) > 10 {
 			diff = append(diff[:10], fmt.Sprintf("... and %d more", len(diff)-10))
 		}
 		return nil, nil, fmt.Errorf("--from %s: the plan differs from the one of the build in %s (eib --show-plan prints it):\n  %s",
 			p.From, p.StateFile, strings.Join(diff, "\n  "))
 	}
+	return p.resumeAt(st)
+}
+
+// laterKeys are the plan's keys that only a stage and the ones after it
+// read (and the error stage's hooks, which did not run): a build may
+// continue --from that stage when only they changed (a new check hook, a
+// longer [check] boot_timeout).
+var laterKeys = map[string][]string{
+	"check":    {"check", "hooks.check"},
+	"manifest": {"hooks.manifest"},
+	"publish":  {"hooks.publish"},
+}
+
+// onlyBefore is a plan's fingerprint map without the keys that only
+// p.From and the stages after it read.
+func (p *Plan) onlyBefore(plan map[string]any) map[string]any {
+	m := map[string]any{}
+	for k, v := range plan {
+		m[k] = v
+	}
+	drop := []string{"hooks." + ErrorStageName}
+	from := slices.Index(p.Stages, p.From)
+	for i, s := range p.Stages {
+		if i >= from {
+			drop = append(drop, laterKeys[s]...)
+		}
+	}
+	for _, k := range drop {
+		if sec, key, ok := strings.Cut(k, "."); ok {
+			if sub, isMap := m[sec].(map[string]any); isMap {
+				c := map[string]any{}
+				for k2, v2 := range sub {
+					if k2 != key {
+						c[k2] = v2
+					}
+				}
+				m[sec] = c
+			}
+		} else {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+// resumeAt is resume once the plans agree.
+func (p *Plan) resumeAt(st *State) (*State, *StageResults, error) {
 	var before []string
 	for _, s := range p.Stages {
 		if s == p.From {
@@ -160,6 +211,11 @@ func (p *Plan) resume(st *State) (*State, *StageResults, error) {
 		}
 	}
 	kept := *st
+	// The state goes on with the current plan.
+	kept.Plan, kept.Fingerprint = nil, ""
+	if cur, err := p.newState(); err == nil {
+		kept.Plan, kept.Fingerprint = cur.Plan, cur.Fingerprint
+	}
 	kept.Completed = append([]StageResults(nil), st.Completed[:len(before)]...)
 	r := kept.Completed[len(before)-1]
 	return &kept, &r, nil

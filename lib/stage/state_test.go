@@ -185,3 +185,47 @@ func TestPlanJSONMasksPrivateValues(t *testing.T) {
 		t.Errorf("state plan outversion = %v", st.Plan["outversion"])
 	}
 }
+
+// TestFromAcceptsChangesOnlyLaterStagesRead: what only STAGE and the
+// stages after it read (their hooks, the error hooks) may change between
+// --until and --from STAGE (add a publish hook and iterate on it); what
+// an earlier stage used may not.
+func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
+	e := newEnv(t, "t-result\nt-one\nt-seen\npublish\n")
+	o := e.opts(t)
+	o.Until = "t-one"
+	if err := Execute(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "published")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "publish"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "publish", "10-mark"), []byte("touch "+marker+"\n"), 0o644)
+	e.loaded.Full.Set("publish", "hooks", "10-mark")
+	o.Until, o.From = "", "t-seen"
+	if err := Execute(context.Background(), o); err != nil {
+		t.Fatalf("--from t-seen with a new publish hook: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Error("the new publish hook did not run")
+	}
+	// From t-one, the publish hooks do not matter either; but from
+	// publish, the stages before it ran with these hooks: a change of
+	// the outversion (read by all) is refused, naming it.
+	e.loaded.Full.Set("publish", "hooks", "")
+	o.From = "t-one"
+	p, err := NewPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckResume(); err != nil {
+		t.Errorf("--from t-one without the publish hook: %v", err)
+	}
+	e.loaded.Full.Set("build", "outversion", "p-b-a-pl.3.base")
+	e.loaded.Public.Set("build", "outversion", "p-b-a-pl.3.base")
+	if p, err = NewPlan(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "outversion") || strings.Contains(err.Error(), "hooks.publish") {
+		t.Errorf("--from t-one with another outversion: %v", err)
+	}
+}
