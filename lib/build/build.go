@@ -72,6 +72,11 @@ type Build struct {
 	// Stage is the name of the stage running now (set by the engine).
 	Stage string
 
+	// Plan is what the engine resolved and validated before the build
+	// (a *stage.Plan): the stages take their settings from it. nil in a
+	// build made without a plan (a stage's own tests).
+	Plan any
+
 	mu       sync.Mutex
 	extraEnv map[string]string
 	cleanups []cleanup

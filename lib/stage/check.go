@@ -97,7 +97,7 @@ func (checkStage) Run(ctx context.Context, b *build.Build) error {
 	if err := os.MkdirAll(tmpdir, 0o755); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	s, err := readCheckSettings(b)
+	s, err := checkSettingsOf(b)
 	if err != nil {
 		return err
 	}

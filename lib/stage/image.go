@@ -33,7 +33,7 @@ type imageStage struct{}
 func (imageStage) Name() string { return "image" }
 
 func (imageStage) Run(ctx context.Context, b *build.Build) error {
-	s, err := readOSTreeSettings(b)
+	s, err := ostreeSettingsOf(b)
 	if err != nil {
 		return err
 	}

@@ -137,7 +137,7 @@ func showDate(show string) int64 {
 // image of the configured layout, appends it to b.Images, and writes its
 // outputs with writeImageOutputs.
 func makeDiskImages(ctx context.Context, b *build.Build) error {
-	s, err := readDiskSettings(b)
+	s, err := diskSettingsOf(b)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func signingErr(b *build.Build, err error) error {
 // optional qcow2), and once per build <outversion>.ostree.txt and
 // <outversion>.config.ini, and appends them all to b.Outputs.
 func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image) error {
-	s, err := readOutputSettings(b)
+	s, err := outputSettingsOf(b)
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,7 @@ func verifySummary(gpgVerify bool, url string) bool {
 }
 
 func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
-	s, err := readOSTreeSettings(b)
+	s, err := ostreeSettingsOf(b)
 	if err != nil {
 		return err
 	}

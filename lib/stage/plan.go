@@ -77,6 +77,9 @@ type Plan struct {
 
 	term    io.Writer // where the concise log goes (default os.Stdout)
 	secrets []string  // the private values, masked in JSON
+
+	// The settings validate read, as the stages use them (settings.go).
+	settings resolvedSettings
 }
 
 // NewPlan resolves the plan of a build and validates the settings of every

@@ -71,3 +71,53 @@ func keyErr(b *build.Build, section, key string, err error) error {
 func keyErrorf(b *build.Build, section, key, format string, args ...any) error {
 	return keyErr(b, section, key, fmt.Errorf(format, args...))
 }
+
+// resolvedSettings are the settings the plan read and validated before
+// the build (nil: the stage does not run, or they were wrong).
+type resolvedSettings struct {
+	ostree *ostreeSettings
+	disk   *diskSettings
+	output *outputSettings
+	check  *checkSettings
+}
+
+// planSettings are the settings of the build's plan (b.Plan); none for a
+// build made without a plan.
+func planSettings(b *build.Build) resolvedSettings {
+	if p, ok := b.Plan.(*Plan); ok && p != nil {
+		return p.settings
+	}
+	return resolvedSettings{}
+}
+
+// The stages' settings: those the plan resolved (declare, then execute),
+// else read now (the readers only read the configuration, so both are the
+// same).
+
+func ostreeSettingsOf(b *build.Build) (ostreeSettings, error) {
+	if s := planSettings(b).ostree; s != nil {
+		return *s, nil
+	}
+	return readOSTreeSettings(b)
+}
+
+func diskSettingsOf(b *build.Build) (diskSettings, error) {
+	if s := planSettings(b).disk; s != nil {
+		return *s, nil
+	}
+	return readDiskSettings(b)
+}
+
+func outputSettingsOf(b *build.Build) (outputSettings, error) {
+	if s := planSettings(b).output; s != nil {
+		return *s, nil
+	}
+	return readOutputSettings(b)
+}
+
+func checkSettingsOf(b *build.Build) (checkSettings, error) {
+	if s := planSettings(b).check; s != nil {
+		return *s, nil
+	}
+	return readCheckSettings(b)
+}

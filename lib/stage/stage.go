@@ -78,6 +78,7 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 	log := buildlog.New(term, p.Debug, loaded.Secrets)
 	program, _ := os.Executable()
 	b := p.newBuild(loaded)
+	b.Plan = p
 	b.Log, b.Hooks = log, &hooks.Runner{Program: program}
 	b.SetEnv("EIB_PROGRAM", program)
 	for _, line := range strings.Split(p.String(), "\n") {

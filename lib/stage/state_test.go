@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -227,5 +228,34 @@ func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
 	}
 	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "outversion") || strings.Contains(err.Error(), "hooks.publish") {
 		t.Errorf("--from t-one with another outversion: %v", err)
+	}
+}
+
+// TestStagesTakeTheirSettingsFromThePlan: a stage of a build with a plan
+// uses the settings the plan validated (declare, then execute); without
+// a plan it reads them.
+func TestStagesTakeTheirSettingsFromThePlan(t *testing.T) {
+	e := newEnv(t, "t-one\n")
+	e.loaded.Full.Set("check", "boot", "false")
+	e.loaded.Full.Set("check", "firmware", "bios")
+	e.loaded.Full.Set("check", "boot_timeout", "30")
+	e.loaded.Full.Set("check", "boot_marker", "from-the-config")
+	e.loaded.Full.Set("check", "qemu_memory", "256")
+	e.loaded.Full.Set("check", "accel", "tcg")
+	e.loaded.Full.Set("check", "kvm_stall_timeout", "10")
+	p, err := NewPlan(e.opts(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.newBuild(e.loaded)
+	if s, err := checkSettingsOf(b); err != nil || s.marker.String() != "from-the-config" {
+		t.Fatalf("without a plan: %v, %v", s.marker, err)
+	}
+	planned, _ := readCheckSettings(b)
+	planned.marker = regexp.MustCompile("from-the-plan")
+	p.settings.check = &planned
+	b.Plan = p
+	if s, err := checkSettingsOf(b); err != nil || s.marker.String() != "from-the-plan" || s.timeout.Seconds() != 30 {
+		t.Errorf("with a plan: %v %v, %v", s.marker, s.timeout, err)
 	}
 }

@@ -57,6 +57,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		add(err)
 		if err == nil {
 			ost = &s
+			p.settings.ostree = ost
 			p.OSTree = &PlanOSTree{PullURL: s.pullURL, PullKey: s.pullURLKey, DeployURL: s.deployURL,
 				Remote: s.remote, Ref: s.ref, RefDeploy: s.refDeploy, OS: s.os, GPGVerify: s.gpgVerify,
 				TrustedKeys: append([]string{}, s.keys...)}
@@ -75,6 +76,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		} else if l, err := diskLayout(b, ds); err != nil {
 			add(err)
 		} else {
+			p.settings.disk = &ds
 			layout = &l
 			p.Layout = planLayout(l)
 		}
@@ -83,6 +85,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		} else if signer, err := sign.Check(out.signing); err != nil {
 			add(signingErr(b, err))
 		} else {
+			p.settings.output = &out
 			p.Image = &PlanImage{Compression: string(out.compression), QCOW2: out.qcow2,
 				SigningKey: out.signing.KeyFile, Signed: signer != nil}
 		}
@@ -92,6 +95,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		cs, err := readCheckSettings(b)
 		add(locate(b, err))
 		if err == nil {
+			p.settings.check = &cs
 			p.Check = &PlanCheck{Boot: cs.boot, Firmwares: []string{}, TimeoutSecs: int(cs.timeout.Seconds()),
 				Marker: cs.marker.String(), MemoryMiB: cs.memoryMiB, Accel: cs.accel, AccelFrom: cs.accelFrom}
 		}
