@@ -24,14 +24,7 @@ func osLikeImage(t *testing.T, dir string) (string, []byte) {
 	r := rand.New(rand.NewPCG(5, 6))
 	words := []string{"ostree ", "deploy ", "/usr/lib/", "x86_64 ", "libc.so.6\n", "systemd ", "GRUB ", "\x00\x01\x02\x03"}
 	p := filepath.Join(dir, "os.raw")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
+	f := sizedFile(t, p, size)
 	for mib := 0; mib < size; mib += 1 << 20 {
 		i := mib
 		for i < mib+48<<10 {

@@ -41,14 +41,7 @@ func holeyImage(t *testing.T, dir string) (string, []byte) {
 	put(100000+3<<20, 2<<20+777, true)        // data, then a 40 KiB hole (read)
 	put(100000+5<<20+777+40<<10, 5000, false) // data, then a hole to the end
 	p := filepath.Join(dir, "holey.raw")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
+	f := sizedFile(t, p, size)
 	// Write only the non-zero 4 KiB pages: the rest stays holes.
 	for off := 0; off < size; off += 4096 {
 		page := data[off:min(off+4096, size)]
@@ -189,4 +182,19 @@ func TestProgressReportsEveryIntervalOffTerminal(t *testing.T) {
 	if len(lines) != 0 {
 		t.Errorf("progress lines after end: %q", <-lines)
 	}
+}
+
+// sizedFile creates path as a sparse file of size bytes (all holes), open
+// for writing until the test ends.
+func sizedFile(t *testing.T, path string, size int64) *os.File {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
