@@ -1,97 +1,214 @@
 package config
 
-// KeyRead is one configuration key that eib reads, and who reads it.
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Kind is what sort of value a setting holds.
+type Kind string
+
+// The kinds of KeysRead. Every value is text in the files; the kind says
+// how eib reads it.
+const (
+	KindBool    Kind = "bool"    // configparser's getboolean (true/false, yes/no, on/off, 1/0)
+	KindInt     Kind = "int"     // a decimal integer (empty where the doc says so)
+	KindSeconds Kind = "seconds" // an integer number of seconds (Duration)
+	KindEnum    Kind = "enum"    // one word of Type.Values (Enum)
+	KindPath    Kind = "path"    // a file or directory
+	KindRegex   Kind = "regex"   // a Go regular expression
+	KindList    Kind = "list"    // words split on white space (merged lists, options)
+	KindURL     Kind = "url"     // a URL (empty: not used, where the doc says so)
+	KindString  Kind = "string"  // any other text
+)
+
+// Type is a setting's kind, with the values of an enum.
+type Type struct {
+	Kind   Kind
+	Values []string // KindEnum: the accepted words, as config/schema.ini's <key>_values
+}
+
+// The types of KeysRead; OneOf makes an enum.
+var (
+	TypeBool    = Type{Kind: KindBool}
+	TypeInt     = Type{Kind: KindInt}
+	TypeSeconds = Type{Kind: KindSeconds}
+	TypePath    = Type{Kind: KindPath}
+	TypeRegex   = Type{Kind: KindRegex}
+	TypeList    = Type{Kind: KindList}
+	TypeURL     = Type{Kind: KindURL}
+	TypeString  = Type{Kind: KindString}
+)
+
+// OneOf is the type of an enum setting whose value is one of values.
+func OneOf(values ...string) Type { return Type{Kind: KindEnum, Values: values} }
+
+// NotInDefaults is the Default of a setting that config/defaults.ini does
+// not set: it is unset unless a file sets it, and its reader says what
+// unset means.
+const NotInDefaults = "(not in config/defaults.ini)"
+
+// KeyRead is one configuration key that eib reads: its type, its default,
+// what it does, and who reads it.
 type KeyRead struct {
 	Section, Key string
-	By           string // the package, stage or hook that reads it
+	Type         Type
+	// Default is the raw value config/defaults.ini gives the key (before
+	// interpolation), or NotInDefaults. For a merged list (hooks) it is
+	// the words of the file's <key>_add, space-separated.
+	Default string
+	Doc     string // one line: what the key does (defaults.ini's comment says more)
+	By      string // the package, stage or hook that reads it
+}
+
+// HasDefault reports whether config/defaults.ini sets the key.
+func (k KeyRead) HasDefault() bool { return k.Default != NotInDefaults }
+
+// Setting returns the KeysRead entry of section:key.
+func Setting(section, key string) (KeyRead, bool) {
+	key = optionXform(key)
+	for _, k := range KeysRead {
+		if k.Section == section && k.Key == key {
+			return k, true
+		}
+	}
+	return KeyRead{}, false
+}
+
+// setting is Setting for a typed accessor: the entry, which must be of
+// kind want.
+func setting(section, key string, want Kind) (KeyRead, error) {
+	k, ok := Setting(section, key)
+	if !ok {
+		return k, &Error{Section: section, Key: optionXform(key), Msg: "not a setting of KeysRead"}
+	}
+	if k.Type.Kind != want {
+		return k, &Error{Section: section, Key: k.Key, Msg: fmt.Sprintf("a %s setting (KeysRead), not %s", k.Type.Kind, want)}
+	}
+	return k, nil
+}
+
+// Enum returns the interpolated value of an enum setting of KeysRead,
+// which must be one of the table's values for it.
+func (c *Config) Enum(section, option string) (string, error) {
+	k, err := setting(section, option, KindEnum)
+	if err != nil {
+		return "", err
+	}
+	v, err := c.Get(section, option)
+	if err != nil {
+		return "", err
+	}
+	for _, w := range k.Type.Values {
+		if v == w {
+			return v, nil
+		}
+	}
+	return "", c.valueError(section, option, fmt.Sprintf("%q is not one of %s", v, strings.Join(k.Type.Values, ", ")))
+}
+
+// Duration returns a seconds setting of KeysRead (an integer, as Int
+// reads it) as a duration.
+func (c *Config) Duration(section, option string) (time.Duration, error) {
+	if _, err := setting(section, option, KindSeconds); err != nil {
+		return 0, err
+	}
+	n, err := c.Int(section, option)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // KeysRead is the one table of the configuration keys eib itself reads:
 // its Go code (lib/stage, lib/build, lib/hooks, lib/sign, cmd/eib), its
-// shipped hooks (hooks/) and the hooks' shell library (lib/eib.sh). It was
-// made by grepping that code for the keys it gets ("section", "key"
-// pairs, b.Dir("key"), the [ostree] getter of lib/stage/ostree.go) and the
-// hooks for EIB_<SECTION>_<KEY> variables; TestKeysReadCoversTheCode
-// keeps it in step with the code.
+// shipped hooks (hooks/) and the hooks' shell library (lib/eib.sh), each
+// with its type, its default (config/defaults.ini, which keeps the longer
+// comment) and a one-line doc. It was made by grepping that code for the
+// keys it gets ("section", "key" pairs, b.Dir("key"), the [ostree] getter
+// of lib/stage/ostree.go) and the hooks for EIB_<SECTION>_<KEY> variables;
+// TestKeysReadCoversTheCode keeps it in step with the code, and the tests
+// of keys_test.go with config/defaults.ini and config/schema.ini.
 //
 // What else counts as read (see Usage): the [build] keys eib sets itself
-// (BuildKeys), the _add/_del keys of merged lists (the merge consumes
-// them), any key whose EIB_* variable a hook of the build (SRCDIR/hooks,
-// LOCALDIR/hooks) or lib/eib.sh names, and any key that a read key refers
-// to with ${...}.
+// (BuildKeys, not in this table: they have no default), the _add/_del keys
+// of merged lists (the merge consumes them), any key whose EIB_* variable a
+// hook of the build (SRCDIR/hooks, LOCALDIR/hooks) or lib/eib.sh names, and
+// any key that a read key refers to with ${...}.
 var KeysRead = []KeyRead{
-	{"build", "builddir", "lib/stage (plan)"},
-	{"build", "tmpdir", "lib/stage (plan), hooks/publish/40-build-log, hooks/error/40-build-log"},
-	{"build", "outdir", "lib/stage (plan), lib/eib.sh, hooks/publish/*"},
-	{"build", "manifestdir", "lib/stage (plan, manifest)"},
-	{"build", "contentdir", "lib/stage (plan)"},
-	{"build", "outversion", "lib/stage (plan, image, manifest), lib/eib.sh, hooks/publish/*"},
-	{"build", "tmpconfig", "lib/stage (plan)"},
-	{"build", "tmpfullconfig", "lib/stage (plan), lib/eib.sh"},
-	{"build", "baselib", "lib/eib.sh"},
-	{"build", "helpersdir", "lib/eib.sh"},
-	{"build", "datadir", "lib/stage (ostree: datadir/keys), lib/eib.py (get_ostree_trusted_keys)"},
-	{"build", "ssh_options", "users' hooks, as EIB_SSH_OPTIONS (EIB's value; eib's own hooks do not use it)"},
+	{"build", "builddir", TypePath, "${cachedir}/build", "Scratch space of one build, deleted and recreated at every build.", "lib/stage (plan)"},
+	{"build", "tmpdir", TypePath, "${builddir}/tmp", "Temporary files of the build (config.ini, build.txt, ostree.txt ...).", "lib/stage (plan), hooks/publish/40-build-log, hooks/error/40-build-log"},
+	{"build", "outdir", TypePath, "${builddir}/out", "Finished outputs (images, checksums, signatures, manifest).", "lib/stage (plan), lib/eib.sh, hooks/publish/*"},
+	{"build", "manifestdir", TypePath, "${tmpdir}/manifest", "JSON manifest fragments merged by the manifest stage.", "lib/stage (plan, manifest)"},
+	{"build", "contentdir", TypePath, "${cachedir}/content", "Downloaded content kept between builds (a cache, never deleted by eib).", "lib/stage (plan)"},
+	{"build", "outversion", TypeString, "${product}-${branch}-${arch}-${platform}.${build_version}.${personality}", "Base name of every output file.", "lib/stage (plan, image, manifest), lib/eib.sh, hooks/publish/*"},
+	{"build", "tmpconfig", TypePath, "${tmpdir}/config.ini", "The merged configuration without the private files (published as <outversion>.config.ini).", "lib/stage (plan)"},
+	{"build", "tmpfullconfig", TypePath, "${tmpdir}/fullconfig.ini", "The merged configuration with the private files (mode 0600).", "lib/stage (plan), lib/eib.sh"},
+	{"build", "baselib", TypePath, "${srcdir}/lib/eib.sh", "The hooks' shell library, sourced as . \"${EIB_BASELIB}\".", "lib/eib.sh"},
+	{"build", "helpersdir", TypePath, "${srcdir}/helpers", "The eib tree's helper programs (eib-chroot).", "lib/eib.sh"},
+	{"build", "datadir", TypePath, "${srcdir}/data", "The eib tree's data (data/keys/*.asc: the trusted OSTree keys).", "lib/stage (ostree: datadir/keys), lib/eib.py (get_ostree_trusted_keys)"},
+	{"build", "ssh_options", TypeList, "-i ${sysconfdir}/ssh-key.pem -o StrictHostKeyChecking=no", "Options for users' hooks that run ssh themselves (EIB's value: host keys NOT checked).", "users' hooks, as EIB_SSH_OPTIONS (EIB's value; eib's own hooks do not use it)"},
 
-	{"ostree", "repodir", "lib/stage (ostree)"},
-	{"ostree", "remote", "lib/stage (ostree)"},
-	{"ostree", "ref", "lib/stage (ostree)"},
-	{"ostree", "ref_deploy", "lib/stage (ostree)"},
-	{"ostree", "os", "lib/stage (ostree)"},
-	{"ostree", "checkout", "lib/stage (plan, ostree)"},
-	{"ostree", "kargs", "lib/stage (ostree)"},
-	{"ostree", "pull_url", "lib/stage (ostree)"},
-	{"ostree", "dev_pull_url", "lib/stage (ostree)"},
-	{"ostree", "prod_pull_url", "lib/stage (ostree)"},
-	{"ostree", "deploy_url", "lib/stage (ostree)"},
-	{"ostree", "gpg_verify", "lib/stage (ostree)"},
-	{"ostree", "enable_p2p_updates", "lib/stage (ostree, image)"},
+	{"ostree", "repodir", TypePath, "${build:cachedir}/ostree/${os}", "The bare cache repo the commit is pulled into (kept between builds).", "lib/stage (ostree)"},
+	{"ostree", "remote", TypeString, "${os}", "Name of the remote, in the cache repo and in the deployed system.", "lib/stage (ostree)"},
+	{"ostree", "ref", TypeString, "os/${os}/${build:platform}/${build:branch}", "The ref (branch) pulled.", "lib/stage (ostree)"},
+	{"ostree", "ref_deploy", TypeString, "os/${os}/${build:platform}/${build:series}", "The ref the deployed system follows (an alias of the pulled commit when it differs).", "lib/stage (ostree)"},
+	{"ostree", "os", TypeString, "${build:product}", "The OS name of the deployment (ostree/deploy/<os>/ in the sysroot).", "lib/stage (ostree)"},
+	{"ostree", "checkout", TypePath, "${build:builddir}/sysroot", "The sysroot the commit is deployed into (recreated at every build).", "lib/stage (plan, ostree)"},
+	{"ostree", "kargs", TypeList, "root=LABEL=ostree rw quiet splash", "Kernel arguments of the deployment's boot entry (ostree adds ostree=).", "lib/stage (ostree)"},
+	{"ostree", "pull_url", TypeURL, "", "The OSTree repository the build pulls from; empty: prod_pull_url or dev_pull_url.", "lib/stage (ostree)"},
+	{"ostree", "dev_pull_url", TypeURL, "", "The repository pulled from without --use-production-ostree (when pull_url is empty).", "lib/stage (ostree)"},
+	{"ostree", "prod_pull_url", TypeURL, "", "The repository pulled from with --use-production-ostree (when pull_url is empty).", "lib/stage (ostree)"},
+	{"ostree", "deploy_url", TypeURL, "", "The URL the deployed system's remote points at; empty: the URL pulled from.", "lib/stage (ostree)"},
+	{"ostree", "gpg_verify", TypeBool, "true", "Verify the commit's GPG signature against the trusted keys (data/keys/*.asc).", "lib/stage (ostree)"},
+	{"ostree", "enable_p2p_updates", TypeBool, NotInDefaults, "Give the deployed remote the repo's collection ID and ostree-metadata (EIB's key; unset: off).", "lib/stage (ostree, image)"},
 
-	{"image", "hooks", "lib/hooks"},
-	{"image", "partition_table", "lib/stage (image)"},
-	{"image", "sdboot", "lib/stage (image)"},
-	{"image", "rootfs_resize", "lib/stage (image)"},
-	{"image", "reproducible", "lib/stage (image)"},
-	{"image", "max_size", "lib/stage (image)"},
-	{"image", "bootloader_timeout", "lib/stage (image)"},
-	{"image", "compression", "lib/stage (image), lib/eib.sh"},
-	{"image", "qcow2", "lib/stage (image)"},
-	{"image", "signing_key", "lib/sign, lib/eib.sh"},
-	{"image", "signing_passphrase_file", "lib/sign"},
-	{"image", "signing_keyid", "lib/sign, lib/eib.sh"},
-	{"image", "gpg_homedir", "lib/sign, lib/eib.sh"},
-	{"image", "product_name", "lib/stage (manifest)"},
-	{"image", "hostname", "hooks/image/50-hostname"},
-	{"image", "language", "hooks/image/50-language"},
-	{"image", "timezone", "hooks/image/50-timezone"},
+	{"image", "hooks", TypeList, "10-systemd-sysusers.chroot 10-systemd-tmpfiles.chroot 50-hostname 50-language 50-timezone 50-update-done-stamp 80-ldconfig-aux-cache.chroot", "Hooks run on the deployed OS before the disk image is made.", "lib/hooks"},
+	{"image", "partition_table", OneOf("gpt", "dos"), "gpt", "Partition table of the disk image.", "lib/stage (image)"},
+	{"image", "sdboot", TypeBool, "false", "true: an ESP with systemd-boot and no BIOS boot (amd64 only); false: GRUB for BIOS and UEFI.", "lib/stage (image)"},
+	{"image", "rootfs_resize", TypeBool, "true", "Mark the root partition to be grown on first boot.", "lib/stage (image)"},
+	{"image", "reproducible", TypeBool, "false", "true: two builds of the same commit and config make byte-identical raw images.", "lib/stage (image)"},
+	{"image", "max_size", TypeInt, "", "Largest raw disk image allowed, in bytes; empty: no limit.", "lib/stage (image)"},
+	{"image", "bootloader_timeout", TypeSeconds, "1", "Seconds the boot menu waits before booting the newest deployment.", "lib/stage (image)"},
+	{"image", "compression", OneOf("gz", "xz", "zst"), "gz", "Compression of the published image <outversion>.img.<compression>.", "lib/stage (image), lib/eib.sh"},
+	{"image", "qcow2", TypeBool, "false", "true: also write <outversion>.qcow2 for virtual machines.", "lib/stage (image)"},
+	{"image", "signing_key", TypePath, "${build:sysconfdir}/signing-key.asc", "Exported OpenPGP secret key that signs the images (absent: nothing is signed).", "lib/sign, lib/eib.sh"},
+	{"image", "signing_passphrase_file", TypePath, "", "File whose first line is signing_key's passphrase; empty: none.", "lib/sign"},
+	{"image", "signing_keyid", TypeString, "", "Id of the signing key in gpg_homedir (or of signing_key's subkey); empty: none.", "lib/sign, lib/eib.sh"},
+	{"image", "gpg_homedir", TypePath, "${build:sysconfdir}/gnupg", "The gpg keyring signing_keyid is looked up in.", "lib/sign, lib/eib.sh"},
+	{"image", "product_name", TypeString, NotInDefaults, "The product's name in the manifest (unset: none).", "lib/stage (manifest)"},
+	{"image", "hostname", TypeString, "", "Hostname of the OS (hook 50-hostname); empty: keep the OS's own.", "hooks/image/50-hostname"},
+	{"image", "language", TypeString, "", "Default language, a locale such as es_GT.UTF-8 (hook 50-language); empty: keep the OS's own.", "hooks/image/50-language"},
+	{"image", "timezone", TypeString, "", "Default timezone such as America/Guatemala (hook 50-timezone); empty: keep the OS's own.", "hooks/image/50-timezone"},
 
-	{"content", "hooks", "lib/hooks"},
+	{"content", "hooks", TypeList, "", "Hooks run after the OS is deployed, before the image hooks.", "lib/hooks"},
 
-	{"check", "hooks", "lib/hooks"},
-	{"check", "boot", "lib/stage (check)"},
-	{"check", "firmware", "lib/stage (check)"},
-	{"check", "boot_timeout", "lib/stage (check)"},
-	{"check", "boot_marker", "lib/stage (check)"},
-	{"check", "qemu_memory", "lib/stage (check)"},
-	{"check", "accel", "lib/stage (check)"},
-	{"check", "kvm_stall_timeout", "lib/stage (check)"},
+	{"check", "hooks", TypeList, "", "Hooks run after the boot check.", "lib/hooks"},
+	{"check", "boot", TypeBool, "true", "Boot each disk image in QEMU before anything is published.", "lib/stage (check)"},
+	{"check", "firmware", OneOf("bios", "uefi", "both"), "both", "Firmware to boot with.", "lib/stage (check)"},
+	{"check", "boot_timeout", TypeSeconds, "300", "Seconds from starting QEMU until the marker must have appeared.", "lib/stage (check)"},
+	{"check", "boot_marker", TypeRegex, "EIB-DEMO-BOOT-OK|login: |Reached target .*(Multi-User System|Graphical Interface)", "Regular expression the booted OS must print on its serial console.", "lib/stage (check)"},
+	{"check", "qemu_memory", TypeInt, "1024", "Guest memory in MiB.", "lib/stage (check)"},
+	{"check", "accel", OneOf("auto", "kvm", "tcg"), "auto", "QEMU accelerator (auto: KVM only where a probe proved it works); EIB_CHECK_ACCEL overrides it.", "lib/stage (check)"},
+	{"check", "kvm_stall_timeout", TypeSeconds, "60", "Seconds a KVM boot chosen by auto may show no console output before it is retried under TCG.", "lib/stage (check)"},
 
-	{"manifest", "hooks", "lib/hooks"},
+	{"manifest", "hooks", TypeList, "", "Hooks run after eib wrote its manifest fragments, before they are merged.", "lib/hooks"},
 
-	{"publish", "hooks", "lib/hooks"},
-	{"publish", "dir", "hooks/publish/50-local-dir"},
-	{"publish", "rsync_dest", "hooks/publish/52-rsync"},
-	{"publish", "rsync_options", "hooks/publish/52-rsync"},
-	{"publish", "ssh_key", "hooks/publish/52-rsync"},
-	{"publish", "ssh_known_hosts", "hooks/publish/52-rsync"},
-	{"publish", "ssh_port", "hooks/publish/52-rsync"},
-	{"publish", "s3_bucket", "hooks/publish/54-s3"},
-	{"publish", "s3_endpoint", "hooks/publish/54-s3"},
-	{"publish", "s3_prefix", "hooks/publish/54-s3"},
-	{"publish", "s3_region", "hooks/publish/54-s3"},
-	{"publish", "aws_credentials", "hooks/publish/54-s3"},
+	{"publish", "hooks", TypeList, "40-build-log 42-sha256sums 50-local-dir 52-rsync 54-s3", "Hooks run by the publish stage (skipped by --dry-run).", "lib/hooks"},
+	{"publish", "dir", TypePath, "", "50-local-dir: a local directory to publish to; empty: not used.", "hooks/publish/50-local-dir"},
+	{"publish", "rsync_dest", TypeString, "", "52-rsync: [user@]host:/path reached by rsync over ssh; empty: not used.", "hooks/publish/52-rsync"},
+	{"publish", "rsync_options", TypeList, "", "Extra rsync options, split on white space.", "hooks/publish/52-rsync"},
+	{"publish", "ssh_key", TypePath, "${build:sysconfdir}/ssh_key", "The private key that logs in to rsync_dest.", "hooks/publish/52-rsync"},
+	{"publish", "ssh_known_hosts", TypePath, "${build:sysconfdir}/ssh_known_hosts", "The known-hosts file that holds rsync_dest's host key.", "hooks/publish/52-rsync"},
+	{"publish", "ssh_port", TypeInt, "22", "The ssh port of rsync_dest.", "hooks/publish/52-rsync"},
+	{"publish", "s3_bucket", TypeString, "", "54-s3: bucket to publish to with the AWS CLI; empty: not used.", "hooks/publish/54-s3"},
+	{"publish", "s3_endpoint", TypeURL, "", "Endpoint URL of an S3-compatible server; empty: AWS.", "hooks/publish/54-s3"},
+	{"publish", "s3_prefix", TypeString, "", "Key prefix inside the bucket; empty: the bucket's top level.", "hooks/publish/54-s3"},
+	{"publish", "s3_region", TypeString, "", "The S3 region; empty: the client's default.", "hooks/publish/54-s3"},
+	{"publish", "aws_credentials", TypePath, "${build:sysconfdir}/aws-credentials", "Shared AWS credentials file read when it exists (else the AWS_* variables).", "hooks/publish/54-s3"},
 
-	{"error", "hooks", "lib/hooks"},
+	{"error", "hooks", TypeList, "40-build-log", "Hooks run when the build fails.", "lib/hooks"},
 }
 
 // BuildKeys are the [build] keys eib sets from the command line before any
