@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -117,6 +118,9 @@ func (c *Config) Duration(section, option string) (time.Duration, error) {
 	n, err := c.Int(section, option)
 	if err != nil {
 		return 0, err
+	}
+	if limit := int64(math.MaxInt64 / time.Second); n > limit || n < -limit {
+		return 0, c.valueError(section, option, fmt.Sprintf("%d seconds is out of range", n))
 	}
 	return time.Duration(n) * time.Second, nil
 }

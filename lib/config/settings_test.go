@@ -212,6 +212,10 @@ func TestTypedAccessors(t *testing.T) {
 	if _, err := c.Duration("check", "kvm_stall_timeout"); err == nil || !strings.Contains(err.Error(), "not an integer") {
 		t.Errorf("Duration(check, kvm_stall_timeout = a minute): %v", err)
 	}
+	c.Set("check", "boot_timeout", "99999999999")
+	if _, err := c.Duration("check", "boot_timeout"); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("Duration(check, boot_timeout = 99999999999): %v", err)
+	}
 	if _, err := c.Duration("check", "firmware"); err == nil {
 		t.Error("Duration of an enum: no error")
 	}

@@ -44,14 +44,12 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	if s.firmware, err = b.Get("check", "firmware"); err != nil {
 		return s, fmt.Errorf("[check] firmware: %w", err)
 	}
-	secs, err := b.Config.Int("check", "boot_timeout")
-	if err != nil {
+	if s.timeout, err = b.Config.Duration("check", "boot_timeout"); err != nil {
 		return s, fmt.Errorf("[check] boot_timeout: %w", err)
 	}
-	if secs <= 0 {
-		return s, fmt.Errorf("[check] boot_timeout = %d: must be a positive number of seconds", secs)
+	if s.timeout <= 0 {
+		return s, fmt.Errorf("[check] boot_timeout = %d: must be a positive number of seconds", s.timeout/time.Second)
 	}
-	s.timeout = time.Duration(secs) * time.Second
 	re, err := b.Get("check", "boot_marker")
 	if err != nil {
 		return s, fmt.Errorf("[check] boot_marker: %w", err)
@@ -78,14 +76,12 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	if s.accel, err = check.ParseAccelSetting(s.accel); err != nil {
 		return s, fmt.Errorf("%s: %w", s.accelFrom, err)
 	}
-	stall, err := b.Config.Int("check", "kvm_stall_timeout")
-	if err != nil {
+	if s.stall, err = b.Config.Duration("check", "kvm_stall_timeout"); err != nil {
 		return s, fmt.Errorf("[check] kvm_stall_timeout: %w", err)
 	}
-	if stall <= 0 {
-		return s, fmt.Errorf("[check] kvm_stall_timeout = %d: must be a positive number of seconds", stall)
+	if s.stall <= 0 {
+		return s, fmt.Errorf("[check] kvm_stall_timeout = %d: must be a positive number of seconds", s.stall/time.Second)
 	}
-	s.stall = time.Duration(stall) * time.Second
 	return s, nil
 }
 
