@@ -223,3 +223,47 @@ func TestTypedAccessors(t *testing.T) {
 		t.Errorf("Setting(image, Compression) = %+v, %v", e, ok)
 	}
 }
+
+// The README's "Configuration keys" table, between these markers, is made
+// from KeysRead by readmeKeysTable.
+const (
+	readmeKeysBegin = "<!-- keys: made from lib/config KeysRead (TestREADMEKeysTable) -->"
+	readmeKeysEnd   = "<!-- end keys -->"
+)
+
+func readmeKeysTable() string {
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	var b strings.Builder
+	b.WriteString("| key | type | default | what |\n| --- | --- | --- | --- |\n")
+	for _, e := range KeysRead {
+		typ := string(e.Type.Kind)
+		if e.Type.Kind == KindEnum {
+			typ = strings.Join(e.Type.Values, ", ")
+		}
+		def := "`" + cell(e.Default) + "`"
+		switch {
+		case !e.HasDefault():
+			def = "unset"
+		case e.Default == "":
+			def = "empty"
+		}
+		doc := strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(cell(e.Doc))
+		b.WriteString("| `[" + e.Section + "] " + e.Key + "` | " + typ + " | " + def + " | " + doc + " |\n")
+	}
+	return b.String()
+}
+
+// TestREADMEKeysTable: README.md's reference of the configuration keys is
+// KeysRead's; when it is not, the test prints the text to paste.
+func TestREADMEKeysTable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readmeKeysBegin + "\n" + readmeKeysTable() + readmeKeysEnd
+	_, rest, ok := strings.Cut(string(data), readmeKeysBegin)
+	got, _, ok2 := strings.Cut(rest, readmeKeysEnd)
+	if !ok || !ok2 || readmeKeysBegin+got+readmeKeysEnd != want {
+		t.Errorf("README.md's table of configuration keys is not KeysRead's; paste this in its place:\n%s", want)
+	}
+}
