@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/eib-builder/eib/lib/proc"
 )
 
 // Command is the ostree executable (a variable so tests can point it
@@ -26,13 +27,17 @@ var Command = "ostree"
 type Error struct {
 	Args   []string // arguments after "ostree"
 	Stderr string   // ostree's own message, trimmed
-	Err    error    // the exec error (exit status, not found, canceled)
+	Err    error    // the *proc.Error (exit status, not found, canceled)
 }
 
 func (e *Error) Error() string {
 	cmd := Command + " " + strings.Join(e.Args, " ")
 	if e.Stderr != "" {
 		return fmt.Sprintf("%s: %s", cmd, e.Stderr)
+	}
+	var pe *proc.Error
+	if errors.As(e.Err, &pe) {
+		return fmt.Sprintf("%s: %s", cmd, pe.Status())
 	}
 	return fmt.Sprintf("%s: %v", cmd, e.Err)
 }
@@ -44,22 +49,21 @@ func (e *Error) Unwrap() error { return e.Err }
 // (a terminal) is handed to ostree itself, so that it draws its progress
 // bar, and the output is then not returned.
 func run(ctx context.Context, stdout io.Writer, args ...string) (string, error) {
-	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, Command, args...)
+	c := proc.Command{Name: Command, Args: args}
+	var out bytes.Buffer
 	switch f := stdout.(type) {
 	case nil:
-		cmd.Stdout = &out
 	case *os.File:
-		cmd.Stdout = f
+		c.Stdout = f
 	default:
-		cmd.Stdout = io.MultiWriter(&out, stdout)
+		c.Stdout = io.MultiWriter(&out, stdout)
 	}
-	cmd.Stderr = &errb
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			err = errors.Join(ctx.Err(), err)
-		}
-		return out.String(), &Error{Args: args, Stderr: cleanStderr(errb.String()), Err: err}
+	captured, stderr, err := c.Run(ctx)
+	if stdout == nil {
+		out.WriteString(captured)
+	}
+	if err != nil {
+		return out.String(), &Error{Args: args, Stderr: cleanStderr(stderr), Err: err}
 	}
 	return out.String(), nil
 }
