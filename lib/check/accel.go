@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eib-builder/eib/lib/proc"
 )
 
 // Accel is a QEMU accelerator.
@@ -306,8 +308,8 @@ func runUntil(ctx context.Context, bin string, args []string, marker string, tim
 	}
 	defer r.Close()
 	cmd.Stdout, cmd.Stderr = w, &se
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(cmd)
+	if err != nil {
 		w.Close()
 		return "", "", false, err
 	}
@@ -329,23 +331,20 @@ func runUntil(ctx context.Context, bin string, args []string, marker string, tim
 			}
 		}
 	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	alive := true
 	select {
 	case <-found:
-	case err = <-exited:
-		alive = false
+	case <-p.Done():
+		err, alive = p.Wait(), false
 	case <-timer.C:
 		err = errProbeTimeout
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	if alive {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		p.Stop(0)
 	}
 	select {
 	case <-readDone:

@@ -19,8 +19,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/eib-builder/eib/lib/proc"
 )
 
 // Status is the outcome of one boot.
@@ -230,17 +231,16 @@ func runQEMU(ctx context.Context, bt Boot, binary string, args []string, log *os
 	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	// Own process group: a terminal's ^C reaches eib, which then kills the
-	// emulator itself; Pdeathsig kills it if eib dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// proc.Start: own process group (a terminal's ^C reaches eib, which
+	// then kills the emulator itself) and Pdeathsig (it dies if eib dies
+	// without cleaning up).
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	qemu, err := proc.Start(cmd)
+	if err != nil {
 		w.Close()
 		return res, fmt.Errorf("boot check: starting %s: %w", binary, err)
 	}
 	w.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	con := newConsole(bt.Marker)
 	markerAt := make(chan time.Time, 1)
@@ -294,13 +294,13 @@ wait:
 		case t := <-markerAt:
 			res.Status, res.Elapsed = StatusOK, t.Sub(start)
 			select {
-			case waitErr = <-exited:
-				alive = false
+			case <-qemu.Done():
+				waitErr, alive = qemu.Wait(), false
 			case <-time.After(afterMarker):
 			case <-ctx.Done():
 			}
-		case waitErr = <-exited:
-			alive = false
+		case <-qemu.Done():
+			waitErr, alive = qemu.Wait(), false
 			<-readDone // the marker may be in the last bytes written
 			select {
 			case t := <-markerAt:
@@ -321,9 +321,9 @@ wait:
 		break wait
 	}
 	if alive {
-		// Kill the whole process group and reap it.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		// Kill the whole process group (no grace: the guest's disk is
+		// a throw-away overlay) and reap it.
+		qemu.Stop(0)
 	}
 	select {
 	case <-readDone:
