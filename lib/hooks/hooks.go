@@ -32,6 +32,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
+	"github.com/eib-builder/eib/lib/proc"
 )
 
 // ChrootSuffix marks hooks that run inside the install root.
@@ -342,17 +343,18 @@ func hostCommand(b *build.Build, h Hook, env []string) *exec.Cmd {
 	return cmd
 }
 
-// runGroup runs cmd in its own process group with its output to w. When
-// ctx is cancelled the group gets SIGTERM, then SIGKILL after killGrace.
-// Processes the command leaves in its group are killed when it exits.
+// runGroup runs cmd in its own process group (proc.Start) with its output
+// to w. When ctx is cancelled the group gets SIGTERM, then SIGKILL after
+// killGrace. Processes the command leaves in its group are killed when it
+// exits.
 func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(cmd)
+	if err != nil {
 		pr.Close()
 		pw.Close()
 		return err
@@ -363,24 +365,14 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 		_, _ = io.Copy(w, pr)
 		close(copied)
 	}()
-	pgid := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
 	var werr error
 	select {
-	case werr = <-waited:
+	case <-p.Done():
+		werr = p.Wait()
+		// Whatever the hook left running in its group goes too.
+		p.KillGroup()
 	case <-ctx.Done():
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case werr = <-waited:
-		case <-time.After(killGrace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			werr = <-waited
-		}
-	}
-	// Whatever the hook left running in its group goes too.
-	if syscall.Kill(-pgid, 0) == nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		werr = p.Stop(killGrace)
 	}
 	select {
 	case <-copied:
