@@ -68,6 +68,9 @@ type Build struct {
 
 	// Failure context for the error stage.
 	FailedStage, FailedHook string
+	// FailedLog is the masked build log (EIB_ERROR_LOG) the error stage
+	// publishes.
+	FailedLog string
 
 	// Stage is the name of the stage running now (set by the engine).
 	Stage string

@@ -142,11 +142,11 @@ func (c *Config) Duration(section, option string) (time.Duration, error) {
 // any key that a read key refers to with ${...}.
 var KeysRead = []KeyRead{
 	{"build", "builddir", TypePath, "${cachedir}/build", "Scratch space of one build, deleted and recreated at every build.", "lib/stage (plan)"},
-	{"build", "tmpdir", TypePath, "${builddir}/tmp", "Temporary files of the build (config.ini, build.txt, ostree.txt ...).", "lib/stage (plan), hooks/publish/40-build-log, hooks/error/40-build-log"},
-	{"build", "outdir", TypePath, "${builddir}/out", "Finished outputs (images, checksums, signatures, manifest).", "lib/stage (plan), lib/eib.sh, hooks/publish/*"},
+	{"build", "tmpdir", TypePath, "${builddir}/tmp", "Temporary files of the build (config.ini, build.txt, ostree.txt ...).", "lib/stage (plan, publish)"},
+	{"build", "outdir", TypePath, "${builddir}/out", "Finished outputs (images, checksums, signatures, manifest).", "lib/stage (plan, publish), lib/eib.sh"},
 	{"build", "manifestdir", TypePath, "${tmpdir}/manifest", "JSON manifest fragments merged by the manifest stage.", "lib/stage (plan, manifest)"},
 	{"build", "contentdir", TypePath, "${cachedir}/content", "Downloaded content kept between builds (a cache, never deleted by eib).", "lib/stage (plan)"},
-	{"build", "outversion", TypeString, "${product}-${branch}-${arch}-${platform}.${build_version}.${personality}", "Base name of every output file.", "lib/stage (plan, image, manifest), lib/eib.sh, hooks/publish/*"},
+	{"build", "outversion", TypeString, "${product}-${branch}-${arch}-${platform}.${build_version}.${personality}", "Base name of every output file.", "lib/stage (plan, image, manifest, publish, error), lib/eib.sh"},
 	{"build", "tmpconfig", TypePath, "${tmpdir}/config.ini", "The merged configuration without the private files (published as <outversion>.config.ini).", "lib/stage (plan)"},
 	{"build", "tmpfullconfig", TypePath, "${tmpdir}/fullconfig.ini", "The merged configuration with the private files (mode 0600).", "lib/stage (plan), lib/eib.sh"},
 	{"build", "baselib", TypePath, "${srcdir}/lib/eib.sh", "The hooks' shell library, sourced as . \"${EIB_BASELIB}\".", "lib/eib.sh"},
@@ -199,20 +199,20 @@ var KeysRead = []KeyRead{
 
 	{"manifest", "hooks", TypeList, "", "Hooks run after eib wrote its manifest fragments, before they are merged.", "lib/hooks"},
 
-	{"publish", "hooks", TypeList, "40-build-log 42-sha256sums 50-local-dir 52-rsync 54-s3", "Hooks run by the publish stage (skipped by --dry-run).", "lib/hooks"},
-	{"publish", "dir", TypePath, "", "50-local-dir: a local directory to publish to; empty: not used.", "hooks/publish/50-local-dir"},
-	{"publish", "rsync_dest", TypeString, "", "52-rsync: [user@]host:/path reached by rsync over ssh; empty: not used.", "hooks/publish/52-rsync"},
-	{"publish", "rsync_options", TypeList, "", "Extra rsync options, split on white space.", "hooks/publish/52-rsync"},
-	{"publish", "ssh_key", TypePath, "${build:sysconfdir}/ssh_key", "The private key that logs in to rsync_dest.", "hooks/publish/52-rsync"},
-	{"publish", "ssh_known_hosts", TypePath, "${build:sysconfdir}/ssh_known_hosts", "The known-hosts file that holds rsync_dest's host key.", "hooks/publish/52-rsync"},
-	{"publish", "ssh_port", TypeInt, "22", "The ssh port of rsync_dest.", "hooks/publish/52-rsync"},
-	{"publish", "s3_bucket", TypeString, "", "54-s3: bucket to publish to with the AWS CLI; empty: not used.", "hooks/publish/54-s3"},
-	{"publish", "s3_endpoint", TypeURL, "", "Endpoint URL of an S3-compatible server; empty: AWS.", "hooks/publish/54-s3"},
-	{"publish", "s3_prefix", TypeString, "", "Key prefix inside the bucket; empty: the bucket's top level.", "hooks/publish/54-s3"},
-	{"publish", "s3_region", TypeString, "", "The S3 region; empty: the client's default.", "hooks/publish/54-s3"},
-	{"publish", "aws_credentials", TypePath, "${build:sysconfdir}/aws-credentials", "Shared AWS credentials file read when it exists (else the AWS_* variables).", "hooks/publish/54-s3"},
+	{"publish", "hooks", TypeList, "", "Hooks run by the publish stage after eib's own destinations (skipped by --dry-run).", "lib/hooks"},
+	{"publish", "dir", TypePath, "", "A local directory to publish to; empty: not used.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "rsync_dest", TypeString, "", "[user@]host:/path reached by rsync over ssh; empty: not used.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "rsync_options", TypeList, "", "Extra rsync options, split on white space.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "ssh_key", TypePath, "${build:sysconfdir}/ssh_key", "The private key that logs in to rsync_dest.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "ssh_known_hosts", TypePath, "${build:sysconfdir}/ssh_known_hosts", "The known-hosts file that holds rsync_dest's host key.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "ssh_port", TypeInt, "22", "The ssh port of rsync_dest.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "s3_bucket", TypeString, "", "Bucket to publish to with the AWS SDK for Go; empty: not used.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "s3_endpoint", TypeURL, "", "Endpoint URL of an S3-compatible server; empty: AWS.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "s3_prefix", TypeString, "", "Key prefix inside the bucket; empty: the bucket's top level.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "s3_region", TypeString, "", "The S3 region; empty: the client's default.", "lib/stage (publish, error), lib/publish"},
+	{"publish", "aws_credentials", TypePath, "${build:sysconfdir}/aws-credentials", "Shared AWS credentials file read when it exists (else the AWS_* variables).", "lib/stage (publish, error), lib/publish"},
 
-	{"error", "hooks", TypeList, "40-build-log", "Hooks run when the build fails.", "lib/hooks"},
+	{"error", "hooks", TypeList, "", "Hooks run when the build fails, after the error stage published the failed build's log.", "lib/hooks"},
 }
 
 // BuildKeys are the [build] keys eib sets from the command line before any

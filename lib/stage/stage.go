@@ -264,6 +264,7 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 	b.SetEnv("EIB_ERROR_STAGE", stage)
 	b.SetEnv("EIB_ERROR_HOOK", b.FailedHook)
 	b.SetEnv("EIB_ERROR_LOG", p.LogFile)
+	b.FailedLog = p.LogFile
 	log.SetStage(ErrorStageName)
 	b.Stage = ErrorStageName
 	start := time.Now()

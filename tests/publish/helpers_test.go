@@ -1,7 +1,7 @@
-// Package publish tests the shipped publish and error hooks against real
-// destinations: a local directory, a real sshd on 127.0.0.1 (rsync over
-// ssh), and an S3-compatible server (gofakes3) on 127.0.0.1 driven by the
-// AWS CLI.
+// Package publish tests eib's destinations (lib/publish) and the publish
+// and error stages against real destinations: a local directory, a real
+// sshd on 127.0.0.1 (rsync over ssh), and an S3-compatible server
+// (gofakes3) on 127.0.0.1 reached with the AWS SDK for Go.
 package publish
 
 import (
@@ -10,17 +10,19 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eib-builder/eib/lib/publish"
 	"github.com/eib-builder/eib/tests/harness"
 )
 
-// eibBin is eib, built once for the tests that need `eib sign`.
+// eibBin is eib, built once for the tests that run builds.
 var eibBin string
 
 func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 const testOV = "eos-master-amd64-pc.261122-080000.base"
 
 // release is a finished build's outdir: an image, its checksum file, a
-// manifest, and SHA256SUMS written by the shipped 42-sha256sums hook.
+// manifest, and SHA256SUMS written by publish.WriteSums.
 type release struct {
 	outdir string
 	ov     string
@@ -55,10 +57,7 @@ func makeRelease(t *testing.T, imageSize int) *release {
 			t.Fatal(err)
 		}
 	}
-	if out, err := runHook(t, "publish", "42-sha256sums", r.env(t)); err != nil {
-		t.Fatalf("42-sha256sums: %v\n%s", err, out)
-	}
-	r.load(t)
+	r.writeSums(t)
 	return r
 }
 
@@ -79,45 +78,82 @@ func (r *release) load(t *testing.T) {
 	}
 }
 
-// env is the hook environment of a build with this outdir; extra entries
-// (KEY=VALUE) are appended.
-func (r *release) env(t *testing.T, extra ...string) []string {
-	tmp := t.TempDir()
-	return append([]string{"EIB_OUTDIR=" + r.outdir, "EIB_OUTVERSION=" + r.ov, "EIB_TMPDIR=" + tmp, "EIB_DRY_RUN=false"}, extra...)
-}
-
-// hookEnv is the host environment without EIB_* and AWS_* variables, plus env.
-func hookEnv(env []string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EIB_") || strings.HasPrefix(kv, "AWS_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, env...)
-}
-
-func hookCmd(ctx context.Context, t *testing.T, group, name string, env []string) *exec.Cmd {
+// writeSums writes SHA256SUMS (unsigned, no output records) and re-reads
+// outdir.
+func (r *release) writeSums(t *testing.T) {
 	t.Helper()
-	hook := filepath.Join(harness.Src(), "hooks", group, name)
-	cmd := exec.CommandContext(ctx, hook)
-	if os.Getenv("EIB_TEST_TRACE") != "" {
-		// Debugging aid: trace the hook with timestamps.
-		cmd = exec.CommandContext(ctx, "bash", "-c", `PS4='+ $(date +%T.%N) '; set -x; . "$0"`, hook)
+	if _, err := publish.WriteSums(context.Background(), r.outdir, nil, nil); err != nil {
+		t.Fatalf("WriteSums: %v", err)
 	}
-	cmd.Env = hookEnv(env)
-	return cmd
+	r.load(t)
 }
 
-// runHook runs one shipped hook directly, as the hook runner does for an
-// executable hook, and returns its combined output.
-func runHook(t *testing.T, group, name string, env []string) (string, error) {
+// env is the configuration of a build with this outdir as the EIB_*
+// variables of its keys; extra entries (KEY=VALUE) are appended.
+func (r *release) env(t *testing.T, extra ...string) []string {
+	return append([]string{"EIB_OUTDIR=" + r.outdir, "EIB_OUTVERSION=" + r.ov}, extra...)
+}
+
+// settingsOf is the publish.Settings of the [publish] keys in env.
+func settingsOf(env []string, log *strings.Builder) publish.Settings {
+	m := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return publish.Settings{
+		Dir:            m["EIB_PUBLISH_DIR"],
+		RsyncDest:      m["EIB_PUBLISH_RSYNC_DEST"],
+		RsyncOptions:   strings.Fields(m["EIB_PUBLISH_RSYNC_OPTIONS"]),
+		SSHKey:         m["EIB_PUBLISH_SSH_KEY"],
+		SSHKnownHosts:  m["EIB_PUBLISH_SSH_KNOWN_HOSTS"],
+		SSHPort:        m["EIB_PUBLISH_SSH_PORT"],
+		S3Bucket:       m["EIB_PUBLISH_S3_BUCKET"],
+		S3Endpoint:     m["EIB_PUBLISH_S3_ENDPOINT"],
+		S3Prefix:       m["EIB_PUBLISH_S3_PREFIX"],
+		S3Region:       m["EIB_PUBLISH_S3_REGION"],
+		AWSCredentials: m["EIB_PUBLISH_AWS_CREDENTIALS"],
+		Logf:           func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) },
+	}
+}
+
+// publishCtx publishes the release of env (EIB_OUTDIR, EIB_OUTVERSION) to
+// every destination env configures, as the publish stage does, logging
+// to log.
+func publishCtx(ctx context.Context, env []string, log *strings.Builder) error {
+	var outdir, ov string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "EIB_OUTDIR="); ok {
+			outdir = v
+		}
+		if v, ok := strings.CutPrefix(kv, "EIB_OUTVERSION="); ok {
+			ov = v
+		}
+	}
+	ds, errs := publish.Destinations(settingsOf(env, log))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := d.Publish(ctx, outdir, ov); err != nil {
+			return fmt.Errorf("publishing to %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// runPublish is publishCtx with a timeout; its output is the log and the
+// error.
+func runPublish(t *testing.T, env []string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := hookCmd(ctx, t, group, name, env).CombinedOutput()
-	return string(out), err
+	var log strings.Builder
+	err := publishCtx(ctx, env, &log)
+	if err != nil {
+		fmt.Fprintf(&log, "%v\n", err)
+	}
+	return log.String(), err
 }
 
 // assertRelease checks that dir holds exactly the release's files.

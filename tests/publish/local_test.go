@@ -1,13 +1,17 @@
 package publish
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/eib-builder/eib/lib/publish"
+	"github.com/eib-builder/eib/lib/sign"
 	"github.com/eib-builder/eib/tests/harness"
 )
 
@@ -42,12 +46,12 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 	if out, err := export.CombinedOutput(); err != nil {
 		t.Fatalf("gpg --export-secret-keys: %v\n%s", err, out)
 	}
-	signEnv := func(key string) []string {
-		return r.env(t, "EIB_PROGRAM="+eibBin, "EIB_IMAGE_SIGNING_KEY="+key, "EIB_IMAGE_SIGNING_PASSPHRASE_FILE=",
-			"EIB_IMAGE_SIGNING_KEYID=", "EIB_IMAGE_GPG_HOMEDIR=")
+	signer, err := sign.New(sign.Options{KeyFile: keyFile}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, err := runHook(t, "publish", "42-sha256sums", signEnv(keyFile)); err != nil {
-		t.Fatalf("42-sha256sums: %v\n%s", err, out)
+	if _, err := publish.WriteSums(context.Background(), r.outdir, nil, signer); err != nil {
+		t.Fatalf("WriteSums signed: %v", err)
 	}
 	verify := exec.Command("gpg", "--homedir", home, "--batch", "--verify", "SHA256SUMS.asc", "SHA256SUMS")
 	verify.Dir = r.outdir
@@ -58,13 +62,14 @@ func TestSHA256SumsListsEveryOutputAndIsSigned(t *testing.T) {
 		t.Error("SHA256SUMS lists its own signature")
 	}
 
+	// A broken key fails the publish stage naming the key file (the
+	// stage signs with sign.New's signer, as the image stage does).
 	bad := filepath.Join(t.TempDir(), "not-a-key.asc")
 	if err := os.WriteFile(bad, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runHook(t, "publish", "42-sha256sums", signEnv(bad))
-	if err == nil || !strings.Contains(out, "signing SHA256SUMS with the images' key") || !strings.Contains(out, bad) {
-		t.Errorf("signing with a broken key: err %v, want an error naming the key file:\n%s", err, out)
+	if _, err := sign.New(sign.Options{KeyFile: bad}, t.Logf); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("signing with a broken key: err %v, want an error naming the key file", err)
 	}
 }
 
@@ -83,25 +88,23 @@ func TestLocalDirPublishesCompleteReleaseAtomically(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "images")
 	env := r.env(t, "EIB_PUBLISH_DIR="+dest)
 
-	out, err := runHook(t, "publish", "50-local-dir", env)
+	out, err := runPublish(t, env)
 	if err != nil {
-		t.Fatalf("50-local-dir: %v\n%s", err, out)
+		t.Fatalf("publish to dir: %v\n%s", err, out)
 	}
 	assertRelease(t, filepath.Join(dest, r.ov), r)
 	assertMissing(t, filepath.Join(dest, "."+r.ov+".inprogress"))
 
 	// A rerun of the same build is a no-op.
-	if out, err := runHook(t, "publish", "50-local-dir", env); err != nil || !strings.Contains(out, "already published") {
+	if out, err := runPublish(t, env); err != nil || !strings.Contains(out, "already published") {
 		t.Errorf("rerun: err %v, want \"already published\":\n%s", err, out)
 	}
 	// A different build under the same name never replaces a release.
 	if err := os.WriteFile(filepath.Join(r.outdir, r.ov+".manifest.json"), []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runHook(t, "publish", "42-sha256sums", env); err != nil {
-		t.Fatal(err, out)
-	}
-	out, err = runHook(t, "publish", "50-local-dir", env)
+	r.writeSums(t)
+	out, err = runPublish(t, env)
 	if err == nil || !strings.Contains(out, "differs from this build") {
 		t.Errorf("publishing over a different release: err %v, want a refusal:\n%s", err, out)
 	}
@@ -126,42 +129,21 @@ func TestLocalDirCompletesAnInterruptedCopy(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(staging, "stray"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runHook(t, "publish", "50-local-dir", r.env(t, "EIB_PUBLISH_DIR="+dest))
+	out, err := runPublish(t, r.env(t, "EIB_PUBLISH_DIR="+dest))
 	if err != nil {
-		t.Fatalf("50-local-dir after an interruption: %v\n%s", err, out)
+		t.Fatalf("publish to dir after an interruption: %v\n%s", err, out)
 	}
 	assertRelease(t, filepath.Join(dest, r.ov), r)
 	assertMissing(t, staging)
 }
 
-func TestPublishHooksAreNoOpsWhenUnconfigured(t *testing.T) {
-	r := makeRelease(t, 1024)
+func TestUnconfiguredDestinationsAreLeftOut(t *testing.T) {
 	// No aws, rsync or ssh on PATH: unconfigured destinations need none.
-	empty := t.TempDir()
-	for _, hook := range []string{"50-local-dir", "52-rsync", "54-s3"} {
-		out, err := runHook(t, "publish", hook, r.env(t, "PATH="+empty+":/nonexistent"))
-		if err != nil || out != "" {
-			t.Errorf("%s unconfigured: err %v, output %q; want a silent no-op", hook, err, out)
-		}
-	}
-}
-
-func TestS3ConfiguredWithoutAWSClientIsAClearError(t *testing.T) {
-	r := makeRelease(t, 1024)
-	bin := t.TempDir()
-	// Only bash and coreutils: no aws.
-	for _, tool := range []string{"bash", "env"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skip(err)
-		}
-		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	out, err := runHook(t, "publish", "54-s3", r.env(t, "PATH="+bin, "EIB_PUBLISH_S3_BUCKET=images"))
-	if err == nil || !strings.Contains(out, "aws command is missing") || !strings.Contains(out, "s3_bucket = images") {
-		t.Errorf("54-s3 without aws: err %v, want an error naming s3_bucket and aws:\n%s", err, out)
+	t.Setenv("PATH", t.TempDir()+":/nonexistent")
+	var log strings.Builder
+	ds, errs := publish.Destinations(settingsOf(nil, &log))
+	if len(ds) != 0 || len(errs) != 0 || log.Len() != 0 {
+		t.Errorf("unconfigured: destinations %v, errors %v, log %q; want none", ds, errs, log.String())
 	}
 }
 
@@ -177,35 +159,33 @@ func TestCorruptOutputIsNeverPublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	dest := filepath.Join(t.TempDir(), "images")
-	out, err := runHook(t, "publish", "50-local-dir", r.env(t, "EIB_PUBLISH_DIR="+dest))
+	out, err := runPublish(t, r.env(t, "EIB_PUBLISH_DIR="+dest))
 	if err == nil || !strings.Contains(out, "does not match SHA256SUMS") {
 		t.Errorf("publishing a corrupt image: err %v, want a verification failure:\n%s", err, out)
 	}
 	assertMissing(t, filepath.Join(dest, r.ov))
 }
 
-// TestSHA256SumsReusesAnOutputsOwnChecksum: an image's .sha256, written with
-// it, is taken as is (no second read of a large image); without it the
-// file is hashed.
-func TestSHA256SumsReusesAnOutputsOwnChecksum(t *testing.T) {
+// TestSHA256SumsTakesOutputRecordsAndHashesTheRest: an output's sha256
+// from the build's records is taken as is (no second read of a large
+// image); a file without a record is hashed.
+func TestSHA256SumsTakesOutputRecordsAndHashesTheRest(t *testing.T) {
 	r := makeRelease(t, 4096)
 	own := strings.TrimSpace(string(r.files[r.ov+".img.zst.sha256"]))
 	if !strings.Contains(string(r.files["SHA256SUMS"]), own+"\n") {
-		t.Errorf("SHA256SUMS lacks the image's own checksum line %q:\n%s", own, r.files["SHA256SUMS"])
+		t.Errorf("SHA256SUMS lacks the image's checksum line %q:\n%s", own, r.files["SHA256SUMS"])
 	}
-	// A .sha256 older than its file is not trusted.
-	bogus := strings.Repeat("0", 64) + "  " + r.ov + ".img.zst\n"
-	if err := os.WriteFile(filepath.Join(r.outdir, r.ov+".img.zst.sha256"), []byte(bogus), 0o644); err != nil {
+	recorded := strings.Repeat("a", 64)
+	known := map[string]string{r.ov + ".img.zst": recorded}
+	if _, err := publish.WriteSums(context.Background(), r.outdir, known, nil); err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(r.outdir, r.ov+".img.zst.sha256"), old, old); err != nil {
-		t.Fatal(err)
+	sums := string(mustRead(t, filepath.Join(r.outdir, "SHA256SUMS")))
+	if !strings.Contains(sums, recorded+"  "+r.ov+".img.zst\n") {
+		t.Errorf("the recorded sha256 was not taken:\n%s", sums)
 	}
-	if out, err := runHook(t, "publish", "42-sha256sums", r.env(t)); err != nil {
-		t.Fatal(err, out)
-	}
-	if sums := string(mustRead(t, filepath.Join(r.outdir, "SHA256SUMS"))); !strings.Contains(sums, own+"\n") {
-		t.Errorf("a stale .sha256 was trusted:\n%s", sums)
+	manifest := sha256.Sum256(r.files[r.ov+".manifest.json"])
+	if !strings.Contains(sums, hex.EncodeToString(manifest[:])+"  "+r.ov+".manifest.json\n") {
+		t.Errorf("a file without a record was not hashed:\n%s", sums)
 	}
 }

@@ -136,14 +136,14 @@ func TestRsyncPublishOverSSH(t *testing.T) {
 	srv := startSSHD(t)
 	r := makeRelease(t, 1<<20)
 	dest := filepath.Join(t.TempDir(), "srv images") // a space: quoting on the remote side
-	out, err := runHook(t, "publish", "52-rsync", r.env(t, srv.env(dest)...))
+	out, err := runPublish(t, r.env(t, srv.env(dest)...))
 	if err != nil {
-		t.Fatalf("52-rsync: %v\n%s", err, out)
+		t.Fatalf("publish with rsync: %v\n%s", err, out)
 	}
 	assertRelease(t, filepath.Join(dest, r.ov), r)
 	assertMissing(t, filepath.Join(dest, "."+r.ov+".inprogress"))
 
-	out, err = runHook(t, "publish", "52-rsync", r.env(t, srv.env(dest)...))
+	out, err = runPublish(t, r.env(t, srv.env(dest)...))
 	if err != nil || !strings.Contains(out, "already published") {
 		t.Errorf("rerun: err %v, want \"already published\":\n%s", err, out)
 	}
@@ -170,7 +170,7 @@ func TestRsyncRefusesUnknownHostKey(t *testing.T) {
 	}
 	for _, kh := range []string{wrong, empty} {
 		env := r.env(t, append(srv.env(dest), "EIB_PUBLISH_SSH_KNOWN_HOSTS="+kh)...)
-		out, err := runHook(t, "publish", "52-rsync", env)
+		out, err := runPublish(t, env)
 		if err == nil || !strings.Contains(out, "Host key verification failed") {
 			t.Errorf("known_hosts %s: err %v, want a host key failure:\n%s", filepath.Base(kh), err, out)
 		}
@@ -178,7 +178,7 @@ func TestRsyncRefusesUnknownHostKey(t *testing.T) {
 	}
 	// And a missing known-hosts file is a configuration error naming the key.
 	env := r.env(t, append(srv.env(dest), "EIB_PUBLISH_SSH_KNOWN_HOSTS=/nonexistent/known_hosts")...)
-	if out, err := runHook(t, "publish", "52-rsync", env); err == nil || !strings.Contains(out, "[publish] ssh_known_hosts = /nonexistent/known_hosts") {
+	if out, err := runPublish(t, env); err == nil || !strings.Contains(out, "[publish] ssh_known_hosts = /nonexistent/known_hosts") {
 		t.Errorf("missing known_hosts: err %v:\n%s", err, out)
 	}
 }
@@ -196,31 +196,28 @@ func TestRsyncKilledMidwayLeavesNothingVisibleAndRerunCompletes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env := r.env(t, append(srv.env(dest), "EIB_PUBLISH_RSYNC_OPTIONS=--bwlimit=1000")...)
-	cmd := hookCmd(ctx, t, "publish", "52-rsync", env)
 	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	done := make(chan error, 1)
+	go func() { done <- publishCtx(ctx, env, &log) }()
 	// Wait until the upload is under way: bytes in the staging directory.
 	var rsyncPID int
 	deadline := time.Now().Add(60 * time.Second)
 	for rsyncPID == 0 || stagedBytes(staging) < 1<<20 {
 		if time.Now().After(deadline) {
 			cancel()
-			cmd.Wait()
+			<-done
 			t.Fatalf("the upload did not start (rsync pid %d, %d bytes staged):\n%s", rsyncPID, stagedBytes(staging), log.String())
 		}
 		if rsyncPID == 0 {
-			rsyncPID = childNamed(cmd.Process.Pid, "rsync")
+			rsyncPID = childNamed(os.Getpid(), "rsync")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err := syscall.Kill(rsyncPID, syscall.SIGKILL); err != nil {
 		t.Fatalf("killing rsync %d: %v", rsyncPID, err)
 	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatalf("52-rsync succeeded although its rsync was killed:\n%s", log.String())
+	if err := <-done; err == nil {
+		t.Fatalf("publishing succeeded although its rsync was killed:\n%s", log.String())
 	}
 	assertMissing(t, final)
 	if stagedBytes(staging) >= int64(len(r.files[r.ov+".img.zst"])) {
@@ -228,7 +225,7 @@ func TestRsyncKilledMidwayLeavesNothingVisibleAndRerunCompletes(t *testing.T) {
 	}
 	t.Logf("killed rsync with %d bytes staged", stagedBytes(staging))
 
-	out, err := runHook(t, "publish", "52-rsync", r.env(t, srv.env(dest)...))
+	out, err := runPublish(t, r.env(t, srv.env(dest)...))
 	if err != nil {
 		t.Fatalf("rerun after the kill: %v\n%s", err, out)
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eib-builder/eib/tests/harness"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -25,7 +24,14 @@ type s3Server struct {
 
 func startS3(t *testing.T, buckets ...string) *s3Server {
 	t.Helper()
-	harness.Need(t, "aws", "sha256sum")
+	// No ~/.aws and no AWS_* variables of the host.
+	t.Setenv("HOME", t.TempDir())
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
 	backend := s3mem.New()
 	for _, b := range buckets {
 		if err := backend.CreateBucket(b); err != nil {
@@ -37,7 +43,7 @@ func startS3(t *testing.T, buckets ...string) *s3Server {
 	return &s3Server{url: srv.URL, backend: backend}
 }
 
-// env configures 54-s3 for this server, with credentials in a shared
+// env configures the S3 destination for this server, with credentials in a shared
 // credentials file (as [publish] aws_credentials holds them).
 func (s *s3Server) env(t *testing.T, bucket, prefix string) []string {
 	creds := filepath.Join(t.TempDir(), "aws-credentials")
@@ -50,7 +56,6 @@ func (s *s3Server) env(t *testing.T, bucket, prefix string) []string {
 		"EIB_PUBLISH_S3_ENDPOINT=" + s.url,
 		"EIB_PUBLISH_S3_REGION=us-east-1",
 		"EIB_PUBLISH_AWS_CREDENTIALS=" + creds,
-		"HOME=" + t.TempDir(), // no ~/.aws of the host
 	}
 }
 
@@ -91,24 +96,21 @@ func keys(m map[string][]byte) []string {
 func TestS3PublishStagesVerifiesThenCopies(t *testing.T) {
 	srv := startS3(t, "images")
 	r := makeRelease(t, 1<<20)
-	// Each file costs a few aws processes: keep the image and SHA256SUMS.
+	// The image and SHA256SUMS.
 	for _, name := range []string{r.ov + ".img.zst.sha256", r.ov + ".manifest.json"} {
 		if err := os.Remove(filepath.Join(r.outdir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if out, err := runHook(t, "publish", "42-sha256sums", r.env(t)); err != nil {
-		t.Fatal(err, out)
-	}
-	r.load(t)
+	r.writeSums(t)
 	stale := "eos/" + r.ov + ".inprogress/stale"
 	if _, err := srv.backend.PutObject("images", stale, nil, strings.NewReader("x"), 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	env := r.env(t, srv.env(t, "images", "/eos/")...)
-	out, err := runHook(t, "publish", "54-s3", env)
+	out, err := runPublish(t, env)
 	if err != nil {
-		t.Fatalf("54-s3: %v\n%s", err, out)
+		t.Fatalf("publish to S3: %v\n%s", err, out)
 	}
 	objs := srv.objects(t, "images", "")
 	if len(objs) != len(r.files) {
@@ -124,7 +126,7 @@ func TestS3PublishStagesVerifiesThenCopies(t *testing.T) {
 			t.Errorf("eos/%s/%s differs from outdir", r.ov, name)
 		}
 	}
-	// The sha256 the hook attached survives the server-side copy.
+	// The sha256 metadata survives the server-side copy.
 	obj, err := srv.backend.HeadObject("images", "eos/"+r.ov+"/"+r.ov+".img.zst")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestS3PublishStagesVerifiesThenCopies(t *testing.T) {
 		t.Errorf("object metadata sha256 = %q, want %x (metadata %v)", got, sum, obj.Metadata)
 	}
 
-	out, err = runHook(t, "publish", "54-s3", env)
+	out, err = runPublish(t, env)
 	if err != nil || !strings.Contains(out, "already published") {
 		t.Errorf("rerun: err %v, want \"already published\":\n%s", err, out)
 	}
@@ -152,9 +154,9 @@ func metadata(m map[string]string, key string) string {
 func TestS3MissingBucketFailsWithoutPublishing(t *testing.T) {
 	srv := startS3(t, "images")
 	r := makeRelease(t, 1024)
-	out, err := runHook(t, "publish", "54-s3", r.env(t, srv.env(t, "no-such-bucket", "")...))
+	out, err := runPublish(t, r.env(t, srv.env(t, "no-such-bucket", "")...))
 	if err == nil {
-		t.Fatalf("54-s3 to a missing bucket succeeded:\n%s", out)
+		t.Fatalf("publishing to a missing bucket succeeded:\n%s", out)
 	}
 	if !strings.Contains(out, "s3_bucket = no-such-bucket: cannot reach the bucket") {
 		t.Errorf("the error does not say what is wrong:\n%s", out)
