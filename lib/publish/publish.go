@@ -20,8 +20,6 @@ package publish
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +29,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/eib-builder/eib/lib/output"
 	"github.com/eib-builder/eib/lib/sign"
 )
 
@@ -162,17 +161,10 @@ func release(dir string) ([]File, error) {
 	return files, nil
 }
 
+// hashFile is the hex sha256 of a file.
 func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, _, err := output.SHA256File(path)
+	return sum, err
 }
 
 // WriteSums writes dir/SHA256SUMS: every regular file of dir (not dot
@@ -210,46 +202,20 @@ func WriteSums(ctx context.Context, dir string, known map[string]string, signer 
 		}
 		fmt.Fprintf(&b, "%s  %s\n", sum, name)
 	}
-	if err := writeAtomic(filepath.Join(dir, SumsFile), []byte(b.String())); err != nil {
+	sums := filepath.Join(dir, SumsFile)
+	if err := output.WriteFile(sums, func(w io.Writer) error {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}); err != nil {
 		return 0, err
 	}
 	if signer == nil {
 		return len(names), nil
 	}
-	st, err := signer.Begin(ctx)
-	if err != nil {
+	if err := output.SignFile(ctx, signer, sums, filepath.Join(dir, SigFile)); err != nil {
 		return 0, fmt.Errorf("signing %s with %s: %w", SumsFile, signer, err)
 	}
-	defer st.Abort()
-	var sig strings.Builder
-	if _, err := io.WriteString(st, b.String()); err != nil {
-		return 0, fmt.Errorf("signing %s with %s: %w", SumsFile, signer, err)
-	}
-	if err := st.Finish(&sig); err != nil {
-		return 0, fmt.Errorf("signing %s with %s: %w", SumsFile, signer, err)
-	}
-	return len(names), writeAtomic(filepath.Join(dir, SigFile), []byte(sig.String()))
-}
-
-// writeAtomic writes data to path through a flushed temporary file.
-func writeAtomic(path string, data []byte) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return len(names), nil
 }
 
 // stagingName is where a release is staged before it is made visible.
