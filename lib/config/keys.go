@@ -1,12 +1,5 @@
 package config
 
-import (
-	"fmt"
-	"math"
-	"strings"
-	"time"
-)
-
 // Kind is what sort of value a setting holds.
 type Kind string
 
@@ -75,54 +68,6 @@ func Setting(section, key string) (KeyRead, bool) {
 		}
 	}
 	return KeyRead{}, false
-}
-
-// setting is Setting for a typed accessor: the entry, which must be of
-// kind want.
-func setting(section, key string, want Kind) (KeyRead, error) {
-	k, ok := Setting(section, key)
-	if !ok {
-		return k, &Error{Section: section, Key: optionXform(key), Msg: "not a setting of KeysRead"}
-	}
-	if k.Type.Kind != want {
-		return k, &Error{Section: section, Key: k.Key, Msg: fmt.Sprintf("a %s setting (KeysRead), not %s", k.Type.Kind, want)}
-	}
-	return k, nil
-}
-
-// Enum returns the interpolated value of an enum setting of KeysRead,
-// which must be one of the table's values for it.
-func (c *Config) Enum(section, option string) (string, error) {
-	k, err := setting(section, option, KindEnum)
-	if err != nil {
-		return "", err
-	}
-	v, err := c.Get(section, option)
-	if err != nil {
-		return "", err
-	}
-	for _, w := range k.Type.Values {
-		if v == w {
-			return v, nil
-		}
-	}
-	return "", c.valueError(section, option, fmt.Sprintf("%q is not one of %s", v, strings.Join(k.Type.Values, ", ")))
-}
-
-// Duration returns a seconds setting of KeysRead (an integer, as Int
-// reads it) as a duration.
-func (c *Config) Duration(section, option string) (time.Duration, error) {
-	if _, err := setting(section, option, KindSeconds); err != nil {
-		return 0, err
-	}
-	n, err := c.Int(section, option)
-	if err != nil {
-		return 0, err
-	}
-	if limit := int64(math.MaxInt64 / time.Second); n > limit || n < -limit {
-		return 0, c.valueError(section, option, fmt.Sprintf("%d seconds is out of range", n))
-	}
-	return time.Duration(n) * time.Second, nil
 }
 
 // KeysRead is the one table of the configuration keys eib itself reads:
