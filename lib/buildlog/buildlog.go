@@ -6,6 +6,12 @@
 //
 // Printf lines (stage and hook progress, errors) go to both; Debugf lines
 // and hook output go to the file, and to the terminal only with --debug.
+//
+// The terminal side is a *terminal.Terminal (Terminal): stages start
+// progress bars and tool progress writers on it, so that they and the
+// log lines never interleave mid-line; off a TTY their progress lines
+// become log lines (file and terminal, with the time/stage prefix). The
+// secrets are masked in everything the terminal shows.
 package buildlog
 
 import (
@@ -19,6 +25,7 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
 // Mask is what a secret is replaced with.
@@ -27,7 +34,7 @@ const Mask = "***"
 // Log is the build log. It is safe for concurrent use.
 type Log struct {
 	mu      sync.Mutex
-	term    io.Writer
+	term    *terminal.Terminal
 	file    *os.File
 	pending [][]byte // lines written before the file was opened
 	debug   bool
@@ -36,11 +43,26 @@ type Log struct {
 	now     func() time.Time
 }
 
-// New returns a log writing to term (the terminal) until OpenFile adds the
-// log file. secrets are masked in every line.
+// New returns a log writing to term (the terminal; nil = none) until
+// OpenFile adds the log file. secrets are masked in every line. term is
+// wrapped in a terminal.Terminal, a TTY when terminal.IsTerminal(term).
 func New(term io.Writer, debug bool, secrets []string) *Log {
-	return &Log{term: term, debug: debug, masker: newMasker(secrets), now: time.Now}
+	return NewTerminal(terminal.New(term), debug, secrets)
 }
+
+// NewTerminal is New with the terminal given. The log sets t's mask (the
+// secrets) and its log function: progress lines off a TTY become lines
+// of this log.
+func NewTerminal(t *terminal.Terminal, debug bool, secrets []string) *Log {
+	l := &Log{term: t, debug: debug, masker: newMasker(secrets), now: time.Now}
+	t.SetMask(l.masker.Replace)
+	t.SetLog(func(line string) { l.write("", line, true) })
+	return l
+}
+
+// Terminal returns the build's terminal, for progress: Progress for a
+// pass over bytes, ToolWriter for a tool's own "\r" progress output.
+func (l *Log) Terminal() *terminal.Terminal { return l.term }
 
 // maskable reports whether a secret value can be masked without wrecking
 // the log: the rule of config.MinPrivateLen, the one definition of a
@@ -170,11 +192,8 @@ func (l *Log) Filef(format string, args ...any) {
 func (l *Log) TermHookf(hook, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.term == nil {
-		return
-	}
 	prefix := l.now().Format("15:04:05") + " " + label(l.stage, hook) + ": "
-	_, _ = io.WriteString(l.term, prefix+l.masker.Replace(fmt.Sprintf(format, args...))+"\n")
+	l.term.Line(prefix + l.masker.Replace(fmt.Sprintf(format, args...)))
 }
 
 // HookPrintf logs a progress line of one hook to the file and the terminal.
@@ -187,14 +206,15 @@ func (l *Log) write(hook, msg string, toTerm bool) {
 	defer l.mu.Unlock()
 	prefix := l.now().Format("15:04:05") + " " + label(l.stage, hook) + ": "
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-		out := []byte(prefix + l.masker.Replace(line) + "\n")
+		text := prefix + l.masker.Replace(line)
+		out := []byte(text + "\n")
 		if l.file != nil {
 			_, _ = l.file.Write(out)
 		} else {
 			l.pending = append(l.pending, out)
 		}
-		if toTerm && l.term != nil {
-			_, _ = l.term.Write(out)
+		if toTerm {
+			l.term.Line(text)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
 func fixed(l *Log) {
@@ -103,5 +105,55 @@ func TestTailKeepsLastLines(t *testing.T) {
 	tail := w.Tail()
 	if len(tail) != tailLines || tail[len(tail)-1] != "last" {
 		t.Errorf("Tail = %d lines ending %q", len(tail), tail[len(tail)-1])
+	}
+}
+
+// Off a TTY, progress started on the log's terminal becomes log lines:
+// prefixed, in the file and on the terminal.
+func TestProgressOffTTYIsLogLines(t *testing.T) {
+	var term bytes.Buffer
+	l := New(&term, false, []string{"hunter2-secret"})
+	fixed(l)
+	if l.Terminal() == nil || l.Terminal().IsTTY() {
+		t.Fatal("a buffer is not a TTY")
+	}
+	path := filepath.Join(t.TempDir(), "build.txt")
+	if err := l.OpenFile(path); err != nil {
+		t.Fatal(err)
+	}
+	l.SetStage("image")
+	p := l.Terminal().Progress("copy hunter2-secret", 1<<20)
+	p.Add(1 << 20)
+	p.Done()
+	w := l.Terminal().ToolWriter("pull")
+	w.Write([]byte("10%\r3 objects fetched\n"))
+	w.Close()
+	l.Close()
+	data, _ := os.ReadFile(path)
+	want := regexp.MustCompile(`^03:04:05 image: copy \*\*\*: 100% 1/1 MiB \d+ MiB/s\n` +
+		`03:04:05 image: pull: 3 objects fetched\n$`)
+	for _, out := range []string{string(data), term.String()} {
+		if !want.MatchString(out) {
+			t.Errorf("got\n%s\nwant %s", out, want)
+		}
+	}
+}
+
+// On a TTY a log line goes above a running bar, and the bar is masked.
+func TestLinesGoAboveBarOnTTY(t *testing.T) {
+	var term bytes.Buffer
+	l := NewTerminal(terminal.NewTTY(&term, true), false, []string{"hunter2-secret"})
+	fixed(l)
+	p := l.Terminal().Progress("copy hunter2-secret", 1<<20)
+	l.Printf("password hunter2-secret")
+	p.Done()
+	out := term.String()
+	want := regexp.MustCompile(`^\r\[\.{30}\] copy \*\*\*:   0% 0/1 MiB \d+ MiB/s\x1b\[K` +
+		`\r03:04:05 eib: password \*\*\*\x1b\[K\n` +
+		`\r\[\.{30}\] copy \*\*\*: +0% 0/1 MiB \d+ MiB/s\x1b\[K` +
+		`(\r\[\.{30}\] copy \*\*\*: +0% 0/1 MiB \d+ MiB/s\x1b\[K)*` + // redraws by the ticker
+		`\r\[\.{30}\] copy \*\*\*:   0% 0/1 MiB \d+ MiB/s\x1b\[K\n$`)
+	if !want.MatchString(out) {
+		t.Errorf("terminal %q", out)
 	}
 }
