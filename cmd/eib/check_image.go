@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -19,11 +21,12 @@ func init() {
 	subcommands = append(subcommands, &cli.Command{
 		Name:      "check-image",
 		Usage:     "boot a disk image in QEMU and wait for its serial console to print the marker",
-		ArgsUsage: "IMAGE (.img, .img.gz, .img.xz or .img.zst)",
+		ArgsUsage: "IMAGE (a raw disk with an MBR or GPT partition table, gzip, xz or zstd of one, or qcow2; told by content)",
 		Description: "The same boot check as the check stage of a build, for images built elsewhere.\n" +
 			"The image is never modified (the boot runs on a throw-away overlay). Exit\n" +
 			"status: 0 every boot saw the marker (or was skipped, as printed), 1 usage\n" +
-			"error, 2 a boot failed.",
+			"error or an IMAGE that is not a disk image (refused before booting), 2 a\n" +
+			"boot failed. The temporary directory (under $TMPDIR) is always removed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "firmware", Value: "both", Usage: "bios, uefi or both"},
 			&cli.StringFlag{Name: "marker", Value: check.DefaultMarker, Usage: "regular expression the serial console must print"},
@@ -38,12 +41,26 @@ func init() {
 	})
 }
 
-// checkImage is the check-image command: exit 1 on a usage error, 2 on a
-// failed boot.
+// bootImage runs one boot; tests replace it to see what would be booted
+// without starting QEMU.
+var bootImage = check.Run
+
+// checkImage is the check-image command. Exit status (main.go's rules):
+// exitUsage (1) for a usage error or an IMAGE that is not a disk image,
+// refused before anything is started or written; exitBuildError (2) when a
+// boot fails. The temporary directory it makes (under $TMPDIR) is removed
+// on every path, a SIGINT or SIGTERM included.
 func checkImage(ctx context.Context, cmd *cli.Command) error {
 	usage := func(format string, args ...any) error {
-		return cli.Exit("eib check-image: "+fmt.Sprintf(format, args...), 1) // usage error
+		return cli.Exit("eib check-image: "+fmt.Sprintf(format, args...), exitUsage)
 	}
+	failed := func(err error) error {
+		return cli.Exit("eib check-image: "+err.Error(), exitBuildError)
+	}
+	// The signal ends the boot or the expansion through ctx; the deferred
+	// cleanup then runs before the command returns.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if cmd.NArg() != 1 {
 		return usage("give exactly one IMAGE, got %d arguments", cmd.NArg())
 	}
@@ -63,41 +80,61 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Int("timeout") <= 0 || cmd.Int("memory") < 64 {
 		return usage("--timeout must be positive and --memory at least 64 (MiB)")
 	}
+	// What IMAGE holds, by content: anything else is refused here, before
+	// a directory is made or QEMU started.
+	format, err := check.DetectImage(ctx, image)
+	var inputErr *check.InputError
+	if errors.As(err, &inputErr) {
+		return usage("%v", err)
+	}
+	if err != nil {
+		return failed(err)
+	}
+
 	logDir := cmd.String("log-dir")
 	if logDir == "" {
+		// os.MkdirTemp("") is under $TMPDIR (default /tmp).
 		if logDir, err = os.MkdirTemp("", "eib-check-"); err != nil {
-			return usage("%v", err)
+			return failed(err)
 		}
+		defer os.RemoveAll(logDir)
 	} else if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return usage("--log-dir: %v", err)
 	}
-	if check.IsCompressed(image) {
-		fmt.Fprintf(cmd.Root().Writer, "expanding %s into %s\n", image, logDir)
+	keptLogs := cmd.String("log-dir") != ""
+	out := cmd.Root().Writer
+	if format.Compressed() {
+		fmt.Fprintf(out, "expanding %s (%s) into %s\n", image, format, logDir)
 	}
 	raw, remove, err := check.PrepareImage(ctx, image, logDir)
+	if errors.As(err, &inputErr) {
+		return usage("%v", err)
+	}
 	if err != nil {
-		return cli.Exit("eib check-image: "+err.Error(), 2) // boot failed
+		return failed(err)
 	}
 	defer remove()
 	// Boot with what the image's partition table says it boots with:
-	// "both" means those, an explicit firmware it lacks is refused.
-	if bootable, err := check.DetectFirmwares(ctx, raw); err == nil {
-		if fws, err = check.FirmwaresFor(cmd.String("arch"), cmd.String("firmware"), bootable); err != nil {
-			return usage("--firmware: %v", err)
-		}
-		if len(fws) == 0 {
-			return usage("%s has no EFI system partition and no BIOS boot code: QEMU cannot boot it", image)
+	// "both" means those, an explicit firmware it lacks is refused. (A
+	// qcow2 image is not read here: it boots with what was asked.)
+	if format != check.FormatQCOW2 {
+		if bootable, err := check.DetectFirmwares(ctx, raw); err == nil {
+			if fws, err = check.FirmwaresFor(cmd.String("arch"), cmd.String("firmware"), bootable); err != nil {
+				return usage("--firmware: %v", err)
+			}
+			if len(fws) == 0 {
+				return usage("%s has no EFI system partition and no BIOS boot code: QEMU cannot boot it", image)
+			}
 		}
 	}
 
-	out := cmd.Root().Writer
 	for _, fw := range fws {
 		choice, err := check.ChooseAccel(ctx, accel, fw, check.Prober{})
 		if err != nil {
 			return usage("--accel %s: %v", accel, err)
 		}
 		fmt.Fprintf(out, "%s: accelerator %s: %s\n", fw, choice.Accel, choice.Reason)
-		res, err := check.Run(ctx, check.Boot{
+		res, err := bootImage(ctx, check.Boot{
 			Accel:     choice,
 			Image:     raw,
 			Name:      image,
@@ -114,14 +151,25 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		var be *check.Error
 		switch {
 		case errors.As(err, &be):
-			fmt.Fprintf(out, "%s: FAILED (console log %s)\n", fw, res.LogPath)
-			return cli.Exit("eib check-image: "+err.Error(), 2) // boot failed
+			if keptLogs {
+				fmt.Fprintf(out, "%s: FAILED (console log %s)\n", fw, res.LogPath)
+			} else {
+				// The log goes with the temporary directory: do not
+				// name a file that will not be there.
+				be.Result.LogPath = ""
+				fmt.Fprintf(out, "%s: FAILED (give --log-dir to keep the console log)\n", fw)
+			}
+			return failed(err)
 		case err != nil:
-			return cli.Exit("eib check-image: "+err.Error(), 2) // boot failed
+			return failed(err)
 		case res.Status == check.StatusSkipped:
 			fmt.Fprintf(out, "%s: SKIPPED: %s\n", fw, res.Reason)
 		default:
-			fmt.Fprintf(out, "%s: ok, marker after %.1f s (%s, console log %s)\n", fw, res.Elapsed.Seconds(), res.Accel, res.LogPath)
+			logNote := "console log " + res.LogPath
+			if !keptLogs {
+				logNote = "console log removed; give --log-dir to keep it"
+			}
+			fmt.Fprintf(out, "%s: ok, marker after %.1f s (%s, %s)\n", fw, res.Elapsed.Seconds(), res.Accel, logNote)
 			if res.Fallback != "" {
 				fmt.Fprintf(out, "%s: retried under TCG: %s\n", fw, res.Fallback)
 			}
