@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/eib-builder/eib/lib/sign"
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
 // Image describes the outputs of one raw disk image.
@@ -40,6 +41,10 @@ type Image struct {
 	Terminal io.Writer
 	// LogInterval is the time between progress log lines (default 10 s).
 	LogInterval time.Duration
+	// Progress, when not nil, is the build's terminal (buildlog's
+	// Log.Terminal()): the progress goes through it, a bar on a TTY or
+	// its log lines otherwise, and Terminal and LogInterval are ignored.
+	Progress *terminal.Terminal
 	// InProcess compresses zst in process even when the zstd tool is
 	// installed.
 	InProcess bool
@@ -132,7 +137,7 @@ func (im Image) Write(ctx context.Context) (res *Result, err error) {
 	}
 	logf("compressing %s (%d MiB) with %s", im.Raw, total>>20, how)
 
-	prog := startProgress(fmt.Sprintf("compressing %s to %s", filepath.Base(im.Raw), compName), total, im.Terminal, logf, im.interval())
+	prog := im.progress(fmt.Sprintf("compressing %s to %s", filepath.Base(im.Raw), compName), total, logf)
 	_, err = pump(ctx, in, total, rawDigest, comp, prog)
 	prog.end()
 	if cerr := comp.Close(); err == nil && cerr != nil {

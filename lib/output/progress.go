@@ -1,91 +1,45 @@
 package output
 
 import (
-	"fmt"
 	"io"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
-// progress reports how far a pass over total bytes is: a bar redrawn on a
-// terminal, or a log line every interval otherwise.
-type progress struct {
-	what     string
-	total    int64
-	done     atomic.Int64
-	term     io.Writer
-	logf     func(format string, args ...any)
-	interval time.Duration
-	start    time.Time
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
+// progress is the compression pass's terminal.Progress (pump counts the
+// bytes read into it).
+type progress struct{ p *terminal.Progress }
 
+// startProgress reports a pass over total bytes on a terminal made for it:
+// a bar on term (the caller has found it to be a terminal), else a logf
+// line every interval and a final one.
 func startProgress(what string, total int64, term io.Writer, logf func(string, ...any), interval time.Duration) *progress {
-	p := &progress{what: what, total: total, term: term, logf: logf, interval: interval,
-		start: time.Now(), stop: make(chan struct{})}
-	tick := interval
+	var t *terminal.Terminal
 	if term != nil {
-		tick = 250 * time.Millisecond
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-				p.report()
-			}
+		t = terminal.NewTTY(term, true)
+	} else {
+		t = terminal.NewTTY(nil, false)
+		if logf != nil {
+			t.SetLog(func(line string) { logf("%s", line) })
 		}
-	}()
-	return p
+		t.SetInterval(interval)
+	}
+	return &progress{t.Progress(what, total)}
 }
 
-func (p *progress) add(n int) { p.done.Add(int64(n)) }
-
-func (p *progress) line() string {
-	done := p.done.Load()
-	pct := 100.0
-	if p.total > 0 {
-		pct = 100 * float64(done) / float64(p.total)
+// progress starts the progress of Write: on im.Progress when set (the
+// build's terminal, which decides bar or lines), else as the Terminal,
+// Logf and LogInterval fields say.
+func (im Image) progress(what string, total int64, logf func(string, ...any)) *progress {
+	if im.Progress != nil {
+		return &progress{im.Progress.Progress(what, total)}
 	}
-	secs := time.Since(p.start).Seconds()
-	rate := 0.0
-	if secs > 0 {
-		rate = float64(done) / secs / (1 << 20)
-	}
-	return fmt.Sprintf("%s: %3.0f%% %d/%d MiB %.0f MiB/s", p.what, pct, done>>20, p.total>>20, rate)
+	return startProgress(what, total, im.Terminal, logf, im.interval())
 }
 
-func (p *progress) report() {
-	if p.term == nil {
-		if p.logf != nil {
-			p.logf("%s", p.line())
-		}
-		return
-	}
-	const width = 30
-	filled := width
-	if p.total > 0 {
-		filled = int(int64(width) * p.done.Load() / p.total)
-	}
-	filled = min(max(filled, 0), width)
-	fmt.Fprintf(p.term, "\r[%s%s] %s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.line())
-}
+func (p *progress) add(n int) { p.p.Add(int64(n)) }
 
-// end stops the reports; the terminal bar gets its final state and a
-// newline.
-func (p *progress) end() {
-	close(p.stop)
-	p.wg.Wait()
-	if p.term != nil {
-		p.report()
-		fmt.Fprintln(p.term)
-	}
-}
+// end stops the reports and writes the final state (the bar's last
+// redraw and a newline on a terminal, a last line otherwise).
+func (p *progress) end() { p.p.Done() }
