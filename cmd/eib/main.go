@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/engine"
 	"github.com/eib-builder/eib/lib/stage"
 )
 
@@ -259,7 +260,7 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	if plan.From != "" {
 		// Both halves of a build make the same outversion: --from
 		// reuses the build_version of the build it continues.
-		st, err := stage.ReadState(plan.TmpDir)
+		st, err := engine.ReadState(plan.TmpDir)
 		if err != nil {
 			return usageError{err.Error()}
 		}
@@ -272,7 +273,7 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 				return err
 			}
 		}
-		if err := plan.CheckResume(); err != nil && !cmd.Bool("show-plan") {
+		if err := engine.CheckResume(plan); err != nil && !cmd.Bool("show-plan") {
 			return usageError{err.Error()}
 		}
 	}
@@ -284,7 +285,7 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\n", data)
 		return err
 	}
-	if err := plan.Execute(ctx, loaded); err != nil {
+	if err := engine.Run(ctx, plan, loaded, plan.StageRunners()); err != nil {
 		return buildError{err}
 	}
 	return nil

@@ -58,13 +58,9 @@ type Build struct {
 	Log   Logger
 	Hooks HookRunner
 
-	// Results that one stage hands to the next.
-	OSTree     OSTreeInfo
-	Deployment Deployment
-	Images     []Image
-	Outputs    []Output
-	Boots      []BootResult
-	Timings    []Timing
+	// Results that one stage hands to the next (b.OSTree, b.Images ...);
+	// the engine persists them after each stage.
+	Results
 
 	// Failure context for the error stage.
 	FailedStage, FailedHook string
@@ -75,14 +71,23 @@ type Build struct {
 	// Stage is the name of the stage running now (set by the engine).
 	Stage string
 
-	// Plan is what the engine resolved and validated before the build
-	// (a *stage.Plan): the stages take their settings from it. nil in a
-	// build made without a plan (a stage's own tests).
-	Plan any
-
 	mu       sync.Mutex
 	extraEnv map[string]string
 	cleanups []cleanup
+}
+
+// Results are what the stages of a build hand to the later stages: each
+// stage reads the results of the earlier ones and appends its own. The
+// engine records them, as JSON with these field names, after every stage
+// (${tmpdir}/state.json), and a build continued with --from starts from
+// them.
+type Results struct {
+	OSTree     OSTreeInfo   `json:"ostree"`     // set by the ostree stage
+	Deployment Deployment   `json:"deployment"` // set by the image stage
+	Images     []Image      `json:"images"`     // appended by the image stage
+	Outputs    []Output     `json:"outputs"`    // files in outdir, appended by the image stage
+	Boots      []BootResult `json:"boots"`      // appended by the check stage
+	Timings    []Timing     `json:"timings"`    // appended by the engine, one per stage and hook
 }
 
 // OSTreeInfo describes the commit being built (set by the ostree stage).

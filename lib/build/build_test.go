@@ -1,6 +1,7 @@
 package build
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -65,5 +66,24 @@ func TestHookErrorUnwraps(t *testing.T) {
 	var he *HookError
 	if !errors.As(err, &he) || he.Hook != "50-x" || !errors.Is(err, inner) || err.Error() != "image hooks: hook image/50-x: exit status 3" {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestResultsJSONNamesTheStateFileKeys: the results persist under the
+// keys state.json has always used, and the embedded fields stay reachable
+// as b.OSTree, b.Images ...
+func TestResultsJSONNamesTheStateFileKeys(t *testing.T) {
+	b := &Build{}
+	b.OSTree.Commit = "abc"
+	b.Images = append(b.Images, Image{Path: "/i.raw"})
+	b.AddTiming(Timing{Stage: "ostree"})
+	data, err := json.Marshal(b.Results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"ostree":{`, `"deployment":{`, `"images":[{`, `"outputs":null`, `"boots":null`, `"timings":[{`, `"Commit":"abc"`} {
+		if !strings.Contains(string(data), k) {
+			t.Errorf("results JSON %s: no %s", data, k)
+		}
 	}
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/eib-builder/eib/lib/check"
 )
 
-func init() { Register(checkStage{}) }
-
 // checkStage boots every disk image of the image stage in QEMU with the
 // configured firmware(s), records each boot in b.Boots (for the manifest),
 // and then runs the check hook group. A boot that fails fails the build,
 // so nothing unbootable is published.
-type checkStage struct{}
+type checkStage struct {
+	s checkSettings // resolved by the plan (readCheckSettings)
+}
 
 func (checkStage) Name() string { return "check" }
 
@@ -85,7 +85,7 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	return s, nil
 }
 
-func (checkStage) Run(ctx context.Context, b *build.Build) error {
+func (st checkStage) Run(ctx context.Context, b *build.Build) error {
 	tmpdir, err := b.Dir("tmpdir")
 	if err != nil {
 		return err
@@ -93,10 +93,7 @@ func (checkStage) Run(ctx context.Context, b *build.Build) error {
 	if err := os.MkdirAll(tmpdir, 0o755); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	s, err := checkSettingsOf(b)
-	if err != nil {
-		return err
-	}
+	s := st.s
 	var images, logs []string
 	for _, img := range b.Images {
 		images = append(images, img.Path)

@@ -49,7 +49,7 @@ func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"EIB-TEST-BOOT-OK"}, "halt"))
 	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
-	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Boots) != 1 || b.Boots[0].Result != "ok" || b.Boots[0].Firmware != "bios" || b.Boots[0].Seconds <= 0 {
@@ -70,7 +70,7 @@ func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"Kernel panic - not syncing: VFS"}, "halt"))
 	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
-	err := (checkStage{}).Run(context.Background(), b)
+	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "  | Kernel panic - not syncing: VFS") || !strings.Contains(err.Error(), "bios firmware") {
 		t.Fatalf("err = %v, want the failure naming the firmware with the console tail", err)
 	}
@@ -85,7 +85,7 @@ func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 	b, hooks, _ := checkBuild(t, map[string]string{"boot": "false"})
 	b.Images = []build.Image{{Path: "/nonexistent.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
-	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	if len(b.Boots) != 0 || !slices.Equal(hooks.groups, []string{"check"}) || !slices.Contains(hooks.env, "EIB_CHECK_IMAGE=/nonexistent.img") {
@@ -98,7 +98,7 @@ func TestCheckAccelEnvironmentOverridesTheKey(t *testing.T) {
 	t.Setenv(check.AccelEnv, "kvm-please")
 	b, _, _ := checkBuild(t, map[string]string{"accel": "tcg"})
 	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
-	err := (checkStage{}).Run(context.Background(), b)
+	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "EIB_CHECK_ACCEL: accelerator \"kvm-please\"") {
 		t.Fatalf("err = %v, want it to name EIB_CHECK_ACCEL", err)
 	}
@@ -119,7 +119,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})
 		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
-		err := (checkStage{}).Run(context.Background(), b)
+		err := runCheckStage(context.Background(), b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s = %q: err = %v, want it to contain %q", tc.key, tc.value, err, tc.want)
 		}
@@ -135,7 +135,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 func TestCheckStageFirmwareFollowsTheImage(t *testing.T) {
 	b, hooks, _ := checkBuild(t, map[string]string{"firmware": "both"})
 	b.Images = []build.Image{{Path: "/x.img", Arch: "arm64", Platform: "pinebookpro"}}
-	if err := (checkStage{}).Run(context.Background(), b); err != nil {
+	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatalf("board-only image: %v", err)
 	}
 	if len(b.Boots) != 1 || b.Boots[0].Result != string(check.StatusSkipped) || !strings.Contains(b.Boots[0].Reason, "pinebookpro") {
@@ -147,7 +147,7 @@ func TestCheckStageFirmwareFollowsTheImage(t *testing.T) {
 
 	b, _, _ = checkBuild(t, map[string]string{"firmware": "bios"})
 	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"uefi"}}}
-	err := (checkStage{}).Run(context.Background(), b)
+	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), `[check] firmware: image /x.img: firmware "bios": the image boots only with uefi`) {
 		t.Fatalf("bios for a systemd-boot image: %v", err)
 	}

@@ -18,8 +18,6 @@ import (
 	"github.com/eib-builder/eib/lib/ostree"
 )
 
-func init() { Register(imageStage{}) }
-
 // imageStage deploys the pulled commit into a fresh sysroot, runs the
 // content hooks on it, runs the image hooks with the deployment set up
 // like a running system (mounts torn down again, even on failure), and
@@ -28,16 +26,18 @@ func init() { Register(imageStage{}) }
 // Everything a hook can see of the sysroot, the deployment and the
 // environment is prepared the way EIB's stages/eib_image prepares it,
 // step by step (deploy, then setupImageRoot).
-type imageStage struct{}
+type imageStage struct {
+	// The settings the plan resolved (readOSTreeSettings,
+	// readDiskSettings, readOutputSettings).
+	ost  ostreeSettings
+	disk diskSettings
+	out  outputSettings
+}
 
 func (imageStage) Name() string { return "image" }
 
-func (imageStage) Run(ctx context.Context, b *build.Build) error {
-	s, err := ostreeSettingsOf(b)
-	if err != nil {
-		return err
-	}
-	if err := deploy(ctx, b, s); err != nil {
+func (st imageStage) Run(ctx context.Context, b *build.Build) error {
+	if err := deploy(ctx, b, st.ost); err != nil {
 		return err
 	}
 	dep := b.Deployment.Path
@@ -47,7 +47,7 @@ func (imageStage) Run(ctx context.Context, b *build.Build) error {
 		}
 	}
 	mark := b.CleanupMark()
-	err = setupImageRoot(b)
+	err := setupImageRoot(b)
 	if err == nil {
 		err = recreateOutDir(b)
 	}
@@ -60,7 +60,7 @@ func (imageStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	return makeDiskImages(ctx, b)
+	return makeDiskImages(ctx, b, st.disk, st.out)
 }
 
 // deploy recreates the sysroot, deploys the commit of the cache repo into

@@ -135,12 +135,9 @@ func showDate(show string) int64 {
 
 // makeDiskImages turns the deployed sysroot (b.Deployment) into the disk
 // image of the configured layout, appends it to b.Images, and writes its
-// outputs with writeImageOutputs.
-func makeDiskImages(ctx context.Context, b *build.Build) error {
-	s, err := diskSettingsOf(b)
-	if err != nil {
-		return err
-	}
+// outputs with writeImageOutputs; s and out are the settings the plan
+// resolved (readDiskSettings, readOutputSettings).
+func makeDiskImages(ctx context.Context, b *build.Build, s diskSettings, out outputSettings) error {
 	// The layout first: an unsupported arch/platform fails before any work
 	// (the plan checked it before the build began).
 	layout, err := diskLayout(b, s)
@@ -212,5 +209,5 @@ func makeDiskImages(ctx context.Context, b *build.Build) error {
 	b.Log.Printf("disk image %s: %d MiB in %.1f s", img, plan.Bytes()/disk.MiB, time.Since(start).Seconds())
 	image := build.Image{Path: img, Arch: layout.Arch, Platform: layout.Platform, Size: plan.Bytes(), Firmware: layout.Firmware}
 	b.Images = append(b.Images, image)
-	return writeImageOutputs(ctx, b, image)
+	return writeImageOutputs(ctx, b, image, out)
 }

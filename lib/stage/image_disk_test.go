@@ -52,7 +52,7 @@ func diskBuild(t *testing.T, image map[string]string) (*build.Build, string, *by
 	}
 	var term bytes.Buffer
 	b := &build.Build{Config: c, Public: c, Log: buildlog.New(&term, false, nil),
-		Deployment: build.Deployment{Sysroot: sysroot, Path: dep, Kargs: "root=LABEL=ostree"}}
+		Results: build.Results{Deployment: build.Deployment{Sysroot: sysroot, Path: dep, Kargs: "root=LABEL=ostree"}}}
 	return b, dir, &term
 }
 
@@ -64,7 +64,7 @@ func TestDiskImageStageMakesImageAndOutputs(t *testing.T) {
 	}
 	b, dir, term := diskBuild(t, nil)
 	defer b.Cleanup()
-	if err := makeDiskImages(context.Background(), b); err != nil {
+	if err := makeDiskImagesNow(context.Background(), b); err != nil {
 		t.Fatalf("%v\n%s", err, term)
 	}
 	if len(b.Images) != 1 || b.Images[0].Path != filepath.Join(dir, "tmp", "os-1.img") || b.Images[0].Size < 1<<30 {
@@ -126,7 +126,7 @@ func TestDiskImageSettingsReproducible(t *testing.T) {
 func TestDiskImageUnsupportedPlatformFailsBeforeWork(t *testing.T) {
 	b, dir, _ := diskBuild(t, nil)
 	b.Config.Set("build", "platform", "pinebookpro")
-	err := makeDiskImages(context.Background(), b)
+	err := makeDiskImagesNow(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), `"amd64"`) || !strings.Contains(err.Error(), `"pinebookpro"`) {
 		t.Fatalf("error %v does not name arch and platform", err)
 	}

@@ -61,11 +61,8 @@ func signingErr(b *build.Build, err error) error {
 // (compressed image, .size, .sha256, .asc of it and of the raw image,
 // optional qcow2), and once per build <outversion>.ostree.txt and
 // <outversion>.config.ini, and appends them all to b.Outputs.
-func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image) error {
-	s, err := outputSettingsOf(b)
-	if err != nil {
-		return err
-	}
+// s are the settings the plan resolved (readOutputSettings).
+func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image, s outputSettings) error {
 	signer, err := sign.New(s.signing, b.Log.Printf)
 	if err != nil {
 		return signingErr(b, err)

@@ -65,7 +65,7 @@ func TestImageOutputsGoToOutdirAndBuildOutputs(t *testing.T) {
 	b.Config.Set("image", "signing_key", key.Secret)
 	b.Config.Set("image", "signing_passphrase_file", filepath.Join(dir, "pass"))
 	img := build.Image{Path: filepath.Join(dir, "tmp", "os-1.img"), Arch: "amd64", Size: 8 << 20}
-	if err := writeImageOutputs(context.Background(), b, img); err != nil {
+	if err := writeImageOutputsNow(context.Background(), b, img); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
@@ -114,7 +114,7 @@ func TestUnreadableKeyFailsBeforeAnyOutput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, dir, _ := outputsBuild(t, map[string]string{"signing_key": tc.key})
-			err := writeImageOutputs(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")})
+			err := writeImageOutputsNow(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")})
 			if err == nil || !strings.Contains(err.Error(), "[image] signing_key") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one naming [image] signing_key and %q", err, tc.want)
 			}
@@ -127,7 +127,7 @@ func TestUnreadableKeyFailsBeforeAnyOutput(t *testing.T) {
 
 func TestNoKeyFileMeansUnsignedOutputsAndALogLine(t *testing.T) {
 	b, dir, term := outputsBuild(t, map[string]string{"compression": "gz"})
-	if err := writeImageOutputs(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")}); err != nil {
+	if err := writeImageOutputsNow(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")}); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "out", "*.asc")); len(m) != 0 {
@@ -140,7 +140,7 @@ func TestNoKeyFileMeansUnsignedOutputsAndALogLine(t *testing.T) {
 
 func TestBadCompressionNamesTheKey(t *testing.T) {
 	b, dir, _ := outputsBuild(t, map[string]string{"compression": "bz2"})
-	err := writeImageOutputs(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")})
+	err := writeImageOutputsNow(context.Background(), b, build.Image{Path: filepath.Join(dir, "tmp", "os-1.img")})
 	if err == nil || !strings.Contains(err.Error(), "[image] compression") || !strings.Contains(err.Error(), "gz, xz, zst") {
 		t.Fatalf("error %v", err)
 	}

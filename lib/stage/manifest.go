@@ -17,8 +17,6 @@ import (
 	"github.com/eib-builder/eib/lib/ostree"
 )
 
-func init() { Register(manifestStage{}) }
-
 // manifestStage makes eib's own manifest fragments from the results of the
 // earlier stages, runs the manifest hook group (hooks add fragments to
 // manifestdir), and merges eib's fragments, then every file of manifestdir,

@@ -15,13 +15,13 @@ import (
 	"github.com/eib-builder/eib/lib/ostree"
 )
 
-func init() { Register(ostreeStage{}) }
-
 // ostreeStage fetches the OS commit into the bare cache repo: it recreates
 // the remote with every trusted key, pulls the ref (GPG-verified), points
 // the local branches ref and ref_deploy at the pulled commit, updates the
 // summary and prunes.
-type ostreeStage struct{}
+type ostreeStage struct {
+	s ostreeSettings // resolved by the plan (readOSTreeSettings)
+}
 
 func (ostreeStage) Name() string { return "ostree" }
 
@@ -173,11 +173,9 @@ func verifySummary(gpgVerify bool, url string) bool {
 	return gpgVerify && !strings.HasPrefix(strings.ToLower(url), "https://")
 }
 
-func (ostreeStage) Run(ctx context.Context, b *build.Build) error {
-	s, err := ostreeSettingsOf(b)
-	if err != nil {
-		return err
-	}
+func (st ostreeStage) Run(ctx context.Context, b *build.Build) error {
+	s := st.s
+	var err error
 	repo := ostree.Open(s.repoDir)
 	if !repo.Exists() {
 		b.Log.Printf("creating the OSTree cache repo %s", s.repoDir)

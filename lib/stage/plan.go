@@ -1,3 +1,12 @@
+// Package stage declares a build: NewPlan resolves the Plan (the stages
+// of buildscript, the directories, the lock) and validates the settings of
+// every stage that will run (validate.go) before anything on the host is
+// touched; Plan.StageRunners constructs those stages with the settings it
+// resolved. Package engine executes the plan.
+//
+// The stages (ostree, image, check, manifest, publish, and the error stage
+// run when one fails) read the results of the earlier stages from the
+// build (build.Results) and append their own.
 package stage
 
 import (
@@ -11,9 +20,39 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eib-builder/eib/lib/hostclean"
-	"github.com/eib-builder/eib/lib/lock"
+	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/config"
 )
+
+// Options are what cmd/eib hands to NewPlan.
+type Options struct {
+	Loaded   *config.Loaded
+	SrcDir   string
+	LocalDir string
+	DryRun   bool
+	Debug    bool
+	// LockFile is the build lock; "": the engine takes lock.Path()
+	// (EIB_LOCK_FILE, else /var/lock/eib.lock).
+	LockFile    string
+	LockTimeout int // seconds; 0: fail at once when another build holds the lock
+
+	// From and Until run a part of the stages (--from, --until): from
+	// STAGE (continuing the build recorded in ${tmpdir}/state.json) and
+	// until STAGE (included); "" for the first and the last.
+	From, Until string
+
+	// Terminal receives the concise log (default os.Stdout).
+	Terminal io.Writer
+
+	// Known reports the stage names buildscript may list; nil: Known,
+	// the stages of this package (a test of the engine adds its own,
+	// and runs them with engine.Run).
+	Known func(name string) bool
+}
+
+// StateFileName is the file in tmpdir where the engine records, after
+// each stage, the results the later stages read (--until, --from).
+const StateFileName = "state.json"
 
 // BuildscriptName is the file listing the stages, in <localdir> (wins) or
 // <srcdir>.
@@ -188,9 +227,6 @@ func NewPlan(o Options) (*Plan, error) {
 	}
 
 	p.LockFile = o.LockFile
-	if p.LockFile == "" {
-		p.LockFile = lock.Path()
-	}
 	p.LockTimeout = time.Duration(o.LockTimeout) * time.Second
 
 	p.Buildscript = filepath.Join(p.SrcDir, BuildscriptName)
@@ -204,7 +240,11 @@ func NewPlan(o Options) (*Plan, error) {
 		return nil, fmt.Errorf("buildscript: %w", err)
 	}
 	defer f.Close()
-	if p.Stages, err = ParseBuildscript(f, p.Buildscript, Known); err != nil {
+	known := o.Known
+	if known == nil {
+		known = Known
+	}
+	if p.Stages, err = ParseBuildscript(f, p.Buildscript, known); err != nil {
 		return nil, err
 	}
 	if p.DryRun {
@@ -241,22 +281,6 @@ func (p *Plan) checkRange() error {
 	return nil
 }
 
-// CheckResume checks, before the lock, that --from can continue the build
-// recorded in the state file (the same plan, every stage before --from
-// completed): an error is a usage error. Execute checks again under the
-// lock.
-func (p *Plan) CheckResume() error {
-	if p.From == "" {
-		return nil
-	}
-	st, err := ReadState(p.TmpDir)
-	if err != nil {
-		return err
-	}
-	_, _, err = p.resume(st)
-	return err
-}
-
 // checkRecreate refuses to delete a directory that holds the sources,
 // the localdir or the caches (a misconfigured outdir = ${cachedir} would
 // otherwise wipe the content cache).
@@ -275,12 +299,17 @@ func (p *Plan) checkRecreate() error {
 			return fmt.Errorf("refusing to recreate /: check the [build] and [ostree] directory keys")
 		}
 		for _, n := range names {
-			if keep := protected[n]; keep != "" && hostclean.Under(keep, d) {
+			if keep := protected[n]; keep != "" && under(keep, d) {
 				return fmt.Errorf("refusing to recreate %s at every build: it holds the %s %s", d, n, keep)
 			}
 		}
 	}
 	return nil
+}
+
+// under reports whether path is root or below it (both clean, absolute).
+func under(path, root string) bool {
+	return path == root || strings.HasPrefix(path, root+"/")
 }
 
 func nonEmpty(dirs ...string) []string {
@@ -296,22 +325,6 @@ func nonEmpty(dirs ...string) []string {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
-}
-
-// Known reports whether a stage name is registered.
-func Known(name string) bool {
-	_, ok := registry[name]
-	return ok
-}
-
-// Names returns the registered stage names, sorted.
-func Names() []string {
-	var names []string
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // ParseBuildscript reads the stage names of a buildscript: one per line,
@@ -347,6 +360,28 @@ func ParseBuildscript(r io.Reader, file string, known func(string) bool) ([]stri
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return stages, nil
+}
+
+// Terminal is where the concise log of the build goes (Options.Terminal,
+// default os.Stdout).
+func (p *Plan) Terminal() io.Writer {
+	if p.term == nil {
+		return os.Stdout
+	}
+	return p.term
+}
+
+// NewBuild is the build of the plan before anything ran: its configuration
+// and options, no log, no hook runner, no results.
+func (p *Plan) NewBuild(loaded *config.Loaded) *build.Build {
+	return &build.Build{
+		Config:   loaded.Full,
+		Public:   loaded.Public,
+		SrcDir:   p.SrcDir,
+		LocalDir: p.LocalDir,
+		DryRun:   p.DryRun,
+		Debug:    p.Debug,
+	}
 }
 
 // String describes the plan, one fact per line (logged with --debug).

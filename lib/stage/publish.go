@@ -14,23 +14,25 @@ import (
 	"github.com/eib-builder/eib/lib/sign"
 )
 
-func init() { Register(publishStage{}) }
-
 // publishStage copies the masked build log into outdir as
 // <outversion>.build.txt, writes SHA256SUMS from the build's output
 // records and signs it with the images' key, publishes the release to
 // every configured destination (package publish), then runs the publish
 // hook group (site-specific destinations). A dry run skips it entirely.
-type publishStage struct{}
+type publishStage struct {
+	// out are the image stage's output settings the plan resolved
+	// (nil when the image stage does not run: read [build] now).
+	out *outputSettings
+}
 
 func (publishStage) Name() string { return "publish" }
 
-func (publishStage) Run(ctx context.Context, b *build.Build) error {
+func (st publishStage) Run(ctx context.Context, b *build.Build) error {
 	if b.DryRun {
 		b.Log.Printf("dry run: not publishing")
 		return nil
 	}
-	out, err := releaseSettings(b)
+	out, err := releaseSettings(b, st.out)
 	if err != nil {
 		return err
 	}
@@ -69,10 +71,11 @@ func (publishStage) Run(ctx context.Context, b *build.Build) error {
 }
 
 // releaseSettings are the settings of the release in outdir: the [build]
-// directories and the images' signing key (from the plan when the image
-// stage's settings were resolved; none without an [image] section).
-func releaseSettings(b *build.Build) (outputSettings, error) {
-	if s := planSettings(b).output; s != nil {
+// directories and the images' signing key: planned, the image stage's
+// settings the plan resolved, else read now (no signing key without an
+// [image] section).
+func releaseSettings(b *build.Build, planned *outputSettings) (outputSettings, error) {
+	if s := planned; s != nil {
 		return *s, nil
 	}
 	var s outputSettings

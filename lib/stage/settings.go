@@ -12,7 +12,9 @@ import (
 // The settings readers of the stages (readOSTreeSettings,
 // readDiskSettings, readOutputSettings, readCheckSettings) only read the
 // configuration and the files it names: the plan runs them before the
-// build takes the lock (validate.go), and the stages run them again.
+// build takes the lock (validate.go) and hands what they read to the
+// stages it constructs (Plan.StageRunners); a stage never reads its
+// settings itself.
 
 // keyReader reads the config keys of a stage's settings and keeps the
 // first error (which names the section and key), so that a settings
@@ -79,45 +81,4 @@ type resolvedSettings struct {
 	disk   *diskSettings
 	output *outputSettings
 	check  *checkSettings
-}
-
-// planSettings are the settings of the build's plan (b.Plan); none for a
-// build made without a plan.
-func planSettings(b *build.Build) resolvedSettings {
-	if p, ok := b.Plan.(*Plan); ok && p != nil {
-		return p.settings
-	}
-	return resolvedSettings{}
-}
-
-// The stages' settings: those the plan resolved (declare, then execute),
-// else read now (the readers only read the configuration, so both are the
-// same).
-
-func ostreeSettingsOf(b *build.Build) (ostreeSettings, error) {
-	if s := planSettings(b).ostree; s != nil {
-		return *s, nil
-	}
-	return readOSTreeSettings(b)
-}
-
-func diskSettingsOf(b *build.Build) (diskSettings, error) {
-	if s := planSettings(b).disk; s != nil {
-		return *s, nil
-	}
-	return readDiskSettings(b)
-}
-
-func outputSettingsOf(b *build.Build) (outputSettings, error) {
-	if s := planSettings(b).output; s != nil {
-		return *s, nil
-	}
-	return readOutputSettings(b)
-}
-
-func checkSettingsOf(b *build.Build) (checkSettings, error) {
-	if s := planSettings(b).check; s != nil {
-		return *s, nil
-	}
-	return readCheckSettings(b)
 }

@@ -39,7 +39,7 @@ import (
 // It returns every error found, each naming the file and line, section
 // and key at fault.
 func (p *Plan) validate(loaded *config.Loaded) error {
-	b := p.newBuild(loaded)
+	b := p.NewBuild(loaded)
 	runs := func(stage string) bool {
 		_, skipped := p.Skipped[stage]
 		return slices.Contains(p.Stages, stage) && !skipped

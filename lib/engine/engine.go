@@ -1,19 +1,19 @@
-// Package stage runs a build: the stages named in buildscript, in order,
-// the error stage on failure, and the one cleanup path.
+// Package engine runs a planned build (a *stage.Plan): it takes the
+// lock, removes what an earlier build left under the build directories,
+// recreates them, writes config.ini and fullconfig.ini, runs the stages of
+// the plan in order, records the results (build.Results) after each in
+// ${tmpdir}/state.json (--until, --from), runs the error stage when one
+// fails, and always runs the one cleanup.
 //
-// Execute first resolves a Plan (stages, directories, lock) and validates
-// the settings of its stages (validate.go), failing before touching the
-// host if anything is wrong; then it takes the lock,
-// removes what an earlier build left under the build directories,
-// recreates them, writes config.ini and fullconfig.ini, runs the stages,
-// runs the error stage when one fails, and always runs the cleanup.
-package stage
+// The engine knows no stage: it runs the build.Stage values it is given
+// by name (Plan.StageRunners), each constructed with the settings the plan
+// validated, and imports no domain package.
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,59 +26,23 @@ import (
 	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/hostclean"
 	"github.com/eib-builder/eib/lib/lock"
+	"github.com/eib-builder/eib/lib/stage"
 )
 
-// registry holds every stage by name; each stage file registers itself in
-// an init function: func init() { Register(ostreeStage{}) }.
-var registry = map[string]build.Stage{}
-
-// Register makes a stage available to buildscript.
-func Register(s build.Stage) { registry[s.Name()] = s }
-
-// Options are what cmd/eib hands to Execute.
-type Options struct {
-	Loaded      *config.Loaded
-	SrcDir      string
-	LocalDir    string
-	DryRun      bool
-	Debug       bool
-	LockFile    string // default /var/lock/eib.lock (EIB_LOCK_FILE overrides)
-	LockTimeout int    // seconds; 0: fail at once when another build holds the lock
-
-	// From and Until run a part of the stages (--from, --until): from
-	// STAGE (continuing the build recorded in ${tmpdir}/state.json) and
-	// until STAGE (included); "" for the first and the last.
-	From, Until string
-
-	// Terminal receives the concise log (default os.Stdout).
-	Terminal io.Writer
-}
-
-// Execute plans the build (NewPlan: an error there is a configuration
-// error) and runs it (Plan.Execute: an error there is a build failure).
-func Execute(ctx context.Context, o Options) error {
-	p, err := NewPlan(o)
-	if err != nil {
-		return err
-	}
-	return p.Execute(ctx, o.Loaded)
-}
-
-// Execute runs the planned build with the loaded configuration. The
-// returned error, if any, is the one final line to print; the process
-// exits 2 on it.
-func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
+// Run runs the planned build p with the loaded configuration; runners
+// are the stages by name (p.StageRunners(): every stage of p that runs,
+// and the error stage under stage.ErrorStageName). The returned error, if
+// any, is the one final line to print (eib exits 2 on it).
+func Run(ctx context.Context, p *stage.Plan, loaded *config.Loaded, runners map[string]build.Stage) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	term := p.term
-	if term == nil {
-		term = os.Stdout
+	if p.LockFile == "" {
+		p.LockFile = lock.Path()
 	}
-	log := buildlog.New(term, p.Debug, loaded.Secrets)
+	log := buildlog.New(p.Terminal(), p.Debug, loaded.Secrets)
 	program, _ := os.Executable()
-	b := p.newBuild(loaded)
-	b.Plan = p
+	b := p.NewBuild(loaded)
 	b.Log, b.Hooks = log, &hooks.Runner{Program: program}
 	b.SetEnv("EIB_PROGRAM", program)
 	for _, line := range strings.Split(p.String(), "\n") {
@@ -116,29 +80,29 @@ func (p *Plan) Execute(ctx context.Context, loaded *config.Loaded) (err error) {
 		if err != nil {
 			return err
 		}
-		if state, results, err = p.resume(st); err != nil {
+		if state, results, err = resume(p, st); err != nil {
 			return err
 		}
 		results.restore(b)
-	} else if state, err = p.newState(); err != nil {
+	} else if state, err = newState(p); err != nil {
 		return err
 	}
-	if err := p.prepare(log); err != nil {
+	if err := prepare(p, log); err != nil {
 		return err
 	}
 	b.Defer("remove leftovers under the build dirs", func() error {
 		return hostclean.Clean(p.CleanRoots, log.Printf)
 	})
-	if err := p.writeConfigs(loaded); err != nil {
+	if err := writeConfigs(p, loaded); err != nil {
 		return err
 	}
-	return p.runStages(ctx, b, log, state)
+	return runStages(ctx, p, b, log, state, runners)
 }
 
 // prepare cleans what an earlier build left, recreates the build
 // directories and opens the log file. A build continued with --from keeps
 // its directories and appends to its log.
-func (p *Plan) prepare(log *buildlog.Log) error {
+func prepare(p *stage.Plan, log *buildlog.Log) error {
 	if err := hostclean.Clean(p.CleanRoots, log.Printf); err != nil {
 		return fmt.Errorf("cleaning up after an earlier build: %w", err)
 	}
@@ -160,7 +124,7 @@ func (p *Plan) prepare(log *buildlog.Log) error {
 
 // writeConfigs writes ${tmpdir}/config.ini (public) and fullconfig.ini
 // (with private values, mode 0600).
-func (p *Plan) writeConfigs(loaded *config.Loaded) error {
+func writeConfigs(p *stage.Plan, loaded *config.Loaded) error {
 	for _, f := range []struct {
 		path, header string
 		cfg          *config.Config
@@ -191,7 +155,7 @@ func (p *Plan) writeConfigs(loaded *config.Loaded) error {
 // recording the results after each in the state file; on failure it runs
 // the error stage (unless interrupted) and returns the final line naming
 // stage and hook.
-func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log, state *State) error {
+func runStages(ctx context.Context, p *stage.Plan, b *build.Build, log *buildlog.Log, state *State, runners map[string]build.Stage) error {
 	started := p.From == ""
 	for _, name := range p.Stages {
 		if !started && name != p.From {
@@ -206,7 +170,7 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log,
 		b.Stage = name
 		log.Printf("stage %s: start", name)
 		start := time.Now()
-		err := runStage(ctx, registry[name], b)
+		err := runStage(ctx, name, runners[name], b)
 		if err == nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -218,10 +182,10 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log,
 		b.AddTiming(build.Timing{Stage: name, Seconds: d.Seconds(), Status: status, Started: start})
 		if err != nil {
 			log.Printf("stage %s: failed after %.1fs: %v", name, d.Seconds(), err)
-			return p.fail(ctx, b, log, name, err)
+			return fail(ctx, p, b, log, name, err, runners[stage.ErrorStageName])
 		}
 		log.Printf("stage %s: done in %.1fs", name, d.Seconds())
-		if err := p.saveState(state, name, b); err != nil {
+		if err := saveState(p, state, name, b); err != nil {
 			return err
 		}
 		if name == p.Until {
@@ -236,24 +200,28 @@ func (p *Plan) runStages(ctx context.Context, b *build.Build, log *buildlog.Log,
 
 // runStage runs one stage, turning a panic into an error so that the
 // error stage and the cleanup still run.
-func runStage(ctx context.Context, s build.Stage, b *build.Build) (err error) {
+// A stage without a runner (none given for a stage the plan runs) fails.
+func runStage(ctx context.Context, name string, s build.Stage, b *build.Build) (err error) {
+	if s == nil {
+		return fmt.Errorf("stage %s: no runner for it (engine.Run needs Plan.StageRunners)", name)
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("stage %s panicked: %v", s.Name(), r)
+			err = fmt.Errorf("stage %s panicked: %v", name, r)
 		}
 	}()
 	return s.Run(ctx, b)
 }
 
 // fail records the failure, runs the error stage and builds the final line.
-func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stage string, err error) error {
-	b.FailedStage = stage
+func fail(ctx context.Context, p *stage.Plan, b *build.Build, log *buildlog.Log, failed string, err error, errStage build.Stage) error {
+	b.FailedStage = failed
 	var he *build.HookError
 	if errors.As(err, &he) {
 		b.FailedHook = he.Group + "/" + he.Hook
 		err = he.Err // the final line names the hook once
 	}
-	where := "stage " + stage
+	where := "stage " + failed
 	if b.FailedHook != "" {
 		where += ", hook " + b.FailedHook
 	}
@@ -261,33 +229,20 @@ func (p *Plan) fail(ctx context.Context, b *build.Build, log *buildlog.Log, stag
 		log.SetStage("")
 		return fmt.Errorf("build interrupted in %s (log: %s): %w", where, p.LogFile, ctx.Err())
 	}
-	b.SetEnv("EIB_ERROR_STAGE", stage)
+	b.SetEnv("EIB_ERROR_STAGE", failed)
 	b.SetEnv("EIB_ERROR_HOOK", b.FailedHook)
 	b.SetEnv("EIB_ERROR_LOG", p.LogFile)
 	b.FailedLog = p.LogFile
-	log.SetStage(ErrorStageName)
-	b.Stage = ErrorStageName
+	log.SetStage(stage.ErrorStageName)
+	b.Stage = stage.ErrorStageName
 	start := time.Now()
-	eerr := runStage(ctx, errorStage{}, b)
+	eerr := runStage(ctx, stage.ErrorStageName, errStage, b)
 	status := "ok"
 	if eerr != nil {
 		status = eerr.Error()
 		log.Printf("error stage failed too: %v", eerr)
 	}
-	b.AddTiming(build.Timing{Stage: ErrorStageName, Seconds: time.Since(start).Seconds(), Status: status, Started: start})
+	b.AddTiming(build.Timing{Stage: stage.ErrorStageName, Seconds: time.Since(start).Seconds(), Status: status, Started: start})
 	log.SetStage("")
 	return fmt.Errorf("build failed in %s: %v (log: %s)", where, err, p.LogFile)
-}
-
-// newBuild is the build of the plan before anything ran: its configuration
-// and options, no log, no hook runner (validate uses it as it is).
-func (p *Plan) newBuild(loaded *config.Loaded) *build.Build {
-	return &build.Build{
-		Config:   loaded.Full,
-		Public:   loaded.Public,
-		SrcDir:   p.SrcDir,
-		LocalDir: p.LocalDir,
-		DryRun:   p.DryRun,
-		Debug:    p.Debug,
-	}
 }

@@ -1,14 +1,15 @@
-package stage
+package engine
 
 import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/eib-builder/eib/lib/build"
+
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 // resultStage hands results to the later stages, as the image and check
@@ -53,11 +54,6 @@ func (seenStage) Run(ctx context.Context, b *build.Build) error {
 	return nil
 }
 
-func init() {
-	Register(resultStage{})
-	Register(seenStage{})
-}
-
 // TestUntilThenFromContinuesTheBuildWithItsResults: --until STAGE stops
 // after STAGE (with the cleanup, without the error stage) and records the
 // results; --from the next stage keeps tmpdir (the image), restores the
@@ -67,20 +63,20 @@ func TestUntilThenFromContinuesTheBuildWithItsResults(t *testing.T) {
 	o := e.opts(t)
 	o.Until = "t-one"
 	ran, seen = nil, nil
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(ran, " ") != "t-result t-one cleanup-t-one" {
 		t.Fatalf("--until t-one ran %v", ran)
 	}
-	p, _ := NewPlan(o)
+	p, _ := stage.NewPlan(o)
 	st, err := ReadState(p.TmpDir)
 	if err != nil || st == nil || len(st.Completed) != 2 || st.Completed[1].Stage != "t-one" {
 		t.Fatalf("state after --until t-one: %+v, %v", st, err)
 	}
 	o.Until, o.From = "", "t-seen"
 	ran = nil
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(ran, " ") != "t-seen" {
@@ -96,7 +92,7 @@ func TestUntilThenFromContinuesTheBuildWithItsResults(t *testing.T) {
 	// A stage may run again (iterate on its hooks) once those before it
 	// completed.
 	ran = nil
-	if err := Execute(context.Background(), o); err != nil || strings.Join(ran, " ") != "t-seen" {
+	if err := execute(context.Background(), o); err != nil || strings.Join(ran, " ") != "t-seen" {
 		t.Errorf("--from t-seen again: %v, ran %v", err, ran)
 	}
 }
@@ -108,44 +104,44 @@ func TestFromRefusesWithoutStateAChangedPlanOrAnIncompleteBuild(t *testing.T) {
 	e := newEnv(t, "t-result\nt-one\nt-seen\n")
 	o := e.opts(t)
 	o.From = "t-seen"
-	p, err := NewPlan(o)
+	p, err := stage.NewPlan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "no build to continue: "+p.StateFile+" does not exist") {
+	if err := CheckResume(p); err == nil || !strings.Contains(err.Error(), "no build to continue: "+p.StateFile+" does not exist") {
 		t.Errorf("no state: %v", err)
 	}
 
 	o.From, o.Until = "", "t-result"
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	o.From, o.Until = "t-seen", ""
-	p, _ = NewPlan(o)
-	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "stage t-one of the build in "+p.StateFile+" has not completed (last completed stage: t-result)") {
+	p, _ = stage.NewPlan(o)
+	if err := CheckResume(p); err == nil || !strings.Contains(err.Error(), "stage t-one of the build in "+p.StateFile+" has not completed (last completed stage: t-result)") {
 		t.Errorf("incomplete build: %v", err)
 	}
 	o.From = "t-one"
-	p, _ = NewPlan(o)
-	if err := p.CheckResume(); err != nil {
+	p, _ = stage.NewPlan(o)
+	if err := CheckResume(p); err != nil {
 		t.Errorf("--from t-one after --until t-result: %v", err)
 	}
 	o.From = "t-result"
-	p, _ = NewPlan(o)
-	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "t-result is the first stage") {
+	p, _ = stage.NewPlan(o)
+	if err := CheckResume(p); err == nil || !strings.Contains(err.Error(), "t-result is the first stage") {
 		t.Errorf("--from the first stage: %v", err)
 	}
 
 	e.loaded.Full.Set("build", "outversion", "p-b-a-pl.2.base")
 	o.From = "t-one"
-	p, _ = NewPlan(o)
-	err = p.CheckResume()
+	p, _ = stage.NewPlan(o)
+	err = CheckResume(p)
 	if err == nil || !strings.Contains(err.Error(), `outversion: "p-b-a-pl.1.base", now "p-b-a-pl.2.base"`) {
 		t.Errorf("changed plan: %v", err)
 	}
 	// Execute checks again under the lock, and the state is left alone.
 	ran = nil
-	if err := Execute(context.Background(), o); err == nil || len(ran) != 0 {
+	if err := execute(context.Background(), o); err == nil || len(ran) != 0 {
 		t.Errorf("Execute of a changed plan: %v, ran %v", err, ran)
 	}
 	if st, _ := ReadState(p.TmpDir); st == nil || len(st.Completed) != 1 {
@@ -162,7 +158,7 @@ func TestFromAndUntilMustBeStagesInOrder(t *testing.T) {
 	} {
 		o := e.opts(t)
 		o.From, o.Until = tc.from, tc.until
-		if _, err := NewPlan(o); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := stage.NewPlan(o); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("--from %q --until %q: %v, want %q", tc.from, tc.until, err, tc.want)
 		}
 	}
@@ -173,12 +169,12 @@ func TestFromAndUntilMustBeStagesInOrder(t *testing.T) {
 func TestPlanJSONMasksPrivateValues(t *testing.T) {
 	e := newEnv(t, "t-one\n")
 	e.loaded.Full.Set("build", "outversion", "p-very-secret-token-x")
-	p, err := NewPlan(e.opts(t))
+	p, err := stage.NewPlan(e.opts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, _ := p.JSON()
-	st, _ := p.newState()
+	st, _ := newState(p)
 	if strings.Contains(string(data), "very-secret-token") || !strings.Contains(string(data), `"outversion": "p-***-x"`) {
 		t.Errorf("plan JSON:\n%s", data)
 	}
@@ -195,7 +191,7 @@ func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
 	e := newEnv(t, "t-result\nt-one\nt-seen\npublish\n")
 	o := e.opts(t)
 	o.Until = "t-one"
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(t.TempDir(), "published")
@@ -203,7 +199,7 @@ func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
 	os.WriteFile(filepath.Join(e.local, "hooks", "publish", "10-mark"), []byte("touch "+marker+"\n"), 0o644)
 	e.loaded.Full.Set("publish", "hooks", "10-mark")
 	o.Until, o.From = "", "t-seen"
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatalf("--from t-seen with a new publish hook: %v", err)
 	}
 	if _, err := os.Stat(marker); err != nil {
@@ -214,48 +210,19 @@ func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
 	// the outversion (read by all) is refused, naming it.
 	e.loaded.Full.Set("publish", "hooks", "")
 	o.From = "t-one"
-	p, err := NewPlan(o)
+	p, err := stage.NewPlan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.CheckResume(); err != nil {
+	if err := CheckResume(p); err != nil {
 		t.Errorf("--from t-one without the publish hook: %v", err)
 	}
 	e.loaded.Full.Set("build", "outversion", "p-b-a-pl.3.base")
 	e.loaded.Public.Set("build", "outversion", "p-b-a-pl.3.base")
-	if p, err = NewPlan(o); err != nil {
+	if p, err = stage.NewPlan(o); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.CheckResume(); err == nil || !strings.Contains(err.Error(), "outversion") || strings.Contains(err.Error(), "hooks.publish") {
+	if err := CheckResume(p); err == nil || !strings.Contains(err.Error(), "outversion") || strings.Contains(err.Error(), "hooks.publish") {
 		t.Errorf("--from t-one with another outversion: %v", err)
-	}
-}
-
-// TestStagesTakeTheirSettingsFromThePlan: a stage of a build with a plan
-// uses the settings the plan validated (declare, then execute); without
-// a plan it reads them.
-func TestStagesTakeTheirSettingsFromThePlan(t *testing.T) {
-	e := newEnv(t, "t-one\n")
-	e.loaded.Full.Set("check", "boot", "false")
-	e.loaded.Full.Set("check", "firmware", "bios")
-	e.loaded.Full.Set("check", "boot_timeout", "30")
-	e.loaded.Full.Set("check", "boot_marker", "from-the-config")
-	e.loaded.Full.Set("check", "qemu_memory", "256")
-	e.loaded.Full.Set("check", "accel", "tcg")
-	e.loaded.Full.Set("check", "kvm_stall_timeout", "10")
-	p, err := NewPlan(e.opts(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := p.newBuild(e.loaded)
-	if s, err := checkSettingsOf(b); err != nil || s.marker.String() != "from-the-config" {
-		t.Fatalf("without a plan: %v, %v", s.marker, err)
-	}
-	planned, _ := readCheckSettings(b)
-	planned.marker = regexp.MustCompile("from-the-plan")
-	p.settings.check = &planned
-	b.Plan = p
-	if s, err := checkSettingsOf(b); err != nil || s.marker.String() != "from-the-plan" || s.timeout.Seconds() != 30 {
-		t.Errorf("with a plan: %v %v, %v", s.marker, s.timeout, err)
 	}
 }

@@ -1,4 +1,4 @@
-package stage
+package engine
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/lock"
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 // Test-only stages.
@@ -32,40 +33,38 @@ func (s recordStage) Run(ctx context.Context, b *build.Build) error {
 	return s.err
 }
 
-func init() {
-	Register(recordStage{name: "t-one"})
-	Register(recordStage{name: "t-two"})
-	Register(panicStage{})
-	Register(recordStage{name: "t-fail", err: &build.HookError{Group: "t-fail", Hook: "50-bad", Err: errors.New("exit status 7")}})
+// testStages are the test-only stages the buildscripts of these tests
+// may list (besides the real ones), run with the plan's own stages.
+var testStages = []build.Stage{
+	recordStage{name: "t-one"},
+	recordStage{name: "t-two"},
+	panicStage{},
+	recordStage{name: "t-fail", err: &build.HookError{Group: "t-fail", Hook: "50-bad", Err: errors.New("exit status 7")}},
+	resultStage{},
+	seenStage{},
 }
 
-func TestParseBuildscript(t *testing.T) {
-	known := func(s string) bool { return s == "ostree" || s == "image" || s == "publish" }
-	for _, tc := range []struct {
-		name, in string
-		want     []string
-		err      string
-	}{
-		{"comments and blanks", "# head\nostree\n\n  image   # trailing\npublish\n", []string{"ostree", "image", "publish"}, ""},
-		{"subset", "publish\n", []string{"publish"}, ""},
-		{"empty", "# nothing\n", nil, ""},
-		{"unknown stage names file and line", "ostree\nimgae\n", nil, "bs:2: unknown stage \"imgae\""},
-		{"two names on a line", "ostree image\n", nil, "bs:1: \"ostree image\": one stage name per line"},
-		{"repeated", "image\nostree\nimage\n", nil, "bs:3: stage \"image\" already listed on line 1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseBuildscript(strings.NewReader(tc.in), "bs", known)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want %q", err, tc.err)
-				}
-				return
-			}
-			if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
-			}
-		})
+func testKnown(name string) bool {
+	for _, s := range testStages {
+		if s.Name() == name {
+			return true
+		}
 	}
+	return stage.Known(name)
+}
+
+// execute plans the build (an error there is a configuration error) and
+// runs it with the plan's stages and the test stages, as cmd/eib does.
+func execute(ctx context.Context, o stage.Options) error {
+	p, err := stage.NewPlan(o)
+	if err != nil {
+		return err
+	}
+	runners := p.StageRunners()
+	for _, s := range testStages {
+		runners[s.Name()] = s
+	}
+	return Run(ctx, p, o.Loaded, runners)
 }
 
 type env struct {
@@ -106,16 +105,16 @@ func newEnv(t *testing.T, buildscript string) *env {
 	return e
 }
 
-func (e *env) opts(t *testing.T) Options {
-	return Options{Loaded: e.loaded, SrcDir: e.src, LocalDir: e.local,
-		LockFile: filepath.Join(t.TempDir(), "eib.lock"), Terminal: &bytes.Buffer{}}
+func (e *env) opts(t *testing.T) stage.Options {
+	return stage.Options{Loaded: e.loaded, SrcDir: e.src, LocalDir: e.local,
+		LockFile: filepath.Join(t.TempDir(), "eib.lock"), Terminal: &bytes.Buffer{}, Known: testKnown}
 }
 
 func TestPlanResolvesDirsStagesAndLocalBuildscript(t *testing.T) {
 	e := newEnv(t, "t-two\npublish\nt-one\n")
 	o := e.opts(t)
 	o.DryRun = true
-	p, err := NewPlan(o)
+	p, err := stage.NewPlan(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +136,7 @@ func TestPlanResolvesDirsStagesAndLocalBuildscript(t *testing.T) {
 
 func TestPlanRejectsUnknownStageBeforeTouchingAnything(t *testing.T) {
 	e := newEnv(t, "t-one\nno-such-stage\n")
-	err := Execute(context.Background(), e.opts(t))
+	err := execute(context.Background(), e.opts(t))
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(e.local, "buildscript")+":2: unknown stage \"no-such-stage\"") {
 		t.Fatalf("err = %v", err)
 	}
@@ -149,12 +148,12 @@ func TestPlanRejectsUnknownStageBeforeTouchingAnything(t *testing.T) {
 func TestPlanRefusesToRecreateACache(t *testing.T) {
 	e := newEnv(t, "")
 	e.loaded.Full.Set("build", "outdir", "${cachedir}")
-	_, err := NewPlan(e.opts(t))
+	_, err := stage.NewPlan(e.opts(t))
 	if err == nil || !strings.Contains(err.Error(), "refusing to recreate "+e.cache) {
 		t.Fatalf("err = %v", err)
 	}
 	e.loaded.Full.Set("build", "outdir", "relative/out")
-	if _, err := NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] outdir = relative/out: not an absolute path") {
+	if _, err := stage.NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] outdir = relative/out: not an absolute path") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -168,7 +167,7 @@ func TestExecuteRunsStagesThenCleanupAndWritesConfigs(t *testing.T) {
 	os.MkdirAll(filepath.Join(e.cache, "content"), 0o755)
 	os.WriteFile(filepath.Join(e.cache, "content", "cached"), nil, 0o644)
 	ran = nil
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if got := fmt.Sprint(ran); got != "[t-one t-two cleanup-t-two cleanup-t-one]" {
@@ -214,7 +213,7 @@ func TestFailedStageRunsErrorStageAndNamesStageAndHook(t *testing.T) {
 	os.WriteFile(filepath.Join(e.local, "hooks", "error", "10-record"),
 		[]byte("#!/bin/sh\nenv | grep -E '^EIB_(ERROR_(STAGE|HOOK|LOG)|HOOK_GROUP)=' | sort > "+out+"\n"), 0o755)
 	ran = nil
-	err := Execute(context.Background(), e.opts(t))
+	err := execute(context.Background(), e.opts(t))
 	want := "build failed in stage t-fail, hook t-fail/50-bad: exit status 7 (log: " + filepath.Join(e.cache, "build", "tmp", "build.txt") + ")"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant  %s", err, want)
@@ -244,7 +243,7 @@ func TestPanickingStageStillCleansUp(t *testing.T) {
 	e := newEnv(t, "t-one\nt-panic\nt-two\n")
 	o := e.opts(t)
 	ran = nil
-	err := Execute(context.Background(), o)
+	err := execute(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "build failed in stage t-panic: stage t-panic panicked: assignment to entry in nil map") {
 		t.Fatalf("err = %v", err)
 	}
@@ -266,7 +265,7 @@ func TestPublishSkippedByDryRun(t *testing.T) {
 	os.WriteFile(filepath.Join(e.local, "hooks", "publish", "10-mark"), []byte("touch "+marker+"\n"), 0o644)
 	o := e.opts(t)
 	o.DryRun = true
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(marker); err == nil {
@@ -276,7 +275,7 @@ func TestPublishSkippedByDryRun(t *testing.T) {
 		t.Errorf("terminal:\n%s", o.Terminal)
 	}
 	o.DryRun = false
-	if err := Execute(context.Background(), o); err != nil {
+	if err := execute(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(marker); err != nil {

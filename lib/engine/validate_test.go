@@ -1,8 +1,10 @@
-package stage
+package engine
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 // The plan checks what the stages that will run read, no more: a stage
@@ -38,7 +40,7 @@ func TestPlanValidatesTheStagesThatRun(t *testing.T) {
 			}
 			o := e.opts(t)
 			o.DryRun = tc.dryRun
-			_, err := NewPlan(o)
+			_, err := stage.NewPlan(o)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("NewPlan: %v, want no error", err)

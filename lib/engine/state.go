@@ -1,4 +1,4 @@
-package stage
+package engine
 
 import (
 	"encoding/json"
@@ -10,11 +10,8 @@ import (
 	"strings"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/stage"
 )
-
-// StateFileName is the file in tmpdir where a build records, after each
-// stage, the results the later stages read (--until, --from).
-const StateFileName = "state.json"
 
 // State is what a build persisted after its stages: the plan it ran
 // (and its fingerprint), and after each completed stage the results that
@@ -30,25 +27,20 @@ type State struct {
 	Completed []StageResults `json:"completed"`
 }
 
-// StageResults are the results of the build after one stage.
+// StageResults are the results of the build after one stage, and the
+// variables the stages set for the later hooks.
 type StageResults struct {
-	Stage      string             `json:"stage"`
-	OSTree     build.OSTreeInfo   `json:"ostree"`
-	Deployment build.Deployment   `json:"deployment"`
-	Images     []build.Image      `json:"images"`
-	Outputs    []build.Output     `json:"outputs"`
-	Boots      []build.BootResult `json:"boots"`
-	Timings    []build.Timing     `json:"timings"`
-	Env        map[string]string  `json:"env"` // set by the stages (OSTREE_DEPLOYMENT, EIB_CHECK_*)
+	Stage string `json:"stage"`
+	build.Results
+	Env map[string]string `json:"env"` // set by the stages (OSTREE_DEPLOYMENT, EIB_CHECK_*)
 }
 
 // engineEnv are the variables the engine sets itself at each run: not a
 // stage's result.
 var engineEnv = []string{"EIB_PROGRAM", "EIB_ERROR_STAGE", "EIB_ERROR_HOOK", "EIB_ERROR_LOG"}
 
-func resultsOf(stage string, b *build.Build) StageResults {
-	r := StageResults{Stage: stage, OSTree: b.OSTree, Deployment: b.Deployment,
-		Images: b.Images, Outputs: b.Outputs, Boots: b.Boots, Timings: b.Timings, Env: map[string]string{}}
+func resultsOf(name string, b *build.Build) StageResults {
+	r := StageResults{Stage: name, Results: b.Results, Env: map[string]string{}}
 	for _, kv := range b.ExtraEnv() {
 		k, v, _ := strings.Cut(kv, "=")
 		if !slices.Contains(engineEnv, k) {
@@ -60,21 +52,16 @@ func resultsOf(stage string, b *build.Build) StageResults {
 
 // restore puts the results into a new build.
 func (r StageResults) restore(b *build.Build) {
-	b.OSTree, b.Deployment = r.OSTree, r.Deployment
-	b.Images, b.Outputs, b.Boots = r.Images, r.Outputs, r.Boots
+	b.Results = r.Results
 	b.Timings = append([]build.Timing(nil), r.Timings...)
 	for k, v := range r.Env {
 		b.SetEnv(k, v)
 	}
 }
 
-// newState is the empty state of this plan.
-func (p *Plan) newState() (*State, error) {
-	m, err := p.fingerprintMap()
-	if err != nil {
-		return nil, err
-	}
-	fp, err := fingerprintOf(m)
+// newState is the empty state of plan p.
+func newState(p *stage.Plan) (*State, error) {
+	m, fp, err := p.Record()
 	if err != nil {
 		return nil, err
 	}
@@ -82,9 +69,9 @@ func (p *Plan) newState() (*State, error) {
 }
 
 // saveState records that stage completed, with the build's results, in
-// the state file (written to a temporary file, then renamed).
-func (p *Plan) saveState(st *State, stage string, b *build.Build) error {
-	st.Completed = append(st.Completed, resultsOf(stage, b))
+// the state file p.StateFile (written to a temporary file, then renamed).
+func saveState(p *stage.Plan, st *State, name string, b *build.Build) error {
+	st.Completed = append(st.Completed, resultsOf(name, b))
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -99,9 +86,10 @@ func (p *Plan) saveState(st *State, stage string, b *build.Build) error {
 	return nil
 }
 
-// ReadState reads the state file of a tmpdir; (nil, nil) when there is none.
+// ReadState reads the state file of a tmpdir (stage.StateFileName in it);
+// (nil, nil) when there is none. An error names the file.
 func ReadState(tmpdir string) (*State, error) {
-	path := tmpdir + "/" + StateFileName
+	path := tmpdir + "/" + stage.StateFileName
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -121,19 +109,22 @@ func ReadState(tmpdir string) (*State, error) {
 // and the results to start from. Every stage of the plan before p.From
 // that runs must have completed; a stage at or after p.From may have run
 // already (it runs again: iterate on the check, manifest or publish hooks).
-func (p *Plan) resume(st *State) (*State, *StageResults, error) {
+func resume(p *stage.Plan, st *State) (*State, *StageResults, error) {
 	if st == nil {
 		return nil, nil, fmt.Errorf("--from %s: no build to continue: %s does not exist (run the build, or eib --until STAGE, first)", p.From, p.StateFile)
 	}
-	cur, err := p.fingerprintMap()
+	_, fp, err := p.Record()
 	if err != nil {
 		return nil, nil, err
 	}
-	if fp, _ := fingerprintOf(cur); fp != st.Fingerprint {
-		diff := planDiff(p.onlyBefore(st.Plan), p.onlyBefore(cur))
+	if fp != st.Fingerprint {
+		diff, err := p.ResumeDiff(st.Plan)
+		if err != nil {
+			return nil, nil, err
+		}
 		if len(diff) == 0 {
 			// Only what p.From and the stages after it read changed.
-			return p.resumeAt(st)
+			return resumeAt(p, st)
 		}
 		if len(diff) > 10 {
 			diff = append(diff[:10], fmt.Sprintf("... and %d more", len(diff)-10))
@@ -141,53 +132,11 @@ func (p *Plan) resume(st *State) (*State, *StageResults, error) {
 		return nil, nil, fmt.Errorf("--from %s: the plan differs from the one of the build in %s (eib --show-plan prints it):\n  %s",
 			p.From, p.StateFile, strings.Join(diff, "\n  "))
 	}
-	return p.resumeAt(st)
-}
-
-// laterKeys are the plan's keys that only a stage and the ones after it
-// read (and the error stage's hooks, which did not run): a build may
-// continue --from that stage when only they changed (a new check hook, a
-// longer [check] boot_timeout).
-var laterKeys = map[string][]string{
-	"check":    {"check", "hooks.check"},
-	"manifest": {"hooks.manifest"},
-	"publish":  {"hooks.publish"},
-}
-
-// onlyBefore is a plan's fingerprint map without the keys that only
-// p.From and the stages after it read.
-func (p *Plan) onlyBefore(plan map[string]any) map[string]any {
-	m := map[string]any{}
-	for k, v := range plan {
-		m[k] = v
-	}
-	drop := []string{"hooks." + ErrorStageName}
-	from := slices.Index(p.Stages, p.From)
-	for i, s := range p.Stages {
-		if i >= from {
-			drop = append(drop, laterKeys[s]...)
-		}
-	}
-	for _, k := range drop {
-		if sec, key, ok := strings.Cut(k, "."); ok {
-			if sub, isMap := m[sec].(map[string]any); isMap {
-				c := map[string]any{}
-				for k2, v2 := range sub {
-					if k2 != key {
-						c[k2] = v2
-					}
-				}
-				m[sec] = c
-			}
-		} else {
-			delete(m, k)
-		}
-	}
-	return m
+	return resumeAt(p, st)
 }
 
 // resumeAt is resume once the plans agree.
-func (p *Plan) resumeAt(st *State) (*State, *StageResults, error) {
+func resumeAt(p *stage.Plan, st *State) (*State, *StageResults, error) {
 	var before []string
 	for _, s := range p.Stages {
 		if s == p.From {
@@ -213,10 +162,27 @@ func (p *Plan) resumeAt(st *State) (*State, *StageResults, error) {
 	kept := *st
 	// The state goes on with the current plan.
 	kept.Plan, kept.Fingerprint = nil, ""
-	if cur, err := p.newState(); err == nil {
+	if cur, err := newState(p); err == nil {
 		kept.Plan, kept.Fingerprint = cur.Plan, cur.Fingerprint
 	}
 	kept.Completed = append([]StageResults(nil), st.Completed[:len(before)]...)
 	r := kept.Completed[len(before)-1]
 	return &kept, &r, nil
+}
+
+// CheckResume checks, before the lock, that --from p.From can continue
+// the build recorded in the state file p.StateFile (the same plan in what
+// the stages before p.From read, every stage before p.From completed):
+// an error is a usage error. Run checks again under the lock. nil when
+// p.From is "".
+func CheckResume(p *stage.Plan) error {
+	if p.From == "" {
+		return nil
+	}
+	st, err := ReadState(p.TmpDir)
+	if err != nil {
+		return err
+	}
+	_, _, err = resume(p, st)
+	return err
 }

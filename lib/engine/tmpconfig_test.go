@@ -1,4 +1,4 @@
-package stage
+package engine
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 // [build] tmpconfig and tmpfullconfig (EIB_TMPCONFIG, EIB_TMPFULLCONFIG for
@@ -20,7 +22,7 @@ func TestConfigFilesAreWrittenWhereTmpconfigKeysSay(t *testing.T) {
 		cfg.Set("build", "tmpconfig", "${tmpdir}/public.ini")
 		cfg.Set("build", "tmpfullconfig", "${builddir}/full.ini")
 	}
-	p, err := NewPlan(e.opts(t))
+	p, err := stage.NewPlan(e.opts(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +30,7 @@ func TestConfigFilesAreWrittenWhereTmpconfigKeysSay(t *testing.T) {
 	if p.ConfigFile != b+"/tmp/public.ini" || p.FullConfigFile != b+"/full.ini" {
 		t.Fatalf("plan config files %s %s", p.ConfigFile, p.FullConfigFile)
 	}
-	if err := Execute(context.Background(), e.opts(t)); err != nil {
+	if err := execute(context.Background(), e.opts(t)); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := os.ReadFile(p.ConfigFile)
@@ -46,7 +48,7 @@ func TestConfigFilesAreWrittenWhereTmpconfigKeysSay(t *testing.T) {
 
 	// A relative path is refused before anything is touched.
 	e.loaded.Full.Set("build", "tmpfullconfig", "full.ini")
-	if _, err := NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] tmpfullconfig = full.ini: not an absolute path") {
+	if _, err := stage.NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] tmpfullconfig = full.ini: not an absolute path") {
 		t.Errorf("relative tmpfullconfig: %v", err)
 	}
 }
