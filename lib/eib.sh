@@ -21,20 +21,54 @@ set -E
 # the time.
 export PS4='+ ${BASH_SOURCE[0]##*/}: '
 
+# Values are data: they are quoted, never evaluated, and a setting that
+# must be a number is checked first, with an error naming its variable.
+
+# eib_is_uint VALUE: VALUE is a decimal integer (digits only).
+eib_is_uint() {
+  [[ $1 =~ ^[0-9]+$ ]]
+}
+
+# eib_check_file_name NAME VALUE: fail, naming NAME, unless VALUE can be a
+# file name (not empty, no "/", no newline, not "." or "..").
+eib_check_file_name() {
+  local name=$1 value=$2
+  if [ -z "${value}" ] || [[ ${value} == */* || ${value} == *$'\n'* || ${value} == . || ${value} == .. ]]; then
+    printf 'error: %s: not a file name (empty, ".", "..", or with "/" or a newline): %.200q\n' "${name}" "${value}" >&2
+    return 1
+  fi
+}
+
 # eib_outfile SUFFIX: path of an output file, $EIB_OUTDIR/$EIB_OUTVERSION.SUFFIX
+# (EIB_OUTVERSION and SUFFIX must be file names).
 eib_outfile() {
   local suffix=${1:?No suffix supplied to ${FUNCNAME[0]}}
-  echo "${EIB_OUTDIR:?EIB_OUTDIR is not set}/${EIB_OUTVERSION:?EIB_OUTVERSION is not set}.${suffix}"
+  eib_check_file_name EIB_OUTVERSION "${EIB_OUTVERSION:?EIB_OUTVERSION is not set}" || return 1
+  eib_check_file_name "${FUNCNAME[0]} SUFFIX" "${suffix}" || return 1
+  printf '%s\n' "${EIB_OUTDIR:?EIB_OUTDIR is not set}/${EIB_OUTVERSION}.${suffix}"
 }
 
 # eib_retry CMD [ARG...]: run CMD until it succeeds, at most
 # EIB_RETRY_ATTEMPTS times (default 10), EIB_RETRY_INTERVAL seconds apart
-# (default 1).
+# (default 1). Both must be numbers (attempts a whole number from 1, the
+# interval whole or decimal seconds); anything else is an error naming the
+# variable, before CMD runs.
 eib_retry() {
-  local -i i=0
-  local max=${EIB_RETRY_ATTEMPTS:-10}
+  local -i i=0 max
+  local attempts=${EIB_RETRY_ATTEMPTS:-10}
   local interval=${EIB_RETRY_INTERVAL:-1}
 
+  # Checked as text before any arithmetic: bash arithmetic would run a
+  # $(...) or a[$(...)] inside the value.
+  if ! eib_is_uint "${attempts}" || [ "${#attempts}" -gt 9 ] || [ "$((10#${attempts}))" -lt 1 ]; then
+    printf 'error: EIB_RETRY_ATTEMPTS: not a number from 1 to 999999999: %.200q\n' "${attempts}" >&2
+    return 1
+  fi
+  max=$((10#${attempts}))
+  if ! [[ ${interval} =~ ^[0-9]{1,9}(\.[0-9]{1,9})?$ ]]; then
+    printf 'error: EIB_RETRY_INTERVAL: not a number of seconds: %.200q\n' "${interval}" >&2
+    return 1
+  fi
   if [ $# -eq 0 ]; then
     echo "error: No command supplied to ${FUNCNAME[0]}" >&2
     return 1
@@ -90,14 +124,22 @@ sign_file() {
   local homedir=${EIB_IMAGE_GPG_HOMEDIR:-${EIB_SYSCONFDIR:?EIB_SYSCONFDIR is not set}/gnupg}
   gpg --batch --yes --homedir "${homedir}" --armor \
       --local-user "${EIB_IMAGE_SIGNING_KEYID}" \
-      --detach-sign --output "${out}" "${file}"
+      --detach-sign --output "${out}" -- "${file}"
 }
 
 # eib_write_version_xattr DIR: record the image version ($EIB_OUTVERSION) in
-# the user.eos-image-version xattr of DIR (the root of a partition).
+# the user.eos-image-version xattr of DIR (the root of a partition), byte
+# for byte (given to setfattr hex-encoded, so that its own "0x", "0s" and
+# quote syntax never applies to the value).
 eib_write_version_xattr() {
   local dir=${1:?No directory supplied to ${FUNCNAME[0]}}
-  setfattr -n user.eos-image-version -v "${EIB_OUTVERSION:?EIB_OUTVERSION is not set}" "${dir}"
+  local version=${EIB_OUTVERSION:?EIB_OUTVERSION is not set} hex
+  hex=$(printf '%s' "${version}" | od -An -v -tx1 | tr -d ' \n')
+  if ! setfattr -n user.eos-image-version -v "0x${hex}" -- "${dir}"; then
+    printf 'error: %s: could not write EIB_OUTVERSION (%d bytes) to the user.eos-image-version xattr of %s\n' \
+      "${FUNCNAME[0]}" "${#version}" "${dir}" >&2
+    return 1
+  fi
 }
 
 # _eib_ostree_id FILE NAME: the third field of NAME's line in the
@@ -107,7 +149,8 @@ _eib_ostree_id() {
   for f in "${OSTREE_DEPLOYMENT:?OSTREE_DEPLOYMENT is not set}/usr/lib/${file}" \
            "${OSTREE_DEPLOYMENT}/lib/${file}" "${OSTREE_DEPLOYMENT}/etc/${file}"; do
     [ -f "${f}" ] || continue
-    if awk -F: -v n="${name}" '$1 == n { print $3; found = 1; exit } END { exit !found }' "${f}"; then
+    # The name through the environment: awk -v would expand backslashes.
+    if EIB_ID_NAME=${name} awk -F: '$1 == ENVIRON["EIB_ID_NAME"] { print $3; found = 1; exit } END { exit !found }' "${f}"; then
       return 0
     fi
   done
@@ -130,14 +173,14 @@ ostree_gid() {
 locale_to_iso_639_1() {
   local l=${1%%@*}
   l=${l%%.*}
-  echo "${l/_/-}"
+  printf '%s\n' "${l/_/-}"
 }
 
 # recreate_dir DIR: delete DIR and make it again, empty.
 recreate_dir() {
   local dir=${1:?No directory supplied to ${FUNCNAME[0]}}
-  rm -rf "${dir}"
-  mkdir -p "${dir}"
+  rm -rf -- "${dir}"
+  mkdir -p -- "${dir}"
 }
 
 # Mount points mounted by eib_mount, in mount order; not reset when this
@@ -226,6 +269,15 @@ run_hooks() {
     dirs+=("${EIB_LOCALDIR}/hooks")
   fi
   dirs+=("${EIB_HOOKSDIR:-${EIB_SRCDIR:?EIB_SRCDIR is not set}/hooks}")
+
+  # A hook name is a file name of the group's directory: never a path
+  # (nor "." or ".."), so a listed name cannot run a file elsewhere.
+  for name in "${names[@]}"; do
+    if [[ ${name} == */* || ${name} == . || ${name} == .. ]]; then
+      printf 'error: %s: hook name %.200q is not a file name (no "/", ".", "..")\n' "${var}" "${name}" >&2
+      return 1
+    fi
+  done
 
   for name in "${names[@]}"; do
     path=
@@ -335,6 +387,16 @@ ostree_write_refs() {
   local dest=${3:?No ostree dest ref supplied to ${FUNCNAME[0]}}
   local commit file=${repo}/refs/heads/${dest}
 
+  # An OSTree ref name: components of [A-Za-z0-9_.-] (not starting with
+  # "." or "-") joined by "/"; nothing that could leave refs/heads.
+  if ! [[ ${dest} =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$ ]]; then
+    printf 'error: %s: not an OSTree ref name (dest ref): %.200q\n' "${FUNCNAME[0]}" "${dest}" >&2
+    return 1
+  fi
+  if [[ ${src} == -* || ${src} == *$'\n'* ]]; then
+    printf 'error: %s: not an OSTree ref or commit (source ref): %.200q\n' "${FUNCNAME[0]}" "${src}" >&2
+    return 1
+  fi
   commit=$(ostree --repo="${repo}" rev-parse "${src}")
   mkdir -p "${file%/*}"
   printf '%s\n' "${commit}" > "${file}.tmp"
@@ -351,19 +413,19 @@ eib_compress_image() {
   case "${EIB_IMAGE_COMPRESSION:-}" in
     gz)
       if command -v pigz >/dev/null; then
-        pigz -6 --no-name -c "${in}" > "${out}"
+        pigz -6 --no-name -c -- "${in}" > "${out}"
       else
-        gzip -6 --no-name -c "${in}" > "${out}"
+        gzip -6 --no-name -c -- "${in}" > "${out}"
       fi
       ;;
     xz)
-      xz -T0 -6 -c "${in}" > "${out}"
+      xz -T0 -6 -c -- "${in}" > "${out}"
       ;;
     zst)
-      zstd -T0 -3 -q -c "${in}" > "${out}"
+      zstd -T0 -3 -q -c -- "${in}" > "${out}"
       ;;
     *)
-      echo "error: ${FUNCNAME[0]}: unknown [image] compression '${EIB_IMAGE_COMPRESSION:-}' (gz, xz or zst)" >&2
+      printf "error: %s: unknown [image] compression '%.200s' (gz, xz or zst; EIB_IMAGE_COMPRESSION)\n" "${FUNCNAME[0]}" "${EIB_IMAGE_COMPRESSION:-}" >&2
       return 1
       ;;
   esac
