@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
 // Pull describes one pull from a remote.
@@ -27,7 +27,10 @@ type Pull struct {
 	// every further attempt (default 1 s).
 	RetryDelay time.Duration
 	// Progress receives progress: ostree's own bar when it is a
-	// terminal, a line every ProgressEvery otherwise (nil = none).
+	// terminal, a line every ProgressEvery otherwise (nil = none). A
+	// writer with a TerminalFile() *os.File method that returns a file
+	// (a *terminal.ToolWriter of a TTY terminal) counts as that
+	// terminal.
 	Progress      io.Writer
 	ProgressEvery time.Duration // default 10 s
 }
@@ -72,7 +75,7 @@ func (r *Repo) pullOnce(ctx context.Context, p Pull, args []string) error {
 		_, err := run(ctx, nil, args...)
 		return err
 	}
-	if f, ok := p.Progress.(*os.File); ok && IsTerminal(f) {
+	if f := terminalFile(p.Progress); f != nil {
 		// ostree draws its own progress bar on a terminal.
 		_, err := run(ctx, f, args...)
 		return err
@@ -149,9 +152,22 @@ func lastLine(s string) string {
 	return s
 }
 
-// IsTerminal reports whether f is a terminal (TCGETS succeeds).
+// terminalFile returns the terminal w is or stands for, nil when it is
+// none.
+func terminalFile(w io.Writer) *os.File {
+	switch w := w.(type) {
+	case *os.File:
+		if IsTerminal(w) {
+			return w
+		}
+	case interface{ TerminalFile() *os.File }:
+		return w.TerminalFile()
+	}
+	return nil
+}
+
+// IsTerminal reports whether f is a terminal (TCGETS succeeds); it is
+// terminal.IsTerminal, kept for the callers of this package.
 func IsTerminal(f *os.File) bool {
-	var t syscall.Termios
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
-	return errno == 0
+	return terminal.IsTerminal(f)
 }
