@@ -235,3 +235,23 @@ func TestOverlayOfAQCOW2ImageIsBackedAsQCOW2(t *testing.T) {
 		}
 	}
 }
+
+func TestPrepareImageCancelledLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	disk := sfdiskImage(t, dir, "disk.img", "label: gpt\ntype=linux\n")
+	xz := compress(t, "xz", disk, disk+".xz")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as a SIGINT does through eib's signal context
+	work := t.TempDir()
+	_, _, err := PrepareImage(ctx, xz, work)
+	var ie *InputError
+	if err == nil || errors.As(err, &ie) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("PrepareImage with a cancelled context: %v; want context.Canceled, not an input error", err)
+	}
+	if left, _ := os.ReadDir(work); len(left) != 0 {
+		t.Fatalf("left in %s: %v", work, left)
+	}
+	if _, err := DetectImage(ctx, xz); err == nil || errors.As(err, &ie) {
+		t.Fatalf("DetectImage with a cancelled context: %v; want an error that is no input error", err)
+	}
+}
