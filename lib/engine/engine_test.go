@@ -282,3 +282,25 @@ func TestPublishSkippedByDryRun(t *testing.T) {
 		t.Fatal("publish hook did not run without --dry-run")
 	}
 }
+
+// TestStageWithoutARunnerFailsTheBuild: a stage the plan runs but that
+// was given no runner fails like any stage (error stage, cleanup), not
+// with a panic of the engine.
+func TestStageWithoutARunnerFailsTheBuild(t *testing.T) {
+	e := newEnv(t, "t-one\nt-two\n")
+	o := e.opts(t)
+	p, err := stage.NewPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran = nil
+	runners := p.StageRunners()
+	runners["t-one"] = testStages[0]
+	err = Run(context.Background(), p, o.Loaded, runners)
+	if err == nil || !strings.Contains(err.Error(), "build failed in stage t-two: stage t-two: no runner for it") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := fmt.Sprint(ran); got != "[t-one cleanup-t-one]" {
+		t.Errorf("ran %s", got)
+	}
+}

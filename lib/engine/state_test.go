@@ -226,3 +226,34 @@ func TestFromAcceptsChangesOnlyLaterStagesRead(t *testing.T) {
 		t.Errorf("--from t-one with another outversion: %v", err)
 	}
 }
+
+// TestFromIgnoresAChangeOfOnlyAPrivateValue: the recorded plan holds
+// private values masked, so a build whose only change is a private value
+// (a rotated token inside the pull URL, the outversion here) continues
+// with --from.
+func TestFromIgnoresAChangeOfOnlyAPrivateValue(t *testing.T) {
+	e := newEnv(t, "t-result\nt-one\nt-seen\n")
+	e.loaded.Full.Set("build", "outversion", "p-very-secret-token-x")
+	o := e.opts(t)
+	o.Until = "t-one"
+	if err := execute(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	e.loaded.Full.Set("publish", "token", "rotated-secret-token")
+	e.loaded.Full.Set("build", "outversion", "p-rotated-secret-token-x")
+	e.loaded.Secrets = []string{"rotated-secret-token"}
+	o.Until, o.From = "", "t-seen"
+	p, err := stage.NewPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckResume(p); err != nil {
+		t.Errorf("--from after rotating a private value: %v", err)
+	}
+	// A public change is still refused.
+	e.loaded.Full.Set("build", "outversion", "p-rotated-secret-token-y")
+	p, _ = stage.NewPlan(o)
+	if err := CheckResume(p); err == nil || !strings.Contains(err.Error(), `outversion: "p-***-x", now "p-***-y"`) {
+		t.Errorf("public change: %v", err)
+	}
+}
