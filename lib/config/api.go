@@ -13,6 +13,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -292,15 +293,24 @@ func EnvName(section, option string) string {
 // lower-cased. When two keys map to the same variable, the later one wins
 // (at the earlier one's position). This is EIB's get_environment
 // (lib/eib.py, ImageConfigParser.getenv): a reference that cannot be
-// resolved is an error naming the key.
+// resolved is an error naming the key. So is (eib's rules, see
+// MaxValueLen and MaxConfigLen) a value longer than MaxValueLen, or values
+// adding up to more than MaxConfigLen bytes (an *Error naming the key
+// where the total goes past). Each reference is expanded once, however
+// many keys refer to it.
 func (c *Config) Env() ([]string, error) {
 	var env []string
 	pos := map[string]int{}
+	x := c.newInterpolation()
+	total := 0
 	for _, s := range c.sections {
 		for _, k := range c.optionKeys(s) {
-			v, err := c.interpolate(s.name, k)
+			v, err := x.get(s.name, k)
 			if err != nil {
 				return nil, err
+			}
+			if total += len(v); total > MaxConfigLen {
+				return nil, c.tooMuchError(s.name, k)
 			}
 			if l := strings.ToLower(v); l == "true" || l == "false" {
 				v = l
@@ -416,4 +426,44 @@ func sortSecrets(s []string) []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
+}
+
+// tooMuchError is the error of a configuration whose interpolated values
+// add up to more than MaxConfigLen, at section:key, where the total goes
+// past it.
+func (c *Config) tooMuchError(section, key string) error {
+	return c.valueError(section, key, fmt.Sprintf("the interpolated values of the keys up to this one add up to more than %d bytes (32 MiB, eib's limit on a whole configuration; configparser has none)", MaxConfigLen))
+}
+
+// checkSizes interpolates every key of c once (defaults, then each
+// section's keys as options() lists them), in x (a run of c), and returns
+// the first error about a size (MaxValueLen, MaxConfigLen). Other errors
+// (a reference to a missing key, too deep a nesting) are left to where
+// the key is read: EIB accepts them until then.
+func (c *Config) checkSizes(x *interpolation) error {
+	total := 0
+	check := func(section, key string) error {
+		v, err := x.get(section, key)
+		var e *Error
+		if errors.As(err, &e) && e.sizeError {
+			return err
+		}
+		if total += len(v); total > MaxConfigLen {
+			return c.tooMuchError(section, key)
+		}
+		return nil
+	}
+	for _, k := range c.defaults.keys {
+		if err := check(DefaultSection, k); err != nil {
+			return err
+		}
+	}
+	for _, s := range c.sections {
+		for _, k := range c.optionKeys(s) {
+			if err := check(s.name, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -137,17 +139,78 @@ func buildKeys(c *Config, o Options) {
 	set("build_version", o.BuildVersion)
 }
 
-// ReadFile parses one config file; ok is false when it does not exist.
+// ReadFile parses one config file; ok is false when it does not exist (a
+// dangling symbolic link does not exist either). A config file must be a
+// regular file, or a symbolic link to one (eib's rule): a FIFO, a socket,
+// a device or a directory is an *Error naming the path, found without
+// blocking (the path is checked with stat before it is opened, opened
+// with O_NONBLOCK, and checked again with fstat), where reading it could
+// wait forever.
 func ReadFile(path string) (f *File, ok bool, err error) {
-	data, err := os.ReadFile(path)
+	data, ok, err := readRegular(path)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	f, err = Parse(path, data)
+	return f, err == nil, err
+}
+
+// readRegular reads the regular file at path (following symbolic links);
+// ok is false when there is none.
+func readRegular(path string) (data []byte, ok bool, err error) {
+	notRegular := func(m fs.FileMode) error {
+		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): a config file must be a regular file or a symbolic link to one", fileKind(m))}
+	}
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, &Error{File: path, Msg: err.Error()}
 	}
-	f, err = Parse(path, data)
-	return f, err == nil, err
+	if !fi.Mode().IsRegular() {
+		return nil, false, notRegular(fi.Mode())
+	}
+	// O_NONBLOCK: if the file was replaced by a FIFO since the stat,
+	// opening it must not wait for a writer.
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, &Error{File: path, Msg: err.Error()}
+	}
+	defer fh.Close()
+	if fi, err = fh.Stat(); err != nil {
+		return nil, false, &Error{File: path, Msg: err.Error()}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, false, notRegular(fi.Mode())
+	}
+	data, err = io.ReadAll(fh)
+	if err != nil {
+		return nil, false, &Error{File: path, Msg: err.Error()}
+	}
+	return data, true, nil
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "type " + m.Type().String()
 }
 
 // Load reads the whole layered configuration as EIB's configure and
@@ -202,6 +265,14 @@ func Load(o Options) (*Loaded, error) {
 	if err := full.merge(); err != nil {
 		return nil, err
 	}
+	// eib's rule: no value past MaxValueLen, no more than MaxConfigLen
+	// in all.
+	// full does not change from here on: one run of interpolation
+	// serves the checks below.
+	x := full.newInterpolation()
+	if err := full.checkSizes(x); err != nil {
+		return nil, err
+	}
 	l.Full = full
 
 	// References are resolved where values are used (merged lists above,
@@ -214,7 +285,11 @@ func Load(o Options) (*Loaded, error) {
 	if err := schema.Check(full); err != nil {
 		return nil, err
 	}
-	l.Secrets = PrivateStrings(PrivateValues(full, l.Public))
+	privs, err := privateValues(full, l.Public, x)
+	if err != nil {
+		return nil, err // a private value too short to mask
+	}
+	l.Secrets = PrivateStrings(privs)
 	return l, nil
 }
 

@@ -149,12 +149,13 @@ func (c *Config) mergeOne(s *section, opt string) ([]Contribution, error) {
 		done = rec.Dropped
 	} else {
 		rec.Counts = map[string]int{}
+		x := c.newInterpolation() // c does not change until setFinal below
 		for _, group := range []struct {
 			keys []string
 			add  bool
 		}{{adds, true}, {dels, false}} {
 			for _, k := range group.keys {
-				v, err := c.interpolate(s.name, k)
+				v, err := x.get(s.name, k)
 				if err != nil {
 					if e, ok := err.(*Error); ok {
 						e.Msg = fmt.Sprintf("%s (while merging [%s] %s)", e.Msg, s.name, opt)

@@ -41,6 +41,8 @@ type Error struct {
 	Section string
 	Key     string
 	Msg     string
+
+	sizeError bool // a value past MaxValueLen (see interpolate)
 }
 
 func (e *Error) Error() string {
@@ -136,7 +138,11 @@ type parseSection struct {
 // Parse reads INI text exactly as Python's configparser.ConfigParser
 // (strict, "=" and ":" delimiters, "#" and ";" full-line comments, no
 // inline comments) does. The first error is returned as an *Error with
-// the file and line.
+// the file and line. The text must be valid UTF-8, as Python reads it.
+// eib adds a rule of its own: the text may not contain a NUL byte
+// anywhere (an *Error at its line, naming the section and the key it is
+// in), which configparser would accept and which no hook's argument or
+// environment variable can carry.
 func Parse(path string, data []byte) (*File, error) {
 	if !utf8.Valid(data) {
 		line := 1 + strings.Count(string(data[:firstInvalidUTF8(data)]), "\n")
@@ -157,6 +163,18 @@ func Parse(path string, data []byte) (*File, error) {
 	)
 	for i, line := range pyLines(string(data)) {
 		lineno := i + 1
+		// A NUL byte (eib's rule, configparser accepts it): refused
+		// here, naming the key it is in, rather than failing later (an
+		// argument or environment variable of a hook cannot hold one).
+		hasNUL := strings.IndexByte(line, 0) >= 0
+		nulError := func(section, key string) error {
+			return &Error{File: path, Line: lineno, Section: section, Key: strings.ReplaceAll(key, "\x00", `\x00`),
+				Msg: "a NUL byte (\\x00) in a config file (eib refuses it: no value or key may contain one)"}
+		}
+		curName := ""
+		if cur != nil {
+			curName = cur.name
+		}
 		stripped := pyStrip(line)
 		comment := strings.HasPrefix(stripped, "#") || strings.HasPrefix(stripped, ";")
 		value := stripped
@@ -164,6 +182,9 @@ func Parse(path string, data []byte) (*File, error) {
 			value = ""
 		}
 		if value == "" {
+			if hasNUL {
+				return nil, nulError(curName, "")
+			}
 			if !comment && cur != nil && curKey != nil {
 				curKey.lines = append(curKey.lines, "")
 			}
@@ -177,11 +198,17 @@ func Parse(path string, data []byte) (*File, error) {
 			lineIndent++
 		}
 		if cur != nil && curKey != nil && lineIndent > indent {
+			if hasNUL {
+				return nil, nulError(curName, curKey.name)
+			}
 			curKey.lines = append(curKey.lines, value)
 			continue
 		}
 		indent = lineIndent
 		if name, ok := sectionHeader(value); ok {
+			if hasNUL {
+				return nil, nulError(strings.ReplaceAll(name, "\x00", `\x00`), "")
+			}
 			switch {
 			case name == DefaultSection:
 				if defaults == nil {
@@ -204,6 +231,13 @@ func Parse(path string, data []byte) (*File, error) {
 				Msg: fmt.Sprintf("%q comes before any [section] header", strings.TrimRight(line, "\n"))}
 		}
 		delim := strings.IndexAny(value, "=:")
+		if hasNUL {
+			key := ""
+			if delim >= 0 {
+				key = optionXform(pyRstrip(value[:delim]))
+			}
+			return nil, nulError(curName, key)
+		}
 		if delim < 0 {
 			if pending == nil {
 				pending = &Error{File: path, Line: lineno, Section: cur.name,

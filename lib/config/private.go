@@ -2,18 +2,25 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 )
 
-// MinPrivateLen is the shortest private value eib looks for. A private file
-// may set a value of one to three characters (yes, off, 1, gpt, 022); such a
-// value occurs in unrelated text everywhere, so masking it would wreck the
-// build log, and looking for it would fail every manifest and image, while
-// hiding nothing worth hiding. The build log (package buildlog), the
-// manifest check (package manifest) and the check of what flows into an
-// image (package stage) all use this one threshold through PrivateValues.
+// MinPrivateLen is the shortest private value eib accepts and looks for. A
+// value of one to three characters (yes, off, 1, gpt, 022) occurs in
+// unrelated text everywhere, so masking it would mangle the build log, and
+// looking for it would fail every manifest and image. Load therefore
+// refuses (eib's rule, not EIB's or configparser's) a private
+// file that sets or changes a value one line of which, trimmed, is not
+// empty, not a line of the public value, and shorter than this (a
+// *KeyError at the private file's line, naming the section and the key
+// but not the value): every private value that is not refused is at
+// least this long, and masked everywhere. The build log (package
+// buildlog), the manifest check (package manifest) and the check of what
+// flows into an image (package stage) all use this one threshold through
+// PrivateValues.
 const MinPrivateLen = 4
 
 // Private is one value that a private configuration file set or changed.
@@ -37,7 +44,8 @@ type Private struct {
 // since it differs. Each line of a value counts on its own (the log and
 // most outputs are line based), trimmed, if at least MinPrivateLen long
 // and not a line of the public value too (the public words of a merged
-// list a private file added to are public).
+// list a private file added to are public). A key whose value cannot be
+// interpolated is left out (it fails where it is read).
 //
 // The result is ordered for FindPrivate: values set in a private file
 // first, then the longest first, so that a search names the private file
@@ -46,16 +54,32 @@ func PrivateValues(full, public *Config) []Private {
 	if full == nil {
 		return nil
 	}
-	var out []Private
+	out, _ := privateValues(full, public, full.newInterpolation())
+	return out
+}
+
+// privateValues is PrivateValues, and the first line of a value that a
+// private file set or changed (its last origin is a private file) that is
+// shorter than MinPrivateLen: an error (see MinPrivateLen). fx is a run
+// of full (see interpolation).
+func privateValues(full, public *Config, fx *interpolation) ([]Private, error) {
+	var (
+		out      []Private
+		tooShort error
+	)
 	seen := map[string]bool{}
+	var px *interpolation
+	if public != nil {
+		px = public.newInterpolation()
+	}
 	add := func(section, key string) {
-		v, err := full.interpolate(section, key)
+		v, err := fx.get(section, key)
 		if err != nil {
 			return
 		}
 		publicLines := map[string]bool{}
-		if public != nil {
-			if pv, err := public.interpolate(section, key); err == nil {
+		if px != nil {
+			if pv, err := px.get(section, key); err == nil {
 				if pv == v {
 					return
 				}
@@ -67,7 +91,14 @@ func PrivateValues(full, public *Config) []Private {
 		o := full.lastOrigin(section, key)
 		for _, line := range strings.Split(v, "\n") {
 			line = strings.TrimSpace(line)
-			if len(line) < MinPrivateLen || publicLines[line] || seen[section+"\x00"+key+"\x00"+line] {
+			if publicLines[line] || seen[section+"\x00"+key+"\x00"+line] {
+				continue
+			}
+			if len(line) < MinPrivateLen {
+				if line != "" && o.Private && tooShort == nil {
+					tooShort = &KeyError{Section: section, Key: key, Origin: o, Err: &Error{Section: section, Key: key,
+						Msg: fmt.Sprintf("a private value (or a line of one) of %d byte(s) is too short: eib masks every private value in logs and outputs, and masking a string shorter than %d bytes everywhere would mangle them (eib's rule, see config.MinPrivateLen); make it longer, or set it in a public file if it is no secret", len(line), MinPrivateLen)}}
+				}
 				continue
 			}
 			seen[section+"\x00"+key+"\x00"+line] = true
@@ -88,7 +119,7 @@ func PrivateValues(full, public *Config) []Private {
 		}
 		return len(out[i].Value) > len(out[j].Value)
 	})
-	return out
+	return out, tooShort
 }
 
 // FindPrivate returns the first private value (in PrivateValues' order)

@@ -14,8 +14,8 @@ func TestPrivateValuesAreWhatPrivateFilesSetOrChanged(t *testing.T) {
 			"[publish]\nuser = deploy\nport = 22\nsame = unchanged-value\n" +
 			"[image]\nhooks_add = 10-public\n",
 		"config/private.ini": "[ostree]\npull_url = http://user:password@ostree.example.org/repo\n" +
-			"[publish]\nuser = robot-user\nport = 2222\nshort = abc\nsame = unchanged-value\n" +
-			"multi = first-line\n  second-line\n  ab\n" +
+			"[publish]\nuser = robot-user\nport = 2222\n# a shorter value is refused: TestLoadRefusesShortPrivateValues\nsame = unchanged-value\n" +
+			"multi = first-line\n  second-line\n  third-line\n" +
 			"[image]\nhooks_add = 20-private\n" +
 			"[DEFAULT]\nshared = private-default\n",
 	})
@@ -35,6 +35,7 @@ func TestPrivateValuesAreWhatPrivateFilesSetOrChanged(t *testing.T) {
 		{"publish:port=2222", private, 5},
 		{"publish:multi=first-line", private, 8},
 		{"publish:multi=second-line", private, 8},
+		{"publish:multi=third-line", private, 8},
 		// Refers to a private value: differs from the public one.
 		{"ostree:url=https://robot-user@ostree.example.org", filepath.Join(src, "config", "defaults.ini"), 5},
 		// A merged list with a private contribution is located there.
@@ -52,8 +53,6 @@ func TestPrivateValuesAreWhatPrivateFilesSetOrChanged(t *testing.T) {
 		}
 	}
 	for _, not := range []string{
-		"publish:short=abc",                               // shorter than MinPrivateLen
-		"publish:multi=ab",                                // one line shorter than MinPrivateLen
 		"publish:same=unchanged-value",                    // set again to the public value
 		"image:hooks=10-public",                           // the public words of a merged list
 		"ostree:pull_url=https://ostree.example.org/repo", // the public value
