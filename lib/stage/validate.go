@@ -195,6 +195,12 @@ func locate(b *build.Build, err error) error {
 	if errors.As(err, &ce) && ce.File != "" && ce.Section == m[1] && ce.Key == m[2] {
 		return ce
 	}
+	// Likewise a *config.KeyError of that key, located already (the
+	// typed readers, config.Reader, return one).
+	var ke *config.KeyError
+	if errors.As(err, &ke) && ke.Origin.Where() != "" && ke.Section == m[1] && ke.Key == m[2] {
+		return ke
+	}
 	return b.Config.At(m[1], m[2], err)
 }
 
