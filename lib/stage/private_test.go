@@ -84,8 +84,6 @@ func TestPrivateValuesThatWouldReachTheImageAreRefused(t *testing.T) {
 			private: "[publish]\ntoken = s3cr3t-token\nrsync_dest = user@host.example.org:/srv/images\n"},
 		{name: "a private value set to its public value is public",
 			private: "[ostree]\nkargs = root=LABEL=ostree rw quiet splash\n"},
-		{name: "values shorter than config.MinPrivateLen are not looked for",
-			private: "[image]\nhostname = eos\n"},
 		{name: "without the image stage, the ostree settings reach nothing",
 			private: "[ostree]\npull_url = http://user:password@ostree.example.org/repo\n",
 			stages:  []string{"ostree"}},

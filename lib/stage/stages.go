@@ -8,7 +8,13 @@ import (
 
 // stageNames are the stages a buildscript may list, sorted (the error
 // stage, ErrorStageName, runs only when another fails and is not listed).
-var stageNames = []string{"check", "image", "manifest", "ostree", "publish"}
+var stageNames = []string{
+	"check",
+	"image",
+	"manifest",
+	"ostree",
+	"publish",
+}
 
 // Known reports whether buildscript may list the stage name.
 func Known(name string) bool { return slices.Contains(stageNames, name) }
