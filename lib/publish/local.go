@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +22,8 @@ type Local struct {
 func (l *Local) String() string { return l.Dir }
 
 // Publish copies the release to Dir/.<outversion>.inprogress (removing
-// what an interrupted run left there), verifies and flushes every file,
+// what an interrupted run left there, and the stale staging copies of
+// other outversions: StaleAfter), verifies and flushes every file,
 // then renames it to Dir/<outversion>, which it never replaces.
 func (l *Local) Publish(ctx context.Context, dir, outversion string) error {
 	files, err := release(dir)
@@ -39,6 +41,9 @@ func (l *Local) Publish(ctx context.Context, dir, outversion string) error {
 			return nil
 		}
 		return fmt.Errorf("%s exists and differs from this build; not replacing a published release", final)
+	}
+	if err := removeStaleLocal(l.Dir, outversion, time.Now(), l.Logf); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(staging); err != nil {
 		return err

@@ -5,7 +5,7 @@
 //
 //   - the release is staged under a temporary name (.<outversion>.inprogress),
 //     and a stale staging copy of the same outversion is cleaned or
-//     overwritten;
+//     overwritten (those of other outversions after StaleAfter);
 //   - every staged file's sha256 is checked at the destination against
 //     SHA256SUMS;
 //   - only then is it made visible under <outversion> (a rename, or for S3

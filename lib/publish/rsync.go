@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/eib-builder/eib/lib/proc"
 )
@@ -75,6 +76,8 @@ func (r *Rsync) remote(ctx context.Context, stdin []byte, cmd string) (string, e
 }
 
 // Publish uploads the release to Path/.<outversion>.inprogress with rsync
+// (after removing the stale staging copies of other outversions:
+// StaleAfter)
 // (--partial resumes an interrupted upload, --delete drops what it left
 // that this build does not have), verifies it there with sha256sum, then
 // renames it to Path/<outversion>, which it never replaces.
@@ -99,6 +102,14 @@ func (r *Rsync) Publish(ctx context.Context, dir, outversion string) error {
 		return fmt.Errorf("%s:%s exists and differs from this build; not replacing a published release", r.Host, final)
 	} else if pe, ok := err.(*proc.Error); !ok || pe.ExitStatus != 1 {
 		return fmt.Errorf("rsync_dest %s: %w", r, err)
+	}
+
+	removed, err := r.remote(ctx, nil, staleScript(r.Path, outversion, time.Now().Add(-StaleAfter)))
+	if err != nil {
+		return fmt.Errorf("removing stale staging copies in %s:%s: %w", r.Host, r.Path, err)
+	}
+	for _, d := range strings.Fields(removed) {
+		r.Logf("removed %s:%s: the staging copy of an interrupted publish (unchanged for %s)", r.Host, path.Join(r.Path, d), StaleAfter)
 	}
 
 	// rsync's -e is a command line it splits itself: a script with the

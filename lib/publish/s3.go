@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -138,6 +139,9 @@ func (d *S3) Publish(ctx context.Context, dir, outversion string) error {
 
 	// What an interrupted run left under the staging prefix goes first.
 	if err := d.removePrefix(ctx, c, staging); err != nil {
+		return err
+	}
+	if err := d.removeStaleS3(ctx, c, outversion, time.Now()); err != nil {
 		return err
 	}
 	for _, f := range files {

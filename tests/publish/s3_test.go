@@ -24,6 +24,13 @@ type s3Server struct {
 
 func startS3(t *testing.T, buckets ...string) *s3Server {
 	t.Helper()
+	return startS3With(t, nil, buckets...)
+}
+
+// startS3With is startS3 with options for the in-memory backend (a time
+// source).
+func startS3With(t *testing.T, opts []s3mem.Option, buckets ...string) *s3Server {
+	t.Helper()
 	// No ~/.aws and no AWS_* variables of the host.
 	t.Setenv("HOME", t.TempDir())
 	for _, kv := range os.Environ() {
@@ -32,7 +39,7 @@ func startS3(t *testing.T, buckets ...string) *s3Server {
 			os.Unsetenv(k)
 		}
 	}
-	backend := s3mem.New()
+	backend := s3mem.New(opts...)
 	for _, b := range buckets {
 		if err := backend.CreateBucket(b); err != nil {
 			t.Fatal(err)
