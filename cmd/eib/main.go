@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -313,9 +312,10 @@ func exitCode(err error) int {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newCommand(os.Stdout).Run(ctx, os.Args)
-	stop()
+	// No signal handler here: until a build holds resources, SIGINT and
+	// SIGTERM end eib at once, whatever it is waiting for. The build
+	// (engine.Run) and check-image catch them to clean up.
+	err := newCommand(os.Stdout).Run(context.Background(), os.Args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "eib: "+err.Error())
 	}

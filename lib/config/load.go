@@ -147,7 +147,7 @@ func buildKeys(c *Config, o Options) {
 // with O_NONBLOCK, and checked again with fstat), where reading it could
 // wait forever.
 func ReadFile(path string) (f *File, ok bool, err error) {
-	data, ok, err := readRegular(path)
+	data, ok, err := ReadRegular(path, "a config file")
 	if !ok || err != nil {
 		return nil, ok, err
 	}
@@ -155,11 +155,14 @@ func ReadFile(path string) (f *File, ok bool, err error) {
 	return f, err == nil, err
 }
 
-// readRegular reads the regular file at path (following symbolic links);
-// ok is false when there is none.
-func readRegular(path string) (data []byte, ok bool, err error) {
+// ReadRegular reads the regular file at path (following symbolic links);
+// ok is false when there is none. Anything else (a FIFO, a socket, a
+// device, a directory) is an *Error naming the path and saying that what
+// (e.g. "a config file", "the buildscript") must be a regular file; it is
+// found without blocking, as ReadFile says.
+func ReadRegular(path, what string) (data []byte, ok bool, err error) {
 	notRegular := func(m fs.FileMode) error {
-		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): a config file must be a regular file or a symbolic link to one", fileKind(m))}
+		return &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s): %s must be a regular file or a symbolic link to one", FileKind(m), what)}
 	}
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -194,8 +197,10 @@ func readRegular(path string) (data []byte, ok bool, err error) {
 	return data, true, nil
 }
 
-// fileKind names the type of a file that is not a regular file.
-func fileKind(m fs.FileMode) string {
+// FileKind names the type of a file that is not a regular file ("a
+// FIFO", "a directory" ...), for errors about inputs that must be regular
+// files.
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"

@@ -34,8 +34,13 @@ import (
 // and the error stage under stage.ErrorStageName). The returned error, if
 // any, is the one final line to print (eib exits 2 on it).
 func Run(ctx context.Context, p *stage.Plan, loaded *config.Loaded, runners map[string]build.Stage) (err error) {
+	// The first SIGINT or SIGTERM cancels the build, which then cleans up
+	// and runs no error stage; once it is caught the default action is
+	// back, so a second one ends eib at once (the next build with this
+	// lock kills and removes what is left).
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 
 	if p.LockFile == "" {
 		p.LockFile = lock.Path()

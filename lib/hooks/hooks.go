@@ -32,6 +32,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
+	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/proc"
 )
 
@@ -89,7 +90,15 @@ func Resolve(group string, names []string, dirs []string) ([]Hook, error) {
 		for _, d := range dirs {
 			p := filepath.Join(d, name)
 			st, err := os.Stat(p)
-			if err == nil && st.Mode().IsRegular() {
+			if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+				// A directory is skipped, as EIB's [ -f ] skips it; a
+				// FIFO, socket or device where a hook should be is a
+				// mistake eib names instead of running the next
+				// directory's hook (eib's rule).
+				return nil, &build.HookError{Group: group, Hook: name, Path: p,
+					Err: fmt.Errorf("%s is not a regular file (%s): a hook must be a regular file or a symbolic link to one", p, config.FileKind(st.Mode()))}
+			}
+			if err == nil && !st.IsDir() {
 				h.Path = p
 				h.Executable = st.Mode()&0o111 != 0
 				break

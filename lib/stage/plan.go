@@ -11,6 +11,7 @@ package stage
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -229,17 +230,26 @@ func NewPlan(o Options) (*Plan, error) {
 	p.LockFile = o.LockFile
 	p.LockTimeout = time.Duration(o.LockTimeout) * time.Second
 
-	p.Buildscript = filepath.Join(p.SrcDir, BuildscriptName)
-	if p.LocalDir != "" {
-		if local := filepath.Join(p.LocalDir, BuildscriptName); fileExists(local) {
-			p.Buildscript = local
+	// <localdir>/buildscript wins when it exists; a buildscript that is
+	// not a regular file (a FIFO would block) is an error naming it.
+	var script []byte
+	var found bool
+	for _, dir := range []string{p.LocalDir, p.SrcDir} {
+		if dir == "" {
+			continue
+		}
+		p.Buildscript = filepath.Join(dir, BuildscriptName)
+		if script, found, err = config.ReadRegular(p.Buildscript, "the buildscript"); err != nil || found {
+			break
 		}
 	}
-	f, err := os.Open(p.Buildscript)
 	if err != nil {
-		return nil, fmt.Errorf("buildscript: %w", err)
+		return nil, err
 	}
-	defer f.Close()
+	if !found {
+		return nil, fmt.Errorf("buildscript: %s: no such file", p.Buildscript)
+	}
+	f := bytes.NewReader(script)
 	known := o.Known
 	if known == nil {
 		known = Known
@@ -320,11 +330,6 @@ func nonEmpty(dirs ...string) []string {
 		}
 	}
 	return out
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
 }
 
 // ParseBuildscript reads the stage names of a buildscript: one per line,
