@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -214,6 +215,9 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	if w := unknownProduct(loaded); w != "" {
+		fmt.Fprintln(os.Stderr, "eib: warning: "+w)
+	}
 	if cmd.Bool("show-config") {
 		return loaded.Full.Write(stdout)
 	}
@@ -288,6 +292,37 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		return buildError{err}
 	}
 	return nil
+}
+
+// unknownProduct is a warning when no config/product/<product>.ini of the
+// srcdir or the localdir was read: EIB builds any product name with the
+// defaults alone, so a misspelt --product goes unnoticed ("" when one was
+// read).
+func unknownProduct(loaded *config.Loaded) string {
+	product := loaded.Options.Product
+	rel := filepath.Join("config", "product", product+".ini")
+	for _, f := range loaded.Files {
+		if strings.HasSuffix(f.Path, string(filepath.Separator)+rel) {
+			return ""
+		}
+	}
+	known := map[string]bool{}
+	for _, dir := range []string{loaded.Options.SrcDir, loaded.Options.LocalDir} {
+		if dir == "" {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join(dir, "config", "product", "*.ini"))
+		for _, m := range matches {
+			known[strings.TrimSuffix(filepath.Base(m), ".ini")] = true
+		}
+	}
+	names := make([]string, 0, len(known))
+	for n := range known {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("product %q has no %s in the srcdir or the localdir: it builds with the defaults alone (products with a file: %s)",
+		product, rel, strings.Join(names, ", "))
 }
 
 func contains(list []string, s string) bool {

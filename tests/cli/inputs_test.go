@@ -143,3 +143,20 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestMisspeltProductIsWarned: EIB builds any product name with the
+// defaults alone; eib says so on stderr when no config/product/<P>.ini was
+// read (stdout, as EIB's, is unchanged), and not for a product with a file.
+func TestMisspeltProductIsWarned(t *testing.T) {
+	r := eib(t, srcRoot, "--product", "demoo", "--show-config", "master")
+	want := `eib: warning: product "demoo" has no config/product/demoo.ini in the srcdir or the localdir: it builds with the defaults alone (products with a file: demo, eos, eoscustom)`
+	if r.Code != 0 || !strings.Contains(r.Stderr, want) {
+		t.Errorf("exit %d, want 0 with the warning\n%s\nstderr:\n%s", r.Code, want, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "product = demoo\n") {
+		t.Errorf("the configuration is not shown:\n%s", r.Stdout)
+	}
+	if r := eib(t, srcRoot, "--product", "demo", "--show-config", "master"); strings.Contains(r.Stderr, "warning: product") {
+		t.Errorf("a product with a file is warned about:\n%s", r.Stderr)
+	}
+}
