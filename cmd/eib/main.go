@@ -215,7 +215,7 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if w := unknownProduct(loaded); w != "" {
+	if w := unknownProduct(loaded); w != "" && cmd.IsSet("product") {
 		fmt.Fprintln(os.Stderr, "eib: warning: "+w)
 	}
 	if cmd.Bool("show-config") {
@@ -297,7 +297,7 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 // unknownProduct is a warning when no config/product/<product>.ini of the
 // srcdir or the localdir was read: EIB builds any product name with the
 // defaults alone, so a misspelt --product goes unnoticed ("" when one was
-// read).
+// read). Only a --product the user gave is checked.
 func unknownProduct(loaded *config.Loaded) string {
 	product := loaded.Options.Product
 	rel := filepath.Join("config", "product", product+".ini")
