@@ -176,8 +176,8 @@ func runStages(ctx context.Context, p *stage.Plan, b *build.Build, log *buildlog
 		log.Printf("stage %s: start", name)
 		start := time.Now()
 		err := runStage(ctx, name, runners[name], b)
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
+		if err == nil && context.Cause(ctx) != nil {
+			err = context.Cause(ctx)
 		}
 		d := time.Since(start)
 		status := "ok"
@@ -232,7 +232,7 @@ func fail(ctx context.Context, p *stage.Plan, b *build.Build, log *buildlog.Log,
 	}
 	if ctx.Err() != nil {
 		log.SetStage("")
-		return fmt.Errorf("build interrupted in %s (log: %s): %w", where, p.LogFile, ctx.Err())
+		return fmt.Errorf("build interrupted in %s (log: %s): %w", where, p.LogFile, context.Cause(ctx))
 	}
 	b.SetEnv("EIB_ERROR_STAGE", failed)
 	b.SetEnv("EIB_ERROR_HOOK", b.FailedHook)

@@ -390,7 +390,7 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 	}
 	pr.Close()
 	if ctx.Err() != nil {
-		return fmt.Errorf("stopped, the build was interrupted: %w", ctx.Err())
+		return fmt.Errorf("stopped, the build was interrupted: %w", context.Cause(ctx))
 	}
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {

@@ -66,7 +66,7 @@ func Acquire(ctx context.Context, path string, timeout time.Duration) (*Lock, er
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("lock %s: waiting interrupted: %w", path, ctx.Err())
+			return nil, fmt.Errorf("lock %s: waiting interrupted: %w", path, context.Cause(ctx))
 		case <-time.After(pollInterval):
 		}
 	}

@@ -81,8 +81,8 @@ func TestSignalsStopABuildWaitingForTheLock(t *testing.T) {
 				}
 				cmd.Process.Signal(sig)
 			}, "-d", local, "--lock-timeout", "600", "master", "@LOCK@="+lockFile)
-			if code != 2 || !strings.Contains(stderr, "interrupted") {
-				t.Errorf("exit %d, want 2 naming the interruption\nstderr:\n%s", code, stderr)
+			if want := "waiting interrupted: " + sig.String() + " signal received"; code != 2 || !strings.Contains(stderr, want) {
+				t.Errorf("exit %d, want 2 and %q\nstderr:\n%s", code, want, stderr)
 			}
 			if _, err := os.Stat(cache); !os.IsNotExist(err) {
 				t.Errorf("the build touched %s: %v", cache, err)
