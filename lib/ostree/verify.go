@@ -12,11 +12,14 @@ import (
 // to its name: a file changed on disk after ostree wrote it (a flipped
 // bit, an in-place edit through a hardlink), or one served wrong.
 type CorruptObjectError struct {
-	Repo   string // the repository holding the object ("" = a remote's)
-	Commit string // the commit being copied ("" = unknown)
-	Object string // the object's name: its expected SHA-256, 64 hex digits
-	Kind   string // "file", "dirtree", "dirmeta" or "commit"
-	Actual string // the SHA-256 its bytes have
+	Repo string // the repository holding the object ("" = a remote's)
+	// RepoName is how a person knows Repo ("[ostree] repodir"; "" =
+	// "repo").
+	RepoName string
+	Commit   string // the commit being copied ("" = unknown)
+	Object   string // the object's name: its expected SHA-256, 64 hex digits
+	Kind     string // "file", "dirtree", "dirmeta" or "commit"
+	Actual   string // the SHA-256 its bytes have
 	// Path is where the object is in the commit ("/usr/bin/foo"; the
 	// first such path when several share it); "" when not found.
 	Path string
@@ -42,7 +45,11 @@ func (e *CorruptObjectError) Error() string {
 	}
 	b.WriteString(")")
 	if e.Repo != "" {
-		fmt.Fprintf(&b, " in repo %s", e.Repo)
+		name := e.RepoName
+		if name == "" {
+			name = "repo"
+		}
+		fmt.Fprintf(&b, " in %s %s", name, e.Repo)
 	}
 	fmt.Fprintf(&b, ": its content has checksum %s", e.Actual)
 	if e.Healed != "" {
@@ -172,7 +179,7 @@ func (r *Repo) pullLocalUntrusted(ctx context.Context, p VerifiedPull) error {
 
 // describe fills in where a corrupt object of p.Src is.
 func (p VerifiedPull) describe(ctx context.Context, ce *CorruptObjectError) {
-	ce.Repo = p.Src.Path
+	ce.Repo, ce.RepoName = p.Src.Path, p.SrcName
 	if c, err := p.Src.RevParse(ctx, p.Ref); err == nil {
 		ce.Commit = c
 		if ce.Kind != "commit" {

@@ -126,7 +126,7 @@ func TestPullLocalVerifiedFailsNamingObjectAndPath(t *testing.T) {
 			if tc.name == "remote serves it corrupt too" {
 				hint = "the repository remote eib pulls from must be repaired"
 			}
-			for _, want := range []string{object, "/usr/lib/os-release", cache.Path, hint, tc.want} {
+			for _, want := range []string{object, "/usr/lib/os-release", "in [ostree] repodir " + cache.Path, hint, tc.want} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error lacks %q", want)
 				}
