@@ -132,8 +132,12 @@ type VerifiedPull struct {
 // *CorruptObjectError naming the object and its path in the commit when
 // the object is corrupt and the repair failed or did not help.
 //
-// The checks cost one SHA-256 pass over the commit's content (about
-// 0.3 s per 100 MB on one core; see BenchmarkPullLocal).
+// The checks cost one SHA-256 pass over the commit's content: measured
+// (tests/ostree BenchmarkDeployCopy, ostree 2022.7, 2 shared cores) 0.94
+// s -> 1.70 s for a commit of 3000 files, 100 MB, and 86 -> 188 ms for
+// the demo OS (12 MB). ostree fsck of the cache instead would cost the
+// same pass plus a second walk, and in 2022.7 takes no commit argument
+// (it checks every commit of the repo).
 func (r *Repo) PullLocalVerified(ctx context.Context, p VerifiedPull) error {
 	logf := p.Logf
 	if logf == nil {
