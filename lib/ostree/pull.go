@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +23,7 @@ type Pull struct {
 	// Mirror writes the refs as local branches (as EIB does for its cache).
 	Mirror bool
 	// Attempts is how often the pull is tried when it fails for a reason
-	// that may pass (network); 0 or 1 = once.
+	// that may pass (network, HTTP 5xx; see retryable); 0 or 1 = once.
 	Attempts int
 	// RetryDelay is the wait before the second attempt; it doubles at
 	// every further attempt (default 1 s).
@@ -36,8 +38,9 @@ type Pull struct {
 }
 
 // Pull fetches refs from a remote, retrying on failures that may be
-// transient. A failure that retrying cannot fix (signature, missing ref)
-// is returned at once.
+// transient (network, HTTP 5xx: see retryable). A failure that retrying
+// cannot fix (checksum mismatch, HTTP 404, signature, missing ref) is
+// returned at once, after one attempt.
 func (r *Repo) Pull(ctx context.Context, p Pull) error {
 	args := []string{"pull", "--repo=" + r.Path}
 	if p.Mirror {
@@ -128,21 +131,48 @@ func (r *Repo) stagedBytes() int64 {
 	return n
 }
 
-// retryable reports whether a pull failure may pass on its own.
+// retryable reports whether a pull failure may pass on its own: the
+// network (no connection, a reset, a timeout) or the server (HTTP 5xx,
+// 408, 429). ostree itself already retries such a failure per object
+// (n-network-retries, 5 by default); this retries the whole pull. What
+// a second try cannot change is returned at once: a checksum mismatch
+// (the server serves a corrupt object), a missing object, commit or
+// branch (HTTP 404), a signature, a key or the summary failing GPG
+// verification, and anything not known to be transient.
 func retryable(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
 		return false
 	}
 	msg := strings.ToLower(e.Stderr)
-	for _, permanent := range []string{"gpg", "signature", "no such branch", "not found",
-		"no such remote", "invalid", "refspec", "not signed", "no signatures"} {
+	for _, permanent := range []string{"corrupted", "checksum", "gpg", "signature", "no such branch",
+		"not found", "no such remote", "invalid", "refspec", "not signed", "no signatures",
+		"exceeded maximum size"} {
 		if strings.Contains(msg, permanent) {
 			return false
 		}
 	}
-	return true
+	if m := httpStatus.FindStringSubmatch(msg); m != nil {
+		code, _ := strconv.Atoi(m[1])
+		return code >= 500 || code == 408 || code == 429
+	}
+	for _, transient := range []string{"couldn't connect", "could not connect", "connection refused",
+		"connection reset", "connection timed out", "timeout was reached", "timed out", "operation too slow",
+		"failure when receiving data", "failure when sending data", "recv failure", "send failure",
+		"empty reply from server", "transfer closed", "couldn't resolve", "could not resolve",
+		"temporary failure in name resolution", "network is unreachable", "no route to host",
+		"ssl connect error", "http/2 stream", "stream error", "unexpected eof"} {
+		if strings.Contains(msg, transient) {
+			return true
+		}
+	}
+	return false
 }
+
+// httpStatus is the status of a failed HTTP request as ostree's libcurl
+// ("Server returned HTTP 503") and libsoup ("Server returned status 503")
+// back ends report it.
+var httpStatus = regexp.MustCompile(`server returned (?:http|status) (\d{3})`)
 
 func lastLine(s string) string {
 	s = strings.TrimRight(s, "\n")

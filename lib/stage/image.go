@@ -97,7 +97,7 @@ func deploy(ctx context.Context, b *build.Build, s ostreeSettings) error {
 	}); err != nil {
 		return err
 	}
-	if err := repo.PullLocal(ctx, s.repoDir, s.remote, s.refDeploy); err != nil {
+	if err := repo.PullLocalVerified(ctx, ostree.VerifiedPull{Src: ostree.Open(s.repoDir), SrcName: "[ostree] repodir", Remote: s.remote, Ref: s.refDeploy, Logf: b.Log.Printf}); err != nil {
 		return err
 	}
 	collectionID, err := remoteCollectionID(ctx, b, repo, s)
