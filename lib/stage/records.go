@@ -163,19 +163,27 @@ func recordHookFiles(b *build.Build, outdir string, before map[string]fileStamp,
 	return nil
 }
 
-// hookAt names the hook ("group/name") whose run holds t, the last one
-// started before t when none does, and the group when no hook of group
-// ran before t.
+// hookAt names the hook ("group/name") of group that last started before
+// t (the file's modification time), allowing mtimeSlack for the kernel's
+// coarse file clock; the group's first hook when none did, and the group
+// when none of its hooks ran.
 func hookAt(group string, t time.Time, timings []build.Timing) string {
 	name := group
 	for _, tm := range timings {
-		if tm.Hook == "" || !strings.HasPrefix(tm.Hook, group+"/") || tm.Started.After(t) {
+		if tm.Hook == "" || !strings.HasPrefix(tm.Hook, group+"/") {
 			continue
 		}
-		name = tm.Hook
+		if name == group || !tm.Started.After(t.Add(mtimeSlack)) {
+			name = tm.Hook
+		}
 	}
 	return name
 }
+
+// mtimeSlack is how far a file's modification time may lag behind the
+// clock the hook runner read when the hook started (file times come from
+// the kernel's coarse clock, one tick behind at most).
+const mtimeSlack = 20 * time.Millisecond
 
 // releaseFiles returns the base names of the files of outdir to publish:
 // every file the records name, sorted. A recorded file that is missing,
