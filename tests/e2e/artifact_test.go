@@ -84,7 +84,7 @@ func TestAnArtifactFormatDefinedInATestIsBuiltListedSummedSignedAndPublished(t *
 	t.Setenv("EIB_SRCDIR", srcRoot)
 	t.Setenv("EIB_SYSCONFDIR", p.Sysconf)
 	t.Setenv("EIB_LOCK_FILE", p.Lock)
-	loaded, err := config.Load(config.Options{Branch: "master", Product: "demo", Arch: "amd64", Platform: "amd64",
+	loaded, err := config.Load(config.Options{Branch: "master", Product: "demo", Arch: "amd64", Platform: "amd64", Personality: "base",
 		SysConfDir: p.Sysconf, SrcDir: srcRoot, LocalDir: p.Local})
 	if err != nil {
 		t.Fatal(err)
