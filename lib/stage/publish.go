@@ -18,9 +18,9 @@ import (
 // <outversion>.build.txt, writes SHA256SUMS of the files the build
 // recorded (b.Artifacts: what its stages and hooks wrote into outdir) and
 // signs it with the images' key; any other file in outdir fails it
-// (releaseFiles). It then publishes the release to
-// every configured destination (package publish), then runs the publish
-// hook group (site-specific destinations). A dry run skips it entirely.
+// (releaseFiles). It then publishes the release to every configured
+// destination (package publish), then runs the publish hook group
+// (site-specific destinations). A dry run skips it entirely.
 type publishStage struct {
 	// out are the image stage's output settings the plan resolved
 	// (nil when the image stage does not run: read [build] now).
