@@ -25,6 +25,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/output"
 	"github.com/eib-builder/eib/lib/sign"
+	"github.com/eib-builder/eib/lib/terminal"
 )
 
 // Input is what a format is built from: InputSysroot, InputRawDisk, or
@@ -113,6 +114,10 @@ type Job struct {
 	Logf func(format string, args ...any)
 	// Terminal, when not nil, receives progress bars.
 	Terminal io.Writer
+	// Progress, when not nil, is the build's terminal
+	// (buildlog.Log.Terminal): progress goes through it, and Terminal
+	// is ignored (output.Image.Progress).
+	Progress *terminal.Terminal
 }
 
 // Log calls Logf when it is set.

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/config"
 )
 
@@ -82,12 +83,18 @@ type Build struct {
 // (${tmpdir}/state.json), and a build continued with --from starts from
 // them.
 type Results struct {
-	OSTree     OSTreeInfo   `json:"ostree"`     // set by the ostree stage
-	Deployment Deployment   `json:"deployment"` // set by the image stage
-	Images     []Image      `json:"images"`     // appended by the image stage
-	Outputs    []Output     `json:"outputs"`    // files in outdir, appended by the image stage
-	Boots      []BootResult `json:"boots"`      // appended by the check stage
-	Timings    []Timing     `json:"timings"`    // appended by the engine, one per stage and hook
+	OSTree     OSTreeInfo `json:"ostree"`     // set by the ostree stage
+	Deployment Deployment `json:"deployment"` // set by the image stage
+	Images     []Image    `json:"images"`     // appended by the image stage (disk step), for its output step
+	// Artifacts are the records of every file the build wrote into
+	// outdir (and the raw images, Path ""), appended by the image,
+	// check, manifest and publish stages; files hooks wrote into outdir
+	// are recorded too (Format "hook"). They are what the manifest
+	// lists, what SHA256SUMS is written from, what the check stage boots
+	// and the only files the publish stage publishes.
+	Artifacts []artifact.Record `json:"artifacts"`
+	Boots     []BootResult      `json:"boots"`   // appended by the check stage
+	Timings   []Timing          `json:"timings"` // appended by the engine, one per stage and hook
 }
 
 // OSTreeInfo describes the commit being built (set by the ostree stage).
@@ -121,18 +128,6 @@ type Image struct {
 	// Firmware lists the firmware interfaces the image boots with
 	// ("bios", "uefi"; disk.Layout.Firmware): the boot check uses those.
 	Firmware []string
-}
-
-// Output is one file in outdir, as the manifest describes it.
-type Output struct {
-	File           string // base name in outdir
-	Path           string
-	Compression    string // "gz", "xz", "zst", "" for none
-	CompressedSize int64
-	ExtractedSize  int64
-	SHA256         string // hex
-	ChecksumFile   string // base name of the .sha256 file, "" if none
-	SignatureFile  string // base name of the .asc file, "" if none
 }
 
 // BootResult is the outcome of one boot check.

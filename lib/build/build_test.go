@@ -81,7 +81,7 @@ func TestResultsJSONNamesTheStateFileKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{`"ostree":{`, `"deployment":{`, `"images":[{`, `"outputs":null`, `"boots":null`, `"timings":[{`, `"Commit":"abc"`} {
+	for _, k := range []string{`"ostree":{`, `"deployment":{`, `"images":[{`, `"artifacts":null`, `"boots":null`, `"timings":[{`, `"Commit":"abc"`} {
 		if !strings.Contains(string(data), k) {
 			t.Errorf("results JSON %s: no %s", data, k)
 		}

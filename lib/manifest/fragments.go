@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 )
 
@@ -63,14 +64,16 @@ type Image struct {
 const FullImage = "full"
 
 // Images returns the images fragment: {"images": {FILE: Image}}, one entry
-// per output file, keyed by its name. An output that is not in outdir
-// (Path "") and is what a compressed output extracts to (FILE.COMPRESSION)
-// is folded into that output's entry as extracted_*. The entry of the file
+// per artifact record (the caller leaves out the records it does not
+// list), keyed by its file name; compressed_size is the record's Size. A
+// record that is not in outdir (Path "") and is what a compressed record
+// extracts to (FILE.COMPRESSION) is folded into that record's entry as
+// extracted_*. The entry of the file
 // named full (the compressed main disk image) is also under "full", where
 // EIB's consumers read it; full "" or not an output adds none.
-func Images(outputs []build.Output, full string) map[string]any {
+func Images(outputs []artifact.Record, full string) map[string]any {
 	images := map[string]Image{}
-	extracted := map[string]build.Output{}
+	extracted := map[string]artifact.Record{}
 	for _, o := range outputs {
 		if o.Path == "" {
 			extracted[o.File] = o
@@ -83,7 +86,7 @@ func Images(outputs []build.Output, full string) map[string]any {
 		}
 		img := Image{
 			File:            o.File,
-			CompressedSize:  o.CompressedSize,
+			CompressedSize:  o.Size,
 			ExtractedSize:   o.ExtractedSize,
 			CompressionType: o.Compression,
 			Signature:       o.SignatureFile,
@@ -101,7 +104,8 @@ func Images(outputs []build.Output, full string) map[string]any {
 	}
 	for name, o := range extracted {
 		if !folded[name] {
-			images[name] = Image{File: o.File, ExtractedSize: o.ExtractedSize, CompressedSize: o.CompressedSize,
+			// Not in outdir: no compressed size.
+			images[name] = Image{File: o.File, ExtractedSize: o.ExtractedSize,
 				CompressionType: o.Compression, Signature: o.SignatureFile, Checksum: o.ChecksumFile, SHA256: o.SHA256}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 )
 
@@ -270,7 +271,7 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 	frags := map[string]any{
 		BasicInfoFile: BasicInfo{Product: "eos", ProductName: "Endless OS", Branch: "master", Arch: "amd64",
 			Platform: "pc", Personality: "base", BuildVersion: "261122-080000", Builder: Builder{Name: "eib", Version: "v0", Commit: "abc"}},
-		ImagesFile: Images([]build.Output{{File: "eos.img.zst", Path: "/out/eos.img.zst", Compression: "zst", CompressedSize: 10, ExtractedSize: 100,
+		ImagesFile: Images([]artifact.Record{{File: "eos.img.zst", Path: "/out/eos.img.zst", Compression: "zst", Size: 10, ExtractedSize: 100,
 			SHA256: strings.Repeat("a", 64), ChecksumFile: "eos.img.zst.sha256", SignatureFile: "eos.img.zst.asc"}}, "eos.img.zst"),
 		OSTreeFile: OSTreeFragment(build.OSTreeInfo{Remote: "eos", Ref: "os/eos/amd64/master", Commit: strings.Repeat("c", 64), Version: "6.0", DeployURL: "https://ostree.example/", OS: "eos"},
 			OSTreeExtra{}),
@@ -332,12 +333,12 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 }
 
 func TestImagesFoldTheRawImageIntoItsCompressedEntry(t *testing.T) {
-	outputs := []build.Output{
-		{File: "eos.img.xz", Path: "/out/eos.img.xz", Compression: "xz", CompressedSize: 10, ExtractedSize: 100,
+	outputs := []artifact.Record{
+		{File: "eos.img.xz", Path: "/out/eos.img.xz", Compression: "xz", Size: 10, ExtractedSize: 100,
 			SHA256: "c1", ChecksumFile: "eos.img.xz.sha256", SignatureFile: "eos.img.xz.asc"},
-		{File: "eos.img", ExtractedSize: 100, SHA256: "r1", ChecksumFile: "eos.img.sha256", SignatureFile: "eos.img.asc"},
-		{File: "eos.qcow2", Path: "/out/eos.qcow2", CompressedSize: 20, ExtractedSize: 100, SHA256: "q1"},
-		{File: "lonely.img", ExtractedSize: 5, SHA256: "l1"},
+		{File: "eos.img", Size: 100, ExtractedSize: 100, SHA256: "r1", ChecksumFile: "eos.img.sha256", SignatureFile: "eos.img.asc"},
+		{File: "eos.qcow2", Path: "/out/eos.qcow2", Size: 20, ExtractedSize: 100, SHA256: "q1"},
+		{File: "lonely.img", Size: 5, ExtractedSize: 5, SHA256: "l1"},
 	}
 	got := Images(outputs, "eos.img.xz")["images"].(map[string]Image)
 	want := map[string]Image{

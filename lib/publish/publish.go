@@ -173,19 +173,33 @@ func hashFile(path string) (string, error) {
 // large image) and hashing the others; then, with a signer, signs it as
 // SHA256SUMS.asc. It returns how many files it lists.
 func WriteSums(ctx context.Context, dir string, known map[string]string, signer sign.Signer) (int, error) {
-	for _, name := range []string{SumsFile, SigFile} {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return 0, err
-		}
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && e.Name() != SumsFile && e.Name() != SigFile {
 			names = append(names, e.Name())
+		}
+	}
+	return WriteSumsOf(ctx, dir, names, known, signer)
+}
+
+// WriteSumsOf is WriteSums of the files named (base names of files in
+// dir) rather than of everything dir holds: the publish stage passes the
+// files the build recorded, so that nothing else is signed or published.
+// A name with a "/", SHA256SUMS or its signature is an error.
+func WriteSumsOf(ctx context.Context, dir string, files []string, known map[string]string, signer sign.Signer) (int, error) {
+	for _, name := range []string{SumsFile, SigFile} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	names := append([]string(nil), files...)
+	for _, name := range names {
+		if name == "" || strings.Contains(name, "/") || name == SumsFile || name == SigFile {
+			return 0, fmt.Errorf("%s: %q cannot be listed in %s", dir, name, SumsFile)
 		}
 	}
 	if len(names) == 0 {
@@ -193,6 +207,7 @@ func WriteSums(ctx context.Context, dir string, known map[string]string, signer 
 	}
 	sort.Strings(names)
 	var b strings.Builder
+	var err error
 	for _, name := range names {
 		sum := known[name]
 		if sum == "" {

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/check"
 )
 
-// checkStage boots every disk image of the image stage in QEMU with the
+// checkStage boots every artifact record of the image stage that boots
+// (artifact.ToBoot) in QEMU with the
 // configured firmware(s), records each boot in b.Boots (for the manifest),
 // and then runs the check hook group. A boot that fails fails the build,
 // so nothing unbootable is published.
@@ -95,16 +97,18 @@ func (st checkStage) Run(ctx context.Context, b *build.Build) error {
 	}
 	s := st.s
 	var images, logs []string
-	for _, img := range b.Images {
-		images = append(images, img.Path)
+	toBoot := artifact.ToBoot(b.Artifacts)
+	for _, r := range toBoot {
+		images = append(images, r.BootPath)
 	}
+	logNotBooted(b)
 	switch {
-	case len(b.Images) == 0:
+	case len(toBoot) == 0:
 		checkPrintf(b, "no disk image to boot (the image stage did not run)")
 	case !s.boot:
 		checkPrintf(b, "boot check disabled ([check] boot = false)")
 	default:
-		if logs, err = bootImages(ctx, b, s, tmpdir); err != nil {
+		if logs, err = bootImages(ctx, b, s, tmpdir, toBoot); err != nil {
 			return err
 		}
 	}
@@ -117,25 +121,44 @@ func (st checkStage) Run(ctx context.Context, b *build.Build) error {
 	if len(logs) > 0 {
 		b.SetEnv("EIB_CHECK_SERIAL_LOG", logs[0])
 	}
-	if b.Hooks == nil {
-		return nil
-	}
-	return b.Hooks.RunGroup(ctx, b, "check", "")
+	// Files the check hooks write into outdir are recorded.
+	return runHooks(ctx, b, "check", "")
 }
 
-// bootImages boots each image with each firmware and returns the console
-// logs written. It stops at the first failed boot.
-func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string) ([]string, error) {
+// logNotBooted logs each artifact record (of a registered format) that
+// the check does not boot, with its format's reason.
+func logNotBooted(b *build.Build) {
+	for _, r := range b.Artifacts {
+		if _, ok := artifact.Lookup(r.Format); !ok {
+			continue
+		}
+		if r.Boot == artifact.MediumNone || r.BootPath == "" {
+			checkPrintf(b, "%s (artifact %s): not booted: %s", r.File, r.Format, r.BootReason)
+		}
+	}
+}
+
+// bootImages boots each record to boot (artifact.ToBoot: BootPath, with
+// its arch, platform and firmwares) with each firmware and returns the
+// console logs written. It stops at the first failed boot.
+func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string, toBoot []artifact.Record) ([]string, error) {
 	var logs []string
-	for _, img := range b.Images {
-		fws, err := check.FirmwaresFor(img.Arch, s.firmware, img.Firmware)
+	for _, img := range toBoot {
+		if img.Boot != artifact.MediumDisk {
+			reason := fmt.Sprintf("the check boots disks only, and %s (artifact %s) boots as %s", img.File, img.Format, img.Boot)
+			checkPrintf(b, "%s SKIPPED: %s", img.File, reason)
+			b.Boots = append(b.Boots, build.BootResult{Image: img.File, Firmware: string(img.Boot),
+				Result: string(check.StatusSkipped), Reason: reason})
+			continue
+		}
+		fws, err := check.FirmwaresFor(img.Arch, s.firmware, img.Firmwares)
 		if err != nil {
-			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.Path, err)
+			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.BootPath, err)
 		}
 		if len(fws) == 0 {
 			reason := fmt.Sprintf("platform %s boots only with its board's own firmware, which QEMU does not have", img.Platform)
-			checkPrintf(b, "%s SKIPPED: %s", filepath.Base(img.Path), reason)
-			b.Boots = append(b.Boots, build.BootResult{Image: filepath.Base(img.Path), Firmware: "board",
+			checkPrintf(b, "%s SKIPPED: %s", filepath.Base(img.BootPath), reason)
+			b.Boots = append(b.Boots, build.BootResult{Image: filepath.Base(img.BootPath), Firmware: "board",
 				Result: string(check.StatusSkipped), Reason: reason})
 			continue
 		}
@@ -146,12 +169,12 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			}
 			checkPrintf(b, "accelerator for %s firmware: %s (%s = %s: %s)", fw, choice.Accel, s.accelFrom, s.accel, choice.Reason)
 			name := "boot-" + string(fw) + ".log"
-			if img.Name != "" {
-				name = "boot-" + img.Name + "-" + string(fw) + ".log"
+			if img.Disk != "" {
+				name = "boot-" + img.Disk + "-" + string(fw) + ".log"
 			}
 			logPath := filepath.Join(tmpdir, name)
 			res, err := check.Run(ctx, check.Boot{
-				Image:     img.Path,
+				Image:     img.BootPath,
 				Firmware:  fw,
 				Marker:    s.marker,
 				Timeout:   s.timeout,
@@ -164,7 +187,7 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				StallTimeout: s.stall,
 			})
 			b.Boots = append(b.Boots, build.BootResult{
-				Image:      filepath.Base(img.Path),
+				Image:      filepath.Base(img.BootPath),
 				Firmware:   string(fw),
 				Result:     string(res.Status),
 				Seconds:    res.Elapsed.Seconds(),
@@ -179,15 +202,15 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				return logs, err
 			}
 			if res.Status == check.StatusSkipped {
-				checkPrintf(b, "%s with %s firmware SKIPPED: %s", filepath.Base(img.Path), fw, res.Reason)
+				checkPrintf(b, "%s with %s firmware SKIPPED: %s", filepath.Base(img.BootPath), fw, res.Reason)
 				continue
 			}
 			logs = append(logs, logPath)
 			b.SetEnv("EIB_CHECK_SERIAL_LOG_"+strings.ToUpper(strings.ReplaceAll(string(fw), "-", "_")), logPath)
 			if res.Fallback != "" {
-				checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", filepath.Base(img.Path), fw, res.Fallback)
+				checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", filepath.Base(img.BootPath), fw, res.Fallback)
 			}
-			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.Path), fw, res.Elapsed.Seconds(), res.Accel)
+			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.BootPath), fw, res.Elapsed.Seconds(), res.Accel)
 		}
 	}
 	return logs, nil

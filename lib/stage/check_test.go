@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/check"
 	"github.com/eib-builder/eib/lib/check/checktest"
@@ -31,6 +32,7 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 	dir := t.TempDir()
 	c := config.New()
 	c.Set("build", "tmpdir", filepath.Join(dir, "tmp"))
+	c.Set("build", "outdir", filepath.Join(dir, "out"))
 	for k, v := range map[string]string{
 		"boot": "true", "firmware": "bios", "boot_timeout": "60",
 		"boot_marker": "EIB-TEST-BOOT-OK", "qemu_memory": "256",
@@ -45,10 +47,21 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 	return &build.Build{Config: c, Public: c, Hooks: hooks}, hooks, dir
 }
 
+// bootRecords are the records the raw format makes of disk images: the
+// compressed image, booted through the raw disk.
+func bootRecords(imgs []build.Image) []artifact.Record {
+	var recs []artifact.Record
+	for _, img := range imgs {
+		recs = append(recs, artifact.Record{Format: "raw", Disk: img.Name, File: filepath.Base(img.Path) + ".zst",
+			Boot: artifact.MediumDisk, BootPath: img.Path, Arch: img.Arch, Platform: img.Platform, Firmwares: img.Firmware})
+	}
+	return recs
+}
+
 func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"EIB-TEST-BOOT-OK"}, "halt"))
-	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
+	b.Artifacts = bootRecords([]build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}})
 	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +82,7 @@ func TestCheckStageBootsImageAndHandsLogToHooks(t *testing.T) {
 func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 	b, hooks, dir := checkBuild(t, nil)
 	img := checktest.BIOSImage(t, dir, checktest.Script([]string{"Kernel panic - not syncing: VFS"}, "halt"))
-	b.Images = []build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
+	b.Artifacts = bootRecords([]build.Image{{Path: img, Arch: "amd64", Firmware: []string{"bios", "uefi"}}})
 	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "  | Kernel panic - not syncing: VFS") || !strings.Contains(err.Error(), "bios firmware") {
 		t.Fatalf("err = %v, want the failure naming the firmware with the console tail", err)
@@ -84,7 +97,7 @@ func TestCheckStageFailedBootFailsBeforeHooks(t *testing.T) {
 
 func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 	b, hooks, _ := checkBuild(t, map[string]string{"boot": "false"})
-	b.Images = []build.Image{{Path: "/nonexistent.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
+	b.Artifacts = bootRecords([]build.Image{{Path: "/nonexistent.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}})
 	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +110,7 @@ func TestCheckStageWithBootFalseRunsOnlyHooks(t *testing.T) {
 func TestCheckAccelEnvironmentOverridesTheKey(t *testing.T) {
 	t.Setenv(check.AccelEnv, "kvm-please")
 	b, _, _ := checkBuild(t, map[string]string{"accel": "tcg"})
-	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
+	b.Artifacts = bootRecords([]build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}})
 	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), "EIB_CHECK_ACCEL: accelerator \"kvm-please\"") {
 		t.Fatalf("err = %v, want it to name EIB_CHECK_ACCEL", err)
@@ -118,7 +131,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 	} {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})
-		b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}}
+		b.Artifacts = bootRecords([]build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"bios", "uefi"}}})
 		err := runCheckStage(context.Background(), b)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s = %q: err = %v, want it to contain %q", tc.key, tc.value, err, tc.want)
@@ -134,7 +147,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 // with is a configuration error naming the key.
 func TestCheckStageFirmwareFollowsTheImage(t *testing.T) {
 	b, hooks, _ := checkBuild(t, map[string]string{"firmware": "both"})
-	b.Images = []build.Image{{Path: "/x.img", Arch: "arm64", Platform: "pinebookpro"}}
+	b.Artifacts = bootRecords([]build.Image{{Path: "/x.img", Arch: "arm64", Platform: "pinebookpro"}})
 	if err := runCheckStage(context.Background(), b); err != nil {
 		t.Fatalf("board-only image: %v", err)
 	}
@@ -146,7 +159,7 @@ func TestCheckStageFirmwareFollowsTheImage(t *testing.T) {
 	}
 
 	b, _, _ = checkBuild(t, map[string]string{"firmware": "bios"})
-	b.Images = []build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"uefi"}}}
+	b.Artifacts = bootRecords([]build.Image{{Path: "/x.img", Arch: "amd64", Firmware: []string{"uefi"}}})
 	err := runCheckStage(context.Background(), b)
 	if err == nil || !strings.Contains(err.Error(), `[check] firmware: image /x.img: firmware "bios": the image boots only with uefi`) {
 		t.Fatalf("bios for a systemd-boot image: %v", err)

@@ -51,8 +51,9 @@ func (st imageStage) Run(ctx context.Context, b *build.Build) error {
 	if err == nil {
 		err = recreateOutDir(b)
 	}
-	if err == nil && b.Hooks != nil {
-		err = b.Hooks.RunGroup(ctx, b, "image", dep)
+	if err == nil {
+		// Files the image hooks write into outdir are recorded.
+		err = runHooks(ctx, b, "image", dep)
 	}
 	if cerr := b.CleanupTo(mark); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("tearing down the image hook mounts: %w", cerr))
@@ -378,7 +379,9 @@ func inRoot(root, p string) (string, error) {
 
 // recreateOutDir empties outdir before the image hooks, as EIB's
 // stages/eib_image does (recreate_dir "${EIB_OUTDIR}"): the hooks start with
-// an empty outdir, and what a content hook put there is gone.
+// an empty outdir, and what a content hook put there is gone. The records
+// of files in outdir (b.Artifacts, of an earlier run of the stage) go
+// with it.
 func recreateOutDir(b *build.Build) error {
 	outdir, err := b.Dir("outdir")
 	if err != nil {
@@ -393,6 +396,7 @@ func recreateOutDir(b *build.Build) error {
 	if err := os.MkdirAll(outdir, 0o755); err != nil {
 		return fmt.Errorf("recreating outdir: %w", err)
 	}
+	b.Artifacts = nil
 	return nil
 }
 

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 
+	"github.com/eib-builder/eib/lib/artifact"
+	// The formats eib builds register themselves.
+	_ "github.com/eib-builder/eib/lib/artifact/qcow2"
+	_ "github.com/eib-builder/eib/lib/artifact/raw"
 	"github.com/eib-builder/eib/lib/build"
-	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/output"
 	"github.com/eib-builder/eib/lib/sign"
 )
@@ -21,6 +23,9 @@ type outputSettings struct {
 	compression                output.Compression
 	qcow2                      bool
 	signing                    sign.Options
+	// formats are the artifact formats to build, in build order
+	// (artifact.Selected: raw, and those whose [section] key is true).
+	formats []artifact.Format
 }
 
 func readOutputSettings(b *build.Build) (outputSettings, error) {
@@ -36,6 +41,13 @@ func readOutputSettings(b *build.Build) (outputSettings, error) {
 		return s, r.err
 	}
 	var err error
+	if s.formats, err = artifact.Selected(func(section, key string) (bool, error) {
+		r := keyReader{b: b}
+		on := r.boolean(section, key)
+		return on, r.err
+	}); err != nil {
+		return s, err
+	}
 	if s.compression, err = output.ParseCompression(comp); err != nil {
 		return s, keyErrorf(b, "image", "compression", "[image] compression: %w", err)
 	}
@@ -57,11 +69,13 @@ func signingErr(b *build.Build, err error) error {
 	return keyErrorf(b, "image", key, "[image] %s: %w", key, err)
 }
 
-// writeImageOutputs writes the outputs of one raw disk image into outdir
-// (compressed image, .size, .sha256, .asc of it and of the raw image,
-// optional qcow2), and once per build <outversion>.ostree.txt and
-// <outversion>.config.ini, and appends them all to b.Outputs.
-// s are the settings the plan resolved (readOutputSettings).
+// writeImageOutputs builds the selected artifact formats (s.formats,
+// artifact.BuildAll) of one raw disk image into outdir (the raw format:
+// compressed image, .size, .sha256, .asc of it and of the raw image; the
+// qcow2 format with [image] qcow2 ...), and once per build
+// <outversion>.ostree.txt and <outversion>.config.ini, and records them
+// all in b.Artifacts. s are the settings the plan resolved
+// (readOutputSettings).
 func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image, s outputSettings) error {
 	signer, err := sign.New(s.signing, b.Log.Printf)
 	if err != nil {
@@ -70,54 +84,25 @@ func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image, s o
 	if err := os.MkdirAll(s.outdir, 0o755); err != nil {
 		return fmt.Errorf("image outputs: %w", err)
 	}
-	name := s.outversion + ".img"
+	base := s.outversion
 	if img.Name != "" {
-		name = s.outversion + "." + img.Name + ".img"
+		base = s.outversion + "." + img.Name
 	}
-	var term io.Writer
-	if ostree.IsTerminal(os.Stdout) {
-		term = os.Stdout
-	}
-	res, err := output.Image{
-		Raw:         img.Path,
+	recs, err := artifact.BuildAll(ctx, s.formats, artifact.Job{
+		Disk: artifact.Disk{Name: img.Name, Path: img.Path, Arch: img.Arch, Platform: img.Platform,
+			Firmwares: slices.Clone(img.Firmware)},
+		Sysroot:     b.Deployment.Sysroot,
 		OutDir:      s.outdir,
-		Name:        name,
+		Base:        base,
 		Compression: s.compression,
 		Signer:      signer,
 		Logf:        b.Log.Printf,
-		Terminal:    term,
-	}.Write(ctx)
+		Progress:    buildTerminal(b),
+	})
+	// What was built before an error is in outdir: record it.
+	record(b, recs...)
 	if err != nil {
 		return err
-	}
-	b.Outputs = append(b.Outputs,
-		build.Output{
-			File:           res.Compressed.Name,
-			Path:           res.Compressed.Path,
-			Compression:    string(s.compression),
-			CompressedSize: res.Compressed.Size,
-			ExtractedSize:  res.Raw.Size,
-			SHA256:         res.Compressed.SHA256,
-			ChecksumFile:   res.Compressed.ChecksumFile,
-			SignatureFile:  res.Compressed.SignatureFile,
-		},
-		// The raw image is not in outdir; its checksum and signature
-		// are (Path "" says so).
-		build.Output{
-			File:          res.Raw.Name,
-			ExtractedSize: res.Raw.Size,
-			SHA256:        res.Raw.SHA256,
-			ChecksumFile:  res.Raw.ChecksumFile,
-			SignatureFile: res.Raw.SignatureFile,
-		})
-	if s.qcow2 {
-		q := strings.TrimSuffix(name, ".img") + ".qcow2"
-		b.Log.Printf("converting %s to %s (qemu-img convert -c, +10 GiB virtual size)", img.Path, q)
-		f, err := output.WriteQCOW2(ctx, img.Path, filepath.Join(s.outdir, q))
-		if err != nil {
-			return err
-		}
-		b.Outputs = append(b.Outputs, build.Output{File: f.Name, Path: f.Path, CompressedSize: f.Size, ExtractedSize: res.Raw.Size, SHA256: f.SHA256})
 	}
 	return writeBuildFiles(b, s)
 }
@@ -126,8 +111,8 @@ func writeImageOutputs(ctx context.Context, b *build.Build, img build.Image, s o
 // ${tmpdir}/ostree.txt, when there is one) and <outversion>.config.ini
 // (the public configuration) once per build.
 func writeBuildFiles(b *build.Build, s outputSettings) error {
-	for _, o := range b.Outputs {
-		if o.File == s.outversion+".config.ini" {
+	for _, r := range b.Artifacts {
+		if r.File == s.outversion+".config.ini" && r.Path != "" {
 			return nil
 		}
 	}
@@ -137,8 +122,8 @@ func writeBuildFiles(b *build.Build, s outputSettings) error {
 		if err := output.CopyFile(src, dst); err != nil {
 			return fmt.Errorf("image outputs: %w", err)
 		}
-		if err := addPlainOutput(b, dst); err != nil {
-			return err
+		if err := recordFile(b, dst, ""); err != nil {
+			return fmt.Errorf("image outputs: %w", err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("image outputs: %w", err)
@@ -150,14 +135,8 @@ func writeBuildFiles(b *build.Build, s outputSettings) error {
 	if err := output.WriteFile(dst, b.Public.Write); err != nil {
 		return fmt.Errorf("image outputs: %w", err)
 	}
-	return addPlainOutput(b, dst)
-}
-
-func addPlainOutput(b *build.Build, path string) error {
-	sum, size, err := output.SHA256File(path)
-	if err != nil {
+	if err := recordFile(b, dst, ""); err != nil {
 		return fmt.Errorf("image outputs: %w", err)
 	}
-	b.Outputs = append(b.Outputs, build.Output{File: filepath.Base(path), Path: path, CompressedSize: size, ExtractedSize: size, SHA256: sum})
 	return nil
 }

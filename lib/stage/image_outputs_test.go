@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
 	"github.com/eib-builder/eib/lib/config"
@@ -70,17 +71,26 @@ func TestImageOutputsGoToOutdirAndBuildOutputs(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	want := []string{"os-1.config.ini", "os-1.img.asc", "os-1.img.sha256", "os-1.img.zst", "os-1.img.zst.asc",
-		"os-1.img.zst.sha256", "os-1.img.zst.size", "os-1.ostree.txt", "os-1.qcow2"}
+		"os-1.img.zst.sha256", "os-1.img.zst.size", "os-1.ostree.txt", "os-1.qcow2", "os-1.qcow2.asc", "os-1.qcow2.sha256"}
 	if got := outFiles(t, out); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("outdir: %q\nwant    %q", got, want)
 	}
-	js, _ := json.MarshalIndent(b.Outputs, "", " ")
-	byName := map[string]build.Output{}
-	for _, o := range b.Outputs {
+	js, _ := json.MarshalIndent(b.Artifacts, "", " ")
+	byName := map[string]artifact.Record{}
+	for _, o := range b.Artifacts {
 		byName[o.File] = o
 	}
+	// Every file in outdir is recorded, and only those.
+	var recorded []string
+	for f := range recordedFiles(b.Artifacts) {
+		recorded = append(recorded, f)
+	}
+	sort.Strings(recorded)
+	if strings.Join(recorded, " ") != strings.Join(want, " ") {
+		t.Errorf("recorded files: %q\nwant            %q", recorded, want)
+	}
 	zst := byName["os-1.img.zst"]
-	if zst.Compression != "zst" || zst.ExtractedSize != 8<<20 || zst.CompressedSize <= 0 || len(zst.SHA256) != 64 ||
+	if zst.Compression != "zst" || zst.ExtractedSize != 8<<20 || zst.Size <= 0 || len(zst.SHA256) != 64 ||
 		zst.ChecksumFile != "os-1.img.zst.sha256" || zst.SignatureFile != "os-1.img.zst.asc" || zst.Path != filepath.Join(out, "os-1.img.zst") {
 		t.Errorf("compressed output: %s", js)
 	}
@@ -93,8 +103,8 @@ func TestImageOutputsGoToOutdirAndBuildOutputs(t *testing.T) {
 			t.Errorf("output %s missing or incomplete: %s", f, js)
 		}
 	}
-	if len(b.Outputs) != 5 {
-		t.Errorf("%d outputs, want 5: %s", len(b.Outputs), js)
+	if len(b.Artifacts) != 5 {
+		t.Errorf("%d records, want 5: %s", len(b.Artifacts), js)
 	}
 	for _, f := range []string{"os-1.img.zst"} {
 		if err := signtest.Verify(t, key.Public, filepath.Join(out, f), filepath.Join(out, f+".asc")); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eib-builder/eib/lib/artifact"
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/manifest"
@@ -53,17 +54,15 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 	}
 	own := map[string]any{
 		manifest.BasicInfoFile: info,
-		manifest.ImagesFile:    manifest.Images(b.Outputs, fullImage(b.Outputs, ov)),
+		manifest.ImagesFile:    manifest.Images(manifestRecords(b.Artifacts), fullImage(b.Artifacts, ov)),
 		manifest.BootCheckFile: manifest.BootCheck(b.Boots),
 	}
 	// A buildscript without the ostree stage built no commit to describe.
 	if b.OSTree.Commit != "" {
 		own[manifest.OSTreeFile] = manifest.OSTreeFragment(b.OSTree, ostreeExtra(ctx, b))
 	}
-	if b.Hooks != nil {
-		if err := b.Hooks.RunGroup(ctx, b, "manifest", ""); err != nil {
-			return err
-		}
+	if err := runHooks(ctx, b, "manifest", ""); err != nil {
+		return err
 	}
 	// After the hooks, so that the manifest hooks' own timings are in it.
 	own[manifest.TimingsFile] = manifest.Timings(b.Timings)
@@ -92,13 +91,29 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 		return fmt.Errorf("%w (fragments in %s)", err, dir)
 	}
 	b.Log.Printf("wrote %s", out)
-	return nil
+	return recordFile(b, out, formatManifest)
+}
+
+// manifestRecords are the records the images fragment lists: those of the
+// artifact formats and the plain files of the image stage
+// (<outversion>.config.ini, .ostree.txt), as EIB's images fragment; not
+// the files of hooks, the manifest itself or the build log.
+func manifestRecords(recs []artifact.Record) []artifact.Record {
+	var out []artifact.Record
+	for _, r := range recs {
+		switch r.Format {
+		case formatHook, formatManifest, formatBuildLog:
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // fullImage is the file name of the compressed main disk image
 // (<outversion>.img.<compression>), EIB's images.full; "" when the image
 // stage made none.
-func fullImage(outputs []build.Output, ov string) string {
+func fullImage(outputs []artifact.Record, ov string) string {
 	for _, o := range outputs {
 		if o.Path != "" && o.Compression != "" && o.File == ov+".img."+o.Compression {
 			return o.File

@@ -3,12 +3,9 @@ package stage
 import (
 	"context"
 	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/eib-builder/eib/lib/build"
@@ -193,7 +190,9 @@ func (st ostreeStage) Run(ctx context.Context, b *build.Build) error {
 		return err
 	}
 	b.Log.Printf("pulling %s from %s (gpg_verify %v, %d trusted keys)", s.ref, s.pullURL, s.gpgVerify, len(s.keys))
-	progress := pullProgress(b)
+	// ostree's progress goes through the build's terminal: its own bar
+	// on a TTY, log lines otherwise.
+	progress := buildTerminal(b).ToolWriter("")
 	// A plain pull, then the local branches from the remote ref, as
 	// EIB's stages/eib_ostree: a --mirror pull of a repo with a
 	// collection ID (every Endless OS repo) writes the ref as a mirror
@@ -203,9 +202,7 @@ func (st ostreeStage) Run(ctx context.Context, b *build.Build) error {
 		Attempts: pullAttempts, RetryDelay: 2 * time.Second,
 		Progress: progress,
 	})
-	if lw, ok := progress.(*logWriter); ok {
-		lw.Flush()
-	}
+	progress.Close()
 	if err != nil {
 		return err
 	}
@@ -239,49 +236,6 @@ func (s ostreeSettings) info(commit, version string) build.OSTreeInfo {
 		Ref: s.ref, RefDeploy: s.refDeploy, Commit: commit, Version: version,
 		DeployURL: s.deployURL, OS: s.os,
 	}
-}
-
-// pullProgress is where a pull reports progress: the terminal itself
-// when stdout is one (ostree draws its bar), the build log otherwise.
-func pullProgress(b *build.Build) io.Writer {
-	if ostree.IsTerminal(os.Stdout) {
-		return os.Stdout
-	}
-	return &logWriter{printf: b.Log.Printf}
-}
-
-// logWriter turns written text into build log lines.
-type logWriter struct {
-	mu     sync.Mutex
-	printf func(string, ...any)
-	buf    []byte
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := strings.IndexAny(string(w.buf), "\r\n")
-		if i < 0 {
-			break
-		}
-		if line := strings.TrimSpace(string(w.buf[:i])); line != "" {
-			w.printf("%s", line)
-		}
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-// Flush logs a last incomplete line.
-func (w *logWriter) Flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if line := strings.TrimSpace(string(w.buf)); line != "" {
-		w.printf("%s", line)
-	}
-	w.buf = nil
 }
 
 func (s *ostreeSettings) setErr(err error) {

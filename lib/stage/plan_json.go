@@ -63,6 +63,9 @@ type PlanImage struct {
 	QCOW2       bool   `json:"qcow2"`
 	SigningKey  string `json:"signing_key,omitempty"` // the key file
 	Signed      bool   `json:"signed"`
+	// Artifacts are the names of the artifact formats built of each
+	// disk, in build order (artifact.Selected).
+	Artifacts []string `json:"artifacts"`
 }
 
 // PlanCheck are the settings of the check stage.

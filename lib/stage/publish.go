@@ -15,10 +15,12 @@ import (
 )
 
 // publishStage copies the masked build log into outdir as
-// <outversion>.build.txt, writes SHA256SUMS from the build's output
-// records and signs it with the images' key, publishes the release to
-// every configured destination (package publish), then runs the publish
-// hook group (site-specific destinations). A dry run skips it entirely.
+// <outversion>.build.txt, writes SHA256SUMS of the files the build
+// recorded (b.Artifacts: what its stages and hooks wrote into outdir) and
+// signs it with the images' key; any other file in outdir fails it
+// (releaseFiles). It then publishes the release to every configured
+// destination (package publish), then runs the publish hook group
+// (site-specific destinations). A dry run skips it entirely.
 type publishStage struct {
 	// out are the image stage's output settings the plan resolved
 	// (nil when the image stage does not run: read [build] now).
@@ -43,20 +45,30 @@ func (st publishStage) Run(ctx context.Context, b *build.Build) error {
 	if err := os.MkdirAll(out.outdir, 0o755); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	if err := output.CopyFile(filepath.Join(out.tmpdir, "build.txt"), filepath.Join(out.outdir, out.outversion+".build.txt")); err != nil {
+	buildLog := filepath.Join(out.outdir, out.outversion+".build.txt")
+	if err := output.CopyFile(filepath.Join(out.tmpdir, "build.txt"), buildLog); err != nil {
 		return fmt.Errorf("publish: copying the build log: %w", err)
+	}
+	if err := recordFile(b, buildLog, formatBuildLog); err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	signer, err := sign.New(out.signing, b.Log.Printf)
 	if err != nil {
 		return signingErr(b, err)
 	}
+	// Only what the build recorded is listed, signed and published; any
+	// other file in outdir fails the build before anything is signed.
+	files, err := releaseFiles(b.Artifacts, out.outdir)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
 	known := map[string]string{}
-	for _, o := range b.Outputs {
-		if o.Path != "" && o.SHA256 != "" && filepath.Dir(o.Path) == filepath.Clean(out.outdir) {
-			known[o.File] = o.SHA256
+	for _, r := range b.Artifacts {
+		if r.Path != "" && r.SHA256 != "" && filepath.Dir(r.Path) == filepath.Clean(out.outdir) {
+			known[r.File] = r.SHA256
 		}
 	}
-	n, err := publish.WriteSums(ctx, out.outdir, known, signer)
+	n, err := publish.WriteSumsOf(ctx, out.outdir, files, known, signer)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

@@ -87,7 +87,10 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		} else {
 			p.settings.output = &out
 			p.Image = &PlanImage{Compression: string(out.compression), QCOW2: out.qcow2,
-				SigningKey: out.signing.KeyFile, Signed: signer != nil}
+				SigningKey: out.signing.KeyFile, Signed: signer != nil, Artifacts: []string{}}
+			for _, f := range out.formats {
+				p.Image.Artifacts = append(p.Image.Artifacts, f.Name())
+			}
 		}
 	}
 

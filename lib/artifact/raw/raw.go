@@ -46,6 +46,7 @@ func (f Format) Build(ctx context.Context, job artifact.Job) ([]artifact.Record,
 		Signer:      job.Signer,
 		Logf:        job.Logf,
 		Terminal:    job.Terminal,
+		Progress:    job.Progress,
 	}.Write(ctx)
 	if err != nil {
 		return nil, err
