@@ -246,11 +246,6 @@ func (e *HookError) Error() string {
 
 func (e *HookError) Unwrap() error { return e.Err }
 
-// Get returns the interpolated value of section:key of the full config.
-func (b *Build) Get(section, key string) (string, error) {
-	return b.Config.Get(section, key)
-}
-
 // Defer registers a release function for a resource just acquired. All
 // registered functions run in reverse order in Cleanup.
 func (b *Build) Defer(name string, fn func() error) {
