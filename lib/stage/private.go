@@ -36,9 +36,13 @@ func imageFlows(b *build.Build, runs func(string) bool, s *ostreeSettings) []flo
 		r := b.Config.Read()
 		return optional(r, section, key, r.String)
 	}
+	deployURL := func() string {
+		r := b.Config.Read()
+		return optional(r, "ostree", "deploy_url", r.URL)
+	}
 	if s != nil && runs("image") {
 		url := flow{into: "the image's OSTree remote URL", section: "ostree", key: "deploy_url", value: s.deployURL}
-		if func() string { r := b.Config.Read(); return optional(r, "ostree", "deploy_url", r.URL) }() == "" {
+		if deployURL() == "" {
 			url.key, url.empty = s.pullURLKey, "deploy_url"
 		}
 		branch := flow{into: "the image's OSTree branch", section: "ostree", key: "ref_deploy", value: s.refDeploy}
