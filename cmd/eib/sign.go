@@ -100,29 +100,30 @@ func signOptions(cmd *cli.Command) (sign.Options, string, error) {
 	}
 	keys := []string{"signing_key", "signing_passphrase_file", "signing_keyid", "gpg_homedir"}
 	if _, ok := os.LookupEnv(config.EnvName("image", "signing_key")); ok {
-		env := func(section, key string) string { return os.Getenv(config.EnvName(section, key)) }
-		return sign.ConfigOptions(env), "environment " + config.EnvName("image", "signing_key") + " and related", nil
+		return sign.ConfigOptions(envSettings{}), "environment " + config.EnvName("image", "signing_key") + " and related", nil
 	}
 	loaded, err := loadConfigLikeABuild(cmd)
 	if err != nil {
 		return sign.Options{}, "", err
 	}
-	var gerr error
-	get := func(section, key string) string {
-		if gerr != nil {
-			return ""
-		}
-		v, err := loaded.Full.Get(section, key)
-		if err != nil {
-			gerr = fmt.Errorf("[%s] %s: %w", section, key, err)
-		}
-		return strings.TrimSpace(v)
-	}
-	o := sign.ConfigOptions(get)
-	if gerr != nil {
-		return o, "", gerr
+	r := loaded.Full.Read()
+	o := sign.ConfigOptions(r)
+	if err := r.Err(); err != nil {
+		return o, "", err
 	}
 	return o, "configuration [image] " + strings.Join(keys, ", "), nil
+}
+
+// envSettings reads the settings from the hook environment
+// (EIB_<SECTION>_<KEY>, config.EnvName), as they are, paths included.
+type envSettings struct{}
+
+func (envSettings) Path(section, key string) string {
+	return os.Getenv(config.EnvName(section, key))
+}
+
+func (envSettings) String(section, key string) string {
+	return os.Getenv(config.EnvName(section, key))
 }
 
 // loadConfigLikeABuild reads the configuration a build with these flags

@@ -241,11 +241,6 @@ func (e *HookError) Error() string {
 
 func (e *HookError) Unwrap() error { return e.Err }
 
-// Get returns the interpolated value of section:key of the full config.
-func (b *Build) Get(section, key string) (string, error) {
-	return b.Config.Get(section, key)
-}
-
 // Defer registers a release function for a resource just acquired. All
 // registered functions run in reverse order in Cleanup.
 func (b *Build) Defer(name string, fn func() error) {
@@ -294,14 +289,15 @@ func (b *Build) Cleanup() error { return b.CleanupTo(0) }
 var ErrNotImplemented = errors.New("not implemented yet")
 
 // Dir returns a build directory from the [build] section (tmpdir, outdir,
-// manifestdir, contentdir ...), interpolated.
+// manifestdir, contentdir, cachedir ...): a path setting of
+// config.KeysRead or config.BuildKeys, read with config.Reader.Path (an
+// absolute path, cleaned). Its error names the file, section and key; an
+// empty or unset directory is one ("[build] tmpdir: not set").
 func (b *Build) Dir(key string) (string, error) {
-	v, err := b.Config.Get("build", key)
-	if err != nil {
-		return "", err
+	r := b.Config.Read()
+	v := r.Path("build", key)
+	if r.Err() == nil && v == "" {
+		r.Reject("build", key, "not set")
 	}
-	if strings.TrimSpace(v) == "" {
-		return "", fmt.Errorf("[build] %s is empty", key)
-	}
-	return v, nil
+	return v, r.Err()
 }

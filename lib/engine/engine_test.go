@@ -153,7 +153,7 @@ func TestPlanRefusesToRecreateACache(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	e.loaded.Full.Set("build", "outdir", "relative/out")
-	if _, err := stage.NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), "[build] outdir = relative/out: not an absolute path") {
+	if _, err := stage.NewPlan(e.opts(t)); err == nil || !strings.Contains(err.Error(), `[build] outdir: "relative/out" is a relative path`) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestPlanValidatesTheStagesThatRun(t *testing.T) {
 		{"a bad marker with the check stage", "t-one\ncheck\n", false,
 			[][3]string{{"check", "boot", "true"}, {"check", "firmware", "both"}, {"check", "boot_timeout", "10"},
 				{"check", "boot_marker", "("}, {"check", "qemu_memory", "256"}, {"check", "accel", "tcg"}, {"check", "kvm_stall_timeout", "5"}},
-			"[check] boot_marker = (: not a regular expression"},
+			`[check] boot_marker: "(" is not a regular expression`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("EIB_CHECK_ACCEL", "")

@@ -50,11 +50,10 @@ func (r *Runner) chrootCommand(b *build.Build, h Hook, root string, env []string
 	if !isDir(root) {
 		return nil, nil, fmt.Errorf("install root %s is not a directory", root)
 	}
-	cacheDir, err := b.Get("build", "cachedir")
+	cacheDir, err := b.Dir("cachedir")
 	if err != nil {
-		return nil, nil, fmt.Errorf("[build] cachedir: %w", err)
+		return nil, nil, err
 	}
-	cacheDir = filepath.Clean(cacheDir)
 	srcDir := filepath.Clean(b.SrcDir)
 	localDir := ""
 	if b.LocalDir != "" && isDir(b.LocalDir) {

@@ -117,12 +117,13 @@ func Resolve(group string, names []string, dirs []string) ([]Hook, error) {
 // GroupHooks reads "<group>:hooks" from the build's config and resolves it
 // in <localdir>/hooks/<group>, then <hooksdir>/<group> (HooksDir).
 func GroupHooks(b *build.Build, group string) ([]Hook, error) {
-	if !b.Config.Has(group, "hooks") {
-		return nil, nil
+	r := b.Config.Read()
+	if !r.Has(group, "hooks") {
+		return nil, r.Err()
 	}
-	names, err := b.Config.Words(group, "hooks")
-	if err != nil {
-		return nil, fmt.Errorf("[%s] hooks: %w", group, err)
+	names := r.List(group, "hooks")
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	env, err := b.Environ()
 	if err != nil {

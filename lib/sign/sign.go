@@ -96,15 +96,24 @@ func New(o Options, logf func(format string, args ...any)) (Signer, error) {
 	return nil, nil
 }
 
+// ConfigReader reads typed settings, each by section and key, keeping its
+// own errors (*config.Reader is one: Path of an absolute path, String of
+// any text; "" for a key that is empty or unset).
+type ConfigReader interface {
+	Path(section, key string) string
+	String(section, key string) string
+}
+
 // ConfigOptions reads the options from the [image] keys signing_key,
-// signing_passphrase_file, signing_keyid and gpg_homedir through get (the
-// image stage and `eib sign` read them alike).
-func ConfigOptions(get func(section, key string) string) Options {
+// signing_passphrase_file and gpg_homedir (paths) and signing_keyid (a
+// string) through r (the image stage and `eib sign` read them alike); r
+// keeps the errors.
+func ConfigOptions(r ConfigReader) Options {
 	return Options{
-		KeyFile:        get("image", "signing_key"),
-		PassphraseFile: get("image", "signing_passphrase_file"),
-		KeyID:          get("image", "signing_keyid"),
-		GnupgHome:      get("image", "gpg_homedir"),
+		KeyFile:        r.Path("image", "signing_key"),
+		PassphraseFile: r.Path("image", "signing_passphrase_file"),
+		KeyID:          r.String("image", "signing_keyid"),
+		GnupgHome:      r.Path("image", "gpg_homedir"),
 	}
 }
 

@@ -39,50 +39,29 @@ type checkSettings struct {
 
 func readCheckSettings(b *build.Build) (checkSettings, error) {
 	var s checkSettings
-	var err error
-	if s.boot, err = b.Config.Bool("check", "boot"); err != nil {
-		return s, fmt.Errorf("[check] boot: %w", err)
+	r := b.Config.Read()
+	s.boot = r.Bool("check", "boot")
+	s.firmware = r.Enum("check", "firmware")
+	if s.timeout = r.Seconds("check", "boot_timeout"); s.timeout <= 0 {
+		r.Reject("check", "boot_timeout", "%d: must be a positive number of seconds", s.timeout/time.Second)
 	}
-	if s.firmware, err = b.Get("check", "firmware"); err != nil {
-		return s, fmt.Errorf("[check] firmware: %w", err)
-	}
-	if s.timeout, err = b.Config.Duration("check", "boot_timeout"); err != nil {
-		return s, fmt.Errorf("[check] boot_timeout: %w", err)
-	}
-	if s.timeout <= 0 {
-		return s, fmt.Errorf("[check] boot_timeout = %d: must be a positive number of seconds", s.timeout/time.Second)
-	}
-	re, err := b.Get("check", "boot_marker")
-	if err != nil {
-		return s, fmt.Errorf("[check] boot_marker: %w", err)
-	}
-	if strings.TrimSpace(re) == "" {
-		return s, fmt.Errorf("[check] boot_marker is empty: set the regular expression the booted OS prints on its serial console")
-	}
-	if s.marker, err = regexp.Compile(re); err != nil {
-		return s, fmt.Errorf("[check] boot_marker = %s: not a regular expression: %w", re, err)
-	}
-	mem, err := b.Config.Int("check", "qemu_memory")
-	if err != nil {
-		return s, fmt.Errorf("[check] qemu_memory: %w", err)
-	}
+	s.marker = r.Regex("check", "boot_marker")
+	mem := r.Int("check", "qemu_memory")
 	if mem < 64 {
-		return s, fmt.Errorf("[check] qemu_memory = %d: must be at least 64 (MiB)", mem)
+		r.Reject("check", "qemu_memory", "%d: must be at least 64 (MiB)", mem)
 	}
 	s.memoryMiB = int(mem)
-	configured, err := b.Get("check", "accel")
-	if err != nil {
+	configured := r.Enum("check", "accel")
+	if s.stall = r.Seconds("check", "kvm_stall_timeout"); s.stall <= 0 {
+		r.Reject("check", "kvm_stall_timeout", "%d: must be a positive number of seconds", s.stall/time.Second)
+	}
+	if err := r.Err(); err != nil {
 		return s, err
 	}
 	s.accel, s.accelFrom = check.AccelSetting(configured, "[check] accel")
+	var err error
 	if s.accel, err = check.ParseAccelSetting(s.accel); err != nil {
 		return s, fmt.Errorf("%s: %w", s.accelFrom, err)
-	}
-	if s.stall, err = b.Config.Duration("check", "kvm_stall_timeout"); err != nil {
-		return s, fmt.Errorf("[check] kvm_stall_timeout: %w", err)
-	}
-	if s.stall <= 0 {
-		return s, fmt.Errorf("[check] kvm_stall_timeout = %d: must be a positive number of seconds", s.stall/time.Second)
 	}
 	return s, nil
 }

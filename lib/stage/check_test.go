@@ -119,15 +119,17 @@ func TestCheckAccelEnvironmentOverridesTheKey(t *testing.T) {
 
 func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct{ key, value, want string }{
-		{"boot_timeout", "0", "[check] boot_timeout = 0"},
-		{"boot_timeout", "soon", "[check] boot_timeout"},
-		{"boot_marker", "(", "[check] boot_marker = (: not a regular expression"},
-		{"boot_marker", "", "[check] boot_marker is empty"},
-		{"qemu_memory", "16", "[check] qemu_memory = 16"},
-		{"boot", "maybe", "[check] boot"},
-		{"firmware", "efi", "[check] firmware: image /x.img: firmware \"efi\""},
-		{"accel", "hvf", "[check] accel: accelerator \"hvf\": not one of auto, kvm, tcg"},
-		{"kvm_stall_timeout", "0", "[check] kvm_stall_timeout = 0: must be a positive number of seconds"},
+		{"boot_timeout", "0", "[check] boot_timeout: 0: must be a positive number of seconds"},
+		{"boot_timeout", "-5", "[check] boot_timeout: -5 seconds: must be 0 or more"},
+		{"boot_timeout", "soon", "[check] boot_timeout: \"soon\" is not an integer"},
+		{"boot_marker", "(", "[check] boot_marker: \"(\" is not a regular expression"},
+		{"boot_marker", "", "[check] boot_marker: empty, but it must be a regular expression"},
+		{"qemu_memory", "16", "[check] qemu_memory: 16: must be at least 64 (MiB)"},
+		{"qemu_memory", "lots", "[check] qemu_memory: \"lots\" is not an integer"},
+		{"boot", "maybe", "[check] boot: \"maybe\" is not a boolean"},
+		{"firmware", "efi", "[check] firmware: \"efi\" is not one of bios, uefi, both"},
+		{"accel", "hvf", "[check] accel: \"hvf\" is not one of auto, kvm, tcg"},
+		{"kvm_stall_timeout", "0", "[check] kvm_stall_timeout: 0: must be a positive number of seconds"},
 	} {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})

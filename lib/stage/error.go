@@ -38,7 +38,7 @@ func publishFailedLog(ctx context.Context, b *build.Build) error {
 	if s.Dir == "" && s.RsyncDest == "" && s.S3Bucket == "" {
 		return nil
 	}
-	ov, err := b.Get("build", "outversion")
+	ov, err := outVersion(b)
 	if err != nil {
 		return err
 	}

@@ -105,9 +105,10 @@ func deploy(ctx context.Context, b *build.Build, s ostreeSettings) error {
 	if err != nil {
 		return err
 	}
-	arch, err := b.Get("build", "arch")
-	if err != nil {
-		return fmt.Errorf("[build] arch: %w", err)
+	r := b.Config.Read()
+	arch := r.String("build", "arch")
+	if err := r.Err(); err != nil {
+		return err
 	}
 	if err := prepareBootDir(ctx, repo, s.checkout, arch); err != nil {
 		return err
@@ -208,16 +209,12 @@ func prepareBootDir(ctx context.Context, repo *ostree.Repo, sysroot, arch string
 	return repo.ConfigSet(ctx, "sysroot.bootloader", loader)
 }
 
-// configBool reads section:key as a boolean; a missing key is false.
+// configBool reads section:key as a boolean (config.Reader.Bool); a
+// missing key is false.
 func configBool(b *build.Build, section, key string) (bool, error) {
-	if !b.Config.Has(section, key) {
-		return false, nil
-	}
-	v, err := b.Config.Bool(section, key)
-	if err != nil {
-		return false, fmt.Errorf("[%s] %s: %w", section, key, err)
-	}
-	return v, nil
+	r := b.Config.Read()
+	v := optional(r, section, key, r.Bool)
+	return v, r.Err()
 }
 
 // writeTreeInfo writes ${tmpdir}/ostree.txt: the branch and `ostree show`
@@ -248,9 +245,9 @@ func writeTreeInfo(ctx context.Context, b *build.Build, repo *ostree.Repo, s ost
 func setupImageRoot(b *build.Build) error {
 	dep, sysroot := b.Deployment.Path, b.Deployment.Sysroot
 	in := func(p string) string { return filepath.Join(dep, p) }
-	cacheDir, err := b.Get("build", "cachedir")
+	cacheDir, err := b.Dir("cachedir")
 	if err != nil {
-		return fmt.Errorf("[build] cachedir: %w", err)
+		return err
 	}
 	steps := []func() error{
 		// The deployment bound over itself, private (nothing mounted

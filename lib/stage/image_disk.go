@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,28 +32,21 @@ type diskSettings struct {
 // only reads the configuration (the plan checks it before any work).
 func readDiskSettings(b *build.Build) (diskSettings, error) {
 	s := diskSettings{epoch: -1}
-	r := keyReader{b: b}
-	s.params.Arch = r.str("build", "arch")
-	s.params.Platform = r.str("build", "platform")
-	s.params.PartitionTable = disk.Label(r.str("image", "partition_table"))
-	s.params.SDBoot = r.boolean("image", "sdboot")
-	s.params.RootfsResize = r.boolean("image", "rootfs_resize")
-	s.reproducible = r.boolean("image", "reproducible")
-	maxSize := r.str("image", "max_size")
-	timeout := r.str("image", "bootloader_timeout")
-	s.outversion = r.str("build", "outversion")
-	s.tmpdir = r.str("build", "tmpdir")
-	if r.err != nil {
-		return s, r.err
+	r := b.Config.Read()
+	s.params.Arch = r.String("build", "arch")
+	s.params.Platform = r.String("build", "platform")
+	s.params.PartitionTable = disk.Label(r.Enum("image", "partition_table"))
+	s.params.SDBoot = r.Bool("image", "sdboot")
+	s.params.RootfsResize = r.Bool("image", "rootfs_resize")
+	s.reproducible = r.Bool("image", "reproducible")
+	if s.maxSize = r.Int("image", "max_size"); s.maxSize < 0 {
+		r.Reject("image", "max_size", "%d: not a number of bytes (leave it empty for no limit)", s.maxSize)
 	}
-	var err error
-	if maxSize != "" {
-		if s.maxSize, err = strconv.ParseInt(maxSize, 10, 64); err != nil || s.maxSize < 0 {
-			return s, keyErrorf(b, "image", "max_size", "[image] max_size = %s: not a number of bytes (leave it empty for no limit)", maxSize)
-		}
-	}
-	if s.timeout, err = strconv.Atoi(timeout); err != nil || s.timeout < 0 {
-		return s, keyErrorf(b, "image", "bootloader_timeout", "[image] bootloader_timeout = %s: not a number of seconds", timeout)
+	s.timeout = int(r.Seconds("image", "bootloader_timeout") / time.Second)
+	s.outversion = r.String("build", "outversion")
+	s.tmpdir = r.Path("build", "tmpdir")
+	if err := r.Err(); err != nil {
+		return s, err
 	}
 	// The same reading of SOURCE_DATE_EPOCH as the default build_version's.
 	if t, ok, err := config.SourceDateEpoch(os.Getenv(config.SourceDateEpochVar)); err != nil {

@@ -29,7 +29,7 @@ func diskBuild(t *testing.T, image map[string]string) (*build.Build, string, *by
 		"partition_table": "gpt", "sdboot": "false", "rootfs_resize": "true", "max_size": "",
 		"reproducible": "false", "bootloader_timeout": "1",
 		"compression": "zst", "signing_key": filepath.Join(dir, "absent.asc"), "signing_passphrase_file": "",
-		"signing_keyid": "", "gpg_homedir": "", "qcow2": "false",
+		"signing_keyid": "", "gpg_homedir": filepath.Join(dir, "gnupg"), "qcow2": "false",
 	} {
 		if s, ok := image[k]; ok {
 			v = s
@@ -86,8 +86,11 @@ func TestDiskImageSettingsErrorsNameTheKey(t *testing.T) {
 		env   string
 		want  string
 	}{
-		{map[string]string{"max_size": "12G"}, "", "[image] max_size = 12G"},
-		{map[string]string{"bootloader_timeout": "soon"}, "", "[image] bootloader_timeout = soon"},
+		{map[string]string{"max_size": "12G"}, "", "[image] max_size: \"12G\" is not an integer"},
+		{map[string]string{"max_size": "-1"}, "", "[image] max_size: -1: not a number of bytes"},
+		{map[string]string{"partition_table": "mbr"}, "", "[image] partition_table: \"mbr\" is not one of gpt, dos"},
+		{map[string]string{"bootloader_timeout": "soon"}, "", "[image] bootloader_timeout: \"soon\" is not an integer (a number of seconds)"},
+		{map[string]string{"bootloader_timeout": "-1"}, "", "[image] bootloader_timeout: -1 seconds: must be 0 or more"},
 		{map[string]string{"sdboot": "maybe"}, "", "sdboot"},
 		{nil, "yesterday", `SOURCE_DATE_EPOCH="yesterday": not a number of seconds`},
 	} {

@@ -30,26 +30,29 @@ type outputSettings struct {
 
 func readOutputSettings(b *build.Build) (outputSettings, error) {
 	var s outputSettings
-	r := keyReader{b: b}
-	s.outdir = r.str("build", "outdir")
-	s.outversion = r.str("build", "outversion")
-	s.tmpdir = r.str("build", "tmpdir")
-	comp := r.str("image", "compression")
-	s.signing = sign.ConfigOptions(r.str)
-	s.qcow2 = r.boolean("image", "qcow2")
-	if r.err != nil {
-		return s, r.err
+	r := b.Config.Read()
+	s.outdir = r.Path("build", "outdir")
+	s.outversion = r.String("build", "outversion")
+	s.tmpdir = r.Path("build", "tmpdir")
+	comp := r.Enum("image", "compression")
+	s.signing = sign.ConfigOptions(r)
+	s.qcow2 = r.Bool("image", "qcow2")
+	if r.Err() == nil {
+		var err error
+		if s.compression, err = output.ParseCompression(comp); err != nil {
+			r.Reject("image", "compression", "%v", err)
+		}
+	}
+	if err := r.Err(); err != nil {
+		return s, err
 	}
 	var err error
 	if s.formats, err = artifact.Selected(func(section, key string) (bool, error) {
-		r := keyReader{b: b}
-		on := r.boolean(section, key)
-		return on, r.err
+		r := b.Config.Read()
+		on := r.Bool(section, key)
+		return on, r.Err()
 	}); err != nil {
 		return s, err
-	}
-	if s.compression, err = output.ParseCompression(comp); err != nil {
-		return s, keyErrorf(b, "image", "compression", "[image] compression: %w", err)
 	}
 	if s.outdir == "" || s.outversion == "" {
 		return s, errors.New("[build] outdir and outversion must be set")

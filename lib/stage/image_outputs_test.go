@@ -28,7 +28,7 @@ func outputsBuild(t *testing.T, image map[string]string) (*build.Build, string, 
 	c.Set("build", "outversion", "os-1")
 	for k, v := range map[string]string{
 		"compression": "zst", "signing_key": filepath.Join(dir, "absent.asc"), "signing_passphrase_file": "",
-		"signing_keyid": "", "gpg_homedir": "", "qcow2": "false",
+		"signing_keyid": "", "gpg_homedir": filepath.Join(dir, "gnupg"), "qcow2": "false",
 	} {
 		if s, ok := image[k]; ok {
 			v = s

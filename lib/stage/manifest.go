@@ -39,7 +39,7 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 	if err != nil {
 		return err
 	}
-	ov, err := b.Get("build", "outversion")
+	ov, err := outVersion(b)
 	if err != nil {
 		return err
 	}
@@ -177,13 +177,11 @@ func basicInfo(ctx context.Context, b *build.Build) (manifest.BasicInfo, error) 
 	if cfg == nil {
 		cfg = b.Config
 	}
+	r := cfg.Read()
 	get := func(section, key string) (string, error) {
-		if !cfg.Has(section, key) {
-			return "", nil
-		}
-		v, err := cfg.Get(section, key)
-		if err != nil {
-			return "", fmt.Errorf("manifest: [%s] %s: %w", section, key, err)
+		v := optional(r, section, key, r.String)
+		if err := r.Err(); err != nil {
+			return "", fmt.Errorf("manifest: %w", err)
 		}
 		return v, nil
 	}

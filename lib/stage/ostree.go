@@ -2,7 +2,6 @@ package stage
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -46,71 +45,52 @@ type ostreeSettings struct {
 	// ref). Off when the key is not set (it reaches the deploy URL).
 	p2p  bool
 	keys []string // trusted public keys, sorted per directory
-	err  error    // the errors met while reading, joined
 }
 
 func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 	var s ostreeSettings
-	get := func(key string, required bool) string {
-		v, err := b.Get("ostree", key)
-		if err != nil {
-			s.setErr(keyErr(b, "ostree", key, err))
-			return ""
-		}
-		v = strings.TrimSpace(v)
-		if required && v == "" {
-			s.setErr(keyErrorf(b, "ostree", key, "[ostree] %s is empty", key))
+	r := b.Config.Read()
+	required := func(key, v string) string {
+		if v == "" {
+			r.Reject("ostree", key, "empty")
 		}
 		return v
 	}
-	s.repoDir = get("repodir", true)
-	s.remote = get("remote", true)
-	s.ref = get("ref", true)
-	s.refDeploy = get("ref_deploy", false)
-	s.os = get("os", true)
-	s.checkout = get("checkout", true)
-	s.kargs = strings.Fields(get("kargs", false))
-	s.pullURL, s.pullURLKey = get("pull_url", false), "pull_url"
+	s.repoDir = r.Path("ostree", "repodir")
+	s.remote = required("remote", r.String("ostree", "remote"))
+	s.ref = required("ref", r.String("ostree", "ref"))
+	s.refDeploy = r.String("ostree", "ref_deploy")
+	s.os = required("os", r.String("ostree", "os"))
+	s.checkout = r.Path("ostree", "checkout")
+	s.kargs = r.List("ostree", "kargs")
+	s.pullURL, s.pullURLKey = r.URL("ostree", "pull_url"), "pull_url"
 	if s.pullURL == "" {
-		prod := false
-		if b.Config.Has("build", "use_production_ostree") {
-			var err error
-			if prod, err = b.Config.Bool("build", "use_production_ostree"); err != nil {
-				s.setErr(keyErr(b, "build", "use_production_ostree", err))
-			}
-		}
+		// [build] use_production_ostree: unset (a configuration made
+		// without eib's options) is false.
+		prod := r.Bool("build", "use_production_ostree")
 		key, why := "dev_pull_url", "without --use-production-ostree"
 		if prod {
 			key, why = "prod_pull_url", "with --use-production-ostree"
 		}
 		s.pullURLKey = key
-		if s.pullURL = get(key, false); s.pullURL == "" && s.err == nil {
-			s.setErr(keyErrorf(b, "ostree", "pull_url", "[ostree] pull_url is empty and so is %s (used %s): set the URL of the OSTree repository to build from", key, why))
+		if s.pullURL = r.URL("ostree", key); s.pullURL == "" {
+			r.Reject("ostree", "pull_url", "empty and so is %s (used %s): set the URL of the OSTree repository to build from", key, why)
 		}
 	}
-	if s.deployURL = get("deploy_url", false); s.deployURL == "" {
+	if s.deployURL = r.URL("ostree", "deploy_url"); s.deployURL == "" {
 		s.deployURL = s.pullURL
 	}
 	if s.refDeploy == "" {
 		s.refDeploy = s.ref
 	}
-	if v := get("gpg_verify", true); v != "" {
-		var err error
-		if s.gpgVerify, err = b.Config.Bool("ostree", "gpg_verify"); err != nil {
-			s.setErr(keyErr(b, "ostree", "gpg_verify", err))
-		}
+	s.gpgVerify = r.Bool("ostree", "gpg_verify")
+	// EIB's key, not in config/defaults.ini: unset is off.
+	s.p2p = r.Bool("ostree", "enable_p2p_updates")
+	if s.checkout != "" && strings.Count(s.checkout, "/") < 2 {
+		r.Reject("ostree", "checkout", "%s: must be an absolute path of a scratch directory (it is deleted and recreated)", s.checkout)
 	}
-	if b.Config.Has("ostree", "enable_p2p_updates") {
-		var err error
-		if s.p2p, err = b.Config.Bool("ostree", "enable_p2p_updates"); err != nil {
-			s.setErr(keyErr(b, "ostree", "enable_p2p_updates", err))
-		}
-	}
-	if c := filepath.Clean(s.checkout); s.checkout != "" && (!filepath.IsAbs(c) || strings.Count(c, "/") < 2) {
-		s.setErr(keyErrorf(b, "ostree", "checkout", "[ostree] checkout = %s: must be an absolute path of a scratch directory (it is deleted and recreated)", s.checkout))
-	}
-	if s.err != nil {
-		return s, s.err
+	if err := r.Err(); err != nil {
+		return s, err
 	}
 	var err error
 	s.keys, err = trustedKeys(b, s.gpgVerify)
@@ -122,27 +102,20 @@ func readOSTreeSettings(b *build.Build) (ostreeSettings, error) {
 // each sorted: where EIB's get_ostree_trusted_keys (lib/eib.py) looks. None
 // while gpg_verify is on is an error naming both places.
 func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
-	dir := func(key, def string) (string, error) {
-		if b.Config == nil || !b.Config.Has("build", key) {
-			return def, nil
+	r := b.Config.Read()
+	dir := func(key, def string) string {
+		if v := optional(r, "build", key, r.Path); v != "" {
+			return v
 		}
-		v, err := b.Get("build", key)
-		if v == "" {
-			v = def
-		}
-		return v, keyErr(b, "build", key, err)
+		return def
 	}
-	datadir, err := dir("datadir", filepath.Join(b.SrcDir, "data"))
-	if err != nil {
-		return nil, err
-	}
+	datadir := dir("datadir", filepath.Join(b.SrcDir, "data"))
 	dirs := []string{filepath.Join(datadir, "keys")}
 	if b.LocalDir != "" {
-		localdata, err := dir("localdatadir", filepath.Join(b.LocalDir, "data"))
-		if err != nil {
-			return nil, err
-		}
-		dirs = append(dirs, filepath.Join(localdata, "keys"))
+		dirs = append(dirs, filepath.Join(dir("localdatadir", filepath.Join(b.LocalDir, "data")), "keys"))
+	}
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	var keys []string
 	for _, d := range dirs {
@@ -235,13 +208,5 @@ func (s ostreeSettings) info(commit, version string) build.OSTreeInfo {
 		RepoDir: s.repoDir, Remote: s.remote, PullURL: s.pullURL,
 		Ref: s.ref, RefDeploy: s.refDeploy, Commit: commit, Version: version,
 		DeployURL: s.deployURL, OS: s.os,
-	}
-}
-
-func (s *ostreeSettings) setErr(err error) {
-	if s.err == nil {
-		s.err = err
-	} else {
-		s.err = errors.Join(s.err, err)
 	}
 }

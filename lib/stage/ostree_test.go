@@ -125,12 +125,13 @@ func TestOSTreeSettingsErrorsNameTheKey(t *testing.T) {
 		want string
 	}{
 		{"no URL", map[string]string{"dev_pull_url": ""}, []string{"a.asc"},
-			"[ostree] pull_url is empty and so is dev_pull_url (used without --use-production-ostree)"},
-		{"no ref", map[string]string{"ref": ""}, []string{"a.asc"}, "[ostree] ref is empty"},
+			"[ostree] pull_url: empty and so is dev_pull_url (used without --use-production-ostree)"},
+		{"no ref", map[string]string{"ref": ""}, []string{"a.asc"}, "[ostree] ref: empty"},
 		{"bad bool", map[string]string{"gpg_verify": "maybe"}, []string{"a.asc"}, "[ostree] gpg_verify"},
 		{"no keys", nil, nil, "no trusted key (*.asc) was found in "},
-		{"checkout /", map[string]string{"checkout": "/"}, []string{"a.asc"}, "[ostree] checkout = /: must be an absolute path"},
-		{"relative checkout", map[string]string{"checkout": "tmp/sysroot"}, []string{"a.asc"}, "[ostree] checkout = tmp/sysroot"},
+		{"checkout /", map[string]string{"checkout": "/"}, []string{"a.asc"}, "[ostree] checkout: /: must be an absolute path"},
+		{"relative checkout", map[string]string{"checkout": "tmp/sysroot"}, []string{"a.asc"}, "[ostree] checkout: \"tmp/sysroot\" is a relative path"},
+		{"bad URL", map[string]string{"dev_pull_url": "dev.example/repo"}, []string{"a.asc"}, "[ostree] dev_pull_url: \"dev.example/repo\" is not an absolute URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := readOSTreeSettings(ostreeBuild(t, tc.set, tc.keys, nil))

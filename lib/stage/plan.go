@@ -156,25 +156,22 @@ func NewPlan(o Options) (*Plan, error) {
 		}
 	}
 
-	get := func(section, key string, required bool) (string, error) {
-		if !cfg.Has(section, key) {
-			if required {
-				return "", fmt.Errorf("[%s] %s is not set", section, key)
+	// The directories are path settings (config.Reader.Path: absolute,
+	// cleaned); a configuration made without config/defaults.ini may lack
+	// the optional ones.
+	r := cfg.Read()
+	get := func(section, key string, required bool) string {
+		if !r.Has(section, key) {
+			if required && r.Err() == nil {
+				r.Reject(section, key, "not set")
 			}
-			return "", nil
+			return ""
 		}
-		v, err := cfg.Get(section, key)
-		if err != nil {
-			return "", cfg.At(section, key, err)
-		}
-		v = strings.TrimSpace(v)
+		v := r.Path(section, key)
 		if required && v == "" {
-			return "", cfg.At(section, key, fmt.Errorf("[%s] %s is empty", section, key))
+			r.Reject(section, key, "empty")
 		}
-		if v != "" && (section != "build" || key != "outversion") && !filepath.IsAbs(v) {
-			return "", cfg.At(section, key, fmt.Errorf("[%s] %s = %s: not an absolute path", section, key, v))
-		}
-		return filepath.Clean(v), nil
+		return v
 	}
 	for _, d := range []struct {
 		dst      *string
@@ -189,17 +186,12 @@ func NewPlan(o Options) (*Plan, error) {
 		{&p.ContentDir, "build", "contentdir", true},
 		{&p.CheckoutDir, "ostree", "checkout", false},
 	} {
-		if *d.dst, err = get(d.sec, d.key, d.required); err != nil {
-			return nil, err
-		}
+		*d.dst = get(d.sec, d.key, d.required)
 	}
-	if p.OutVersion, err = cfg.Get("build", "outversion"); err != nil {
-		return nil, cfg.At("build", "outversion", err)
-	}
-	if cfg.Has("build", "build_version") {
-		if p.BuildVersion, err = cfg.Get("build", "build_version"); err != nil {
-			return nil, cfg.At("build", "build_version", err)
-		}
+	p.OutVersion = r.String("build", "outversion")
+	p.BuildVersion = r.String("build", "build_version")
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 
 	p.Recreate = nonEmpty(p.TmpDir, p.OutDir, p.ManifestDir, p.CheckoutDir)
@@ -219,10 +211,11 @@ func NewPlan(o Options) (*Plan, error) {
 		{&p.ConfigFile, "tmpconfig", "config.ini"},
 		{&p.FullConfigFile, "tmpfullconfig", "fullconfig.ini"},
 	} {
-		if *f.dst, err = get("build", f.key, false); err != nil {
+		*f.dst = get("build", f.key, false)
+		if err := r.Err(); err != nil {
 			return nil, err
 		}
-		if *f.dst == "" || *f.dst == "." {
+		if *f.dst == "" {
 			*f.dst = filepath.Join(p.TmpDir, f.name)
 		}
 	}

@@ -30,16 +30,19 @@ type flow struct {
 // 50-timezone and 50-language.
 func imageFlows(b *build.Build, runs func(string) bool, s *ostreeSettings) []flow {
 	var fl []flow
+	// Each key read on its own, an error as "" (the readers of the
+	// stages report the errors).
 	str := func(section, key string) string {
-		v, err := b.Get(section, key)
-		if err != nil {
-			return ""
-		}
-		return strings.TrimSpace(v)
+		r := b.Config.Read()
+		return optional(r, section, key, r.String)
+	}
+	deployURL := func() string {
+		r := b.Config.Read()
+		return optional(r, "ostree", "deploy_url", r.URL)
 	}
 	if s != nil && runs("image") {
 		url := flow{into: "the image's OSTree remote URL", section: "ostree", key: "deploy_url", value: s.deployURL}
-		if str("ostree", "deploy_url") == "" {
+		if deployURL() == "" {
 			url.key, url.empty = s.pullURLKey, "deploy_url"
 		}
 		branch := flow{into: "the image's OSTree branch", section: "ostree", key: "ref_deploy", value: s.refDeploy}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/output"
@@ -91,48 +91,44 @@ func releaseSettings(b *build.Build, planned *outputSettings) (outputSettings, e
 		return *s, nil
 	}
 	var s outputSettings
-	r := keyReader{b: b}
-	s.outdir = r.str("build", "outdir")
-	s.outversion = r.str("build", "outversion")
-	s.tmpdir = r.str("build", "tmpdir")
+	r := b.Config.Read()
+	s.outdir = r.Path("build", "outdir")
+	s.outversion = r.String("build", "outversion")
+	s.tmpdir = r.Path("build", "tmpdir")
 	if b.Config != nil && b.Config.HasSection("image") {
-		s.signing = sign.ConfigOptions(r.str)
+		s.signing = sign.ConfigOptions(r)
 	}
-	if r.err == nil && (s.outdir == "" || s.outversion == "") {
+	if r.Err() == nil && (s.outdir == "" || s.outversion == "") {
 		return s, errors.New("[build] outdir and outversion must be set")
 	}
-	return s, r.err
+	return s, r.Err()
 }
 
-// publishSettings reads the [publish] keys of the destinations.
+// publishSettings reads the [publish] keys of the destinations; a key the
+// configuration lacks (one made without eib's defaults) is empty.
 func publishSettings(b *build.Build) (publish.Settings, error) {
-	r := keyReader{b: b}
+	r := b.Config.Read()
 	s := publish.Settings{
-		Dir:            r.opt("publish", "dir"),
-		RsyncDest:      r.opt("publish", "rsync_dest"),
-		RsyncOptions:   strings.Fields(r.opt("publish", "rsync_options")),
-		SSHKey:         r.opt("publish", "ssh_key"),
-		SSHKnownHosts:  r.opt("publish", "ssh_known_hosts"),
-		SSHPort:        r.opt("publish", "ssh_port"),
-		S3Bucket:       r.opt("publish", "s3_bucket"),
-		S3Endpoint:     r.opt("publish", "s3_endpoint"),
-		S3Prefix:       r.opt("publish", "s3_prefix"),
-		S3Region:       r.opt("publish", "s3_region"),
-		AWSCredentials: r.opt("publish", "aws_credentials"),
+		Dir:            optional(r, "publish", "dir", r.Path),
+		RsyncDest:      optional(r, "publish", "rsync_dest", r.String),
+		RsyncOptions:   optional(r, "publish", "rsync_options", r.List),
+		SSHKey:         optional(r, "publish", "ssh_key", r.Path),
+		SSHKnownHosts:  optional(r, "publish", "ssh_known_hosts", r.Path),
+		S3Bucket:       optional(r, "publish", "s3_bucket", r.String),
+		S3Endpoint:     optional(r, "publish", "s3_endpoint", r.URL),
+		S3Prefix:       optional(r, "publish", "s3_prefix", r.String),
+		S3Region:       optional(r, "publish", "s3_region", r.String),
+		AWSCredentials: optional(r, "publish", "aws_credentials", r.Path),
+	}
+	if port := optional(r, "publish", "ssh_port", r.Int); port < 0 || port > 65535 {
+		r.Reject("publish", "ssh_port", "%d: not a TCP port (1 to 65535)", port)
+	} else if port != 0 {
+		s.SSHPort = strconv.FormatInt(port, 10)
 	}
 	if b.Log != nil {
 		s.Logf = b.Log.Printf
 	}
-	return s, r.err
-}
-
-// opt is str of a key that may be missing altogether ("" then), as in a
-// configuration without eib's defaults.
-func (r *keyReader) opt(section, key string) string {
-	if r.b.Config == nil || !r.b.Config.Has(section, key) {
-		return ""
-	}
-	return r.str(section, key)
+	return s, r.Err()
 }
 
 // destinations are the configured destinations; a wrong one fails before

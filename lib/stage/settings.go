@@ -16,37 +16,20 @@ import (
 // stages it constructs (Plan.StageRunners); a stage never reads its
 // settings itself.
 
-// keyReader reads the config keys of a stage's settings and keeps the
-// first error (which names the section and key), so that a settings
-// function reads as a list of keys with one error check at the end.
-type keyReader struct {
-	b   *build.Build
-	err error
-}
+// The readers read through config.Reader (b.Config.Read()): typed by
+// config.KeysRead, first error kept, located at the file and line of the
+// key; Reject is for their own checks beyond the kind.
 
-// str returns the interpolated, trimmed value of section:key ("" once an
-// earlier key failed).
-func (r *keyReader) str(section, key string) string {
-	if r.err != nil {
-		return ""
+// optional reads section:key with read only when the configuration sets
+// it (a configuration made without config/defaults.ini may lack a key the
+// defaults set, which read would refuse as "not set"); unset: the zero
+// value.
+func optional[T any](r *config.Reader, section, key string, read func(section, key string) T) T {
+	var zero T
+	if !r.Has(section, key) {
+		return zero
 	}
-	v, err := r.b.Get(section, key)
-	if err != nil {
-		r.err = keyErr(r.b, section, key, err)
-	}
-	return strings.TrimSpace(v)
-}
-
-// boolean returns section:key as configparser's getboolean would.
-func (r *keyReader) boolean(section, key string) bool {
-	if r.err != nil {
-		return false
-	}
-	v, err := r.b.Config.Bool(section, key)
-	if err != nil {
-		r.err = keyErr(r.b, section, key, err)
-	}
-	return v
+	return read(section, key)
 }
 
 // keyErr is err, an error about section:key, as the user should see it:
@@ -81,4 +64,11 @@ type resolvedSettings struct {
 	disk   *diskSettings
 	output *outputSettings
 	check  *checkSettings
+}
+
+// outVersion reads [build] outversion, the base name of every output file.
+func outVersion(b *build.Build) (string, error) {
+	r := b.Config.Read()
+	ov := r.String("build", "outversion")
+	return ov, r.Err()
 }
