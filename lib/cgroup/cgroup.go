@@ -33,8 +33,9 @@ const KillTimeout = 10 * time.Second
 // Group is one cgroup v2 directory.
 type Group struct {
 	Path string // absolute, under the cgroup2 mount
-	// home is the cgroup eib was in before Enter (absolute path).
-	home string
+	// home is the cgroup eib was in before Enter, parent the directory
+	// holding the eib- group (absolute paths).
+	home, parent string
 }
 
 // Mount returns the mount point of the cgroup2 hierarchy, read from
@@ -119,7 +120,7 @@ func Create(name string) (*Group, error) {
 		return nil, err
 	}
 	parent := filepath.Dir(filepath.Join("/", self))
-	g := &Group{Path: filepath.Join(mnt, parent, "eib-"+name), home: filepath.Join(mnt, self)}
+	g := &Group{Path: filepath.Join(mnt, parent, "eib-"+name), home: filepath.Join(mnt, self), parent: filepath.Join(mnt, parent)}
 	if err := g.mkdir(); err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (g *Group) Child(name string) (*Group, error) {
 	if len(name) > 200 {
 		name = name[:200]
 	}
-	c := &Group{Path: filepath.Join(g.Path, name), home: g.home}
+	c := &Group{Path: filepath.Join(g.Path, name), home: g.home, parent: g.parent}
 	if err := c.mkdir(); err != nil {
 		return nil, err
 	}
@@ -289,12 +290,21 @@ func (g *Group) Enter() error {
 }
 
 // Leave moves eib back to the cgroup it was in when the group was
-// created (Create).
+// created (Create) or, when that one is gone, to the cgroup holding the
+// group. The error names both when neither took it.
 func (g *Group) Leave() error {
 	if g.home == "" {
 		return fmt.Errorf("cgroup %s: no cgroup to go back to", g.Path)
 	}
-	return g.move(g.home)
+	err := g.move(g.home)
+	if err != nil && g.parent != "" {
+		if perr := g.move(g.parent); perr == nil {
+			return nil
+		} else {
+			err = errors.Join(err, perr)
+		}
+	}
+	return err
 }
 
 func (g *Group) move(dir string) error {
@@ -305,13 +315,18 @@ func (g *Group) move(dir string) error {
 	return nil
 }
 
-// Cmdline is a process's command line from /proc/PID/cmdline, its
-// arguments separated by spaces ("[comm]" for a kernel thread or zombie,
-// "" when it is gone).
+// Cmdline is a process's command line from /proc/PID/cmdline on one
+// line: its arguments separated by spaces, control characters (a
+// script's newlines) shown as spaces, cut to 200 bytes with "..."
+// ("[comm]" for a kernel thread or zombie, "" when it is gone).
 func Cmdline(pid int) string {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err == nil && len(data) > 0 {
-		return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
+		s := strings.Join(strings.FieldsFunc(string(data), func(r rune) bool { return r < ' ' || r == 0x7f }), " ")
+		if len(s) > 200 {
+			s = s[:200] + "..."
+		}
+		return s
 	}
 	if comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); err == nil {
 		return "[" + strings.TrimSpace(string(comm)) + "]"
