@@ -213,6 +213,25 @@ func (g *Group) Populated() (bool, error) {
 	return false, fmt.Errorf("cgroup %s: no populated line in cgroup.events", g.Path)
 }
 
+// WaitEmpty waits up to d for the group and its child groups to hold no
+// process, and reports whether they are empty. Processes that are
+// exiting on their own (the pid 1 of a bubblewrap sandbox after its
+// parent returned) leave within milliseconds; what is left after that
+// was left running.
+func (g *Group) WaitEmpty(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		populated, err := g.Populated()
+		if err != nil || !populated {
+			return err == nil
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Kill kills every process in the group and its child groups (SIGKILL
 // through cgroup.kill; where the kernel has none, SIGKILL to each pid in
 // cgroup.procs, again until none is left) and waits until the group is
@@ -297,14 +316,14 @@ func (g *Group) Leave() error {
 		return fmt.Errorf("cgroup %s: no cgroup to go back to", g.Path)
 	}
 	err := g.move(g.home)
-	if err != nil && g.parent != "" {
-		if perr := g.move(g.parent); perr == nil {
-			return nil
-		} else {
-			err = errors.Join(err, perr)
-		}
+	if err == nil || g.parent == "" {
+		return err
 	}
-	return err
+	perr := g.move(g.parent)
+	if perr == nil {
+		return nil
+	}
+	return errors.Join(err, perr)
 }
 
 func (g *Group) move(dir string) error {

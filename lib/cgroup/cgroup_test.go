@@ -235,3 +235,19 @@ func TestErrorsNamePath(t *testing.T) {
 		t.Error("Create(a/b) did not fail")
 	}
 }
+
+// WaitEmpty lets a process that is ending anyway end; one left running
+// is still there after it.
+func TestWaitEmpty(t *testing.T) {
+	need(t)
+	g := testGroup(t)
+	startIn(t, g, "exec sleep 0.1")
+	if !g.WaitEmpty(5 * time.Second) {
+		t.Error("WaitEmpty = false for a sleep of 0.1 s")
+	}
+	startIn(t, g, "exec sleep 304")
+	waitProcs(t, g, 1)
+	if g.WaitEmpty(50 * time.Millisecond) {
+		t.Error("WaitEmpty = true with a sleep of 304 s running")
+	}
+}

@@ -43,6 +43,11 @@ const ChrootSuffix = ".chroot"
 // SIGKILL when the build is interrupted.
 const killGrace = 5 * time.Second
 
+// exitSettle is how long the processes in a hook's cgroup get to exit on
+// their own after the hook returned, before what is left is logged and
+// killed.
+const exitSettle = 500 * time.Millisecond
+
 // Runner runs hook groups; it implements build.HookRunner.
 type Runner struct {
 	// Program is the eib executable exported as EIB_PROGRAM (lib/eib.sh's
@@ -449,6 +454,8 @@ func killCgroup(cg *cgroup.Group, left func(pid int, cmdline string)) error {
 	if cg == nil {
 		return nil // done already
 	}
+	// A sandbox's processes exit just after the hook's bwrap returns.
+	cg.WaitEmpty(exitSettle)
 	pids, err := cg.Procs()
 	if err != nil {
 		return err
