@@ -203,3 +203,28 @@ func TestCgroupNameIsPerLockFile(t *testing.T) {
 		t.Errorf("cgroupName of l:ck = %q", n)
 	}
 }
+
+// Without a usable cgroup2 hierarchy the build runs as before and the log
+// says why, once.
+func TestNoCgroupFallsBackAndSaysSo(t *testing.T) {
+	defer func(f func(string) (*cgroup.Group, error)) { createCgroup = f }(createCgroup)
+	createCgroup = func(string) (*cgroup.Group, error) {
+		return nil, fmt.Errorf("no cgroup2 filesystem mounted (/proc/self/mountinfo)")
+	}
+	e := newEnv(t, "t-hooks\n")
+	e.loaded.Full.Set("t-hooks", "hooks", "10-ok")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "t-hooks"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "t-hooks", "10-ok"), []byte("true\n"), 0o644)
+	keep = ""
+	if err := execute(context.Background(), e.opts(t)); err != nil {
+		t.Fatal(err)
+	}
+	log := buildLog(t, e)
+	want := "processes of this build are not held in a cgroup (no cgroup2 filesystem mounted (/proc/self/mountinfo)): only their process groups are killed"
+	if n := strings.Count(log, want); n != 1 {
+		t.Errorf("the log says %d times %q:\n%s", n, want, log)
+	}
+	if !strings.Contains(log, "10-ok: done") {
+		t.Errorf("the hook did not run:\n%s", log)
+	}
+}

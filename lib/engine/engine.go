@@ -8,6 +8,10 @@
 // The engine knows no stage: it runs the build.Stage values it is given
 // by name (Plan.StageRunners), each constructed with the settings the plan
 // validated, and imports no domain package.
+//
+// Every process of a build is held in the cgroup v2 group of its lock
+// (package cgroup): the next build with the same lock kills what a killed
+// one left, and the cleanup kills what is still running at the end.
 package engine
 
 import (
@@ -281,6 +285,9 @@ func cgroupName(lockFile string) string {
 	return string(base) + "-" + hex.EncodeToString(sum[:6])
 }
 
+// createCgroup is cgroup.Create (a test makes it fail).
+var createCgroup = cgroup.Create
+
 // enterCgroup holds the build's processes in the cgroup v2 group of the
 // lock file (package cgroup; called with the lock held). Processes an
 // earlier build with the same lock left there (it was killed) are logged
@@ -292,7 +299,7 @@ func cgroupName(lockFile string) string {
 // followed by their process groups. An error is a leftover it could not
 // kill.
 func enterCgroup(b *build.Build, lockFile string, log *buildlog.Log) (*cgroup.Group, error) {
-	g, err := cgroup.Create(cgroupName(lockFile))
+	g, err := createCgroup(cgroupName(lockFile))
 	if err != nil {
 		log.Printf("processes of this build are not held in a cgroup (%v): only their process groups are killed, so a process that calls setsid or outlives a killed eib is not found", err)
 		return nil, nil
@@ -318,7 +325,7 @@ func enterCgroup(b *build.Build, lockFile string, log *buildlog.Log) (*cgroup.Gr
 	if err := g.Remove(); err != nil {
 		return nil, fmt.Errorf("cleaning up after an earlier build: %w", err)
 	}
-	if g, err = cgroup.Create(cgroupName(lockFile)); err == nil {
+	if g, err = createCgroup(cgroupName(lockFile)); err == nil {
 		err = g.Enter()
 	}
 	if err != nil {

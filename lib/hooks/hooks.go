@@ -14,7 +14,10 @@
 // EIB_SRCDIR_CHROOT for lib/eib.sh's chroot function. EIB_HOOKSDIR (from
 // the environment or a [build] hooksdir key) replaces <srcdir>/hooks.
 // Cancelling the context (SIGINT/SIGTERM) kills the hook's whole group;
-// processes a hook leaves behind are killed when it ends.
+// processes a hook leaves behind are killed when it ends. With the
+// build's cgroup (Runner.Cgroup) each hook runs in a child cgroup of its
+// own, so that this holds for a daemon that left the process group with
+// setsid too, and each such process is logged with the hook's name.
 package hooks
 
 import (
