@@ -8,20 +8,28 @@
 // The engine knows no stage: it runs the build.Stage values it is given
 // by name (Plan.StageRunners), each constructed with the settings the plan
 // validated, and imports no domain package.
+//
+// Every process of a build is held in the cgroup v2 group of its lock
+// (package cgroup): the next build with the same lock kills what a killed
+// one left, and the cleanup kills what is still running at the end.
 package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
+	"github.com/eib-builder/eib/lib/cgroup"
 	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/hostclean"
@@ -48,7 +56,8 @@ func Run(ctx context.Context, p *stage.Plan, loaded *config.Loaded, runners map[
 	log := buildlog.New(p.Terminal(), p.Debug, loaded.Secrets)
 	program, _ := os.Executable()
 	b := p.NewBuild(loaded)
-	b.Log, b.Hooks = log, &hooks.Runner{Program: program}
+	runner := &hooks.Runner{Program: program}
+	b.Log, b.Hooks = log, runner
 	b.SetEnv("EIB_PROGRAM", program)
 	for _, line := range strings.Split(p.String(), "\n") {
 		log.Debugf("plan: %s", line)
@@ -75,6 +84,12 @@ func Run(ctx context.Context, p *stage.Plan, loaded *config.Loaded, runners map[
 		}
 		log.Close()
 	}()
+	// Before anything else can touch the build directories: what a killed
+	// build with this lock left running goes, then this build's processes
+	// are held in the group (every child inherits it).
+	if runner.Cgroup, err = enterCgroup(b, p.LockFile, log); err != nil {
+		return err
+	}
 
 	var state *State
 	var results *StageResults
@@ -250,4 +265,98 @@ func fail(ctx context.Context, p *stage.Plan, b *build.Build, log *buildlog.Log,
 	b.AddTiming(build.Timing{Stage: stage.ErrorStageName, Seconds: time.Since(start).Seconds(), Status: status, Started: start})
 	log.SetStage("")
 	return fmt.Errorf("build failed in %s: %v (log: %s)", where, err, p.LogFile)
+}
+
+// cgroupName is the name of the build group of the lock file lockFile:
+// its base name (characters other than letters, digits, '.', '_' and '-'
+// replaced by '_') and the first 12 hex digits of the SHA-256 of its
+// absolute path, so that two lock files never share a group and every
+// build with the same lock finds the group of the one before.
+func cgroupName(lockFile string) string {
+	abs, err := filepath.Abs(lockFile)
+	if err != nil {
+		abs = lockFile
+	}
+	base := []byte(filepath.Base(abs))
+	for i, c := range base {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			base[i] = '_'
+		}
+	}
+	if len(base) > 64 {
+		base = base[:64]
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return string(base) + "-" + hex.EncodeToString(sum[:6])
+}
+
+// createCgroup is cgroup.Create (a test makes it fail).
+var createCgroup = cgroup.Create
+
+// enterCgroup holds the build's processes in the cgroup v2 group of the
+// lock file (package cgroup; called with the lock held). Processes an
+// earlier build with the same lock left there (it was killed) are logged
+// and killed first; then eib enters the group, so that every process the
+// build starts is in it, and a cleanup step registered at once (run just
+// before the lock is released) moves eib out, logs and kills whatever is
+// still in the group and removes it. Without a writable cgroup2
+// hierarchy it logs why and returns nil: processes are then only
+// followed by their process groups. An error is a leftover it could not
+// kill.
+func enterCgroup(b *build.Build, lockFile string, log *buildlog.Log) (*cgroup.Group, error) {
+	g, err := createCgroup(cgroupName(lockFile))
+	if err != nil {
+		log.Printf("processes of this build are not held in a cgroup (%v): only their process groups are killed, so a process that calls setsid or outlives a killed eib is not found", err)
+		return nil, nil
+	}
+	pids, err := g.Procs()
+	if err != nil {
+		return nil, fmt.Errorf("cleaning up after an earlier build: %w", err)
+	}
+	for _, pid := range pids {
+		if pid == os.Getpid() {
+			// Started from within the group (by a process of the earlier
+			// build): killing the group would kill eib.
+			return nil, fmt.Errorf("eib runs inside the cgroup %s of the build with lock %s; run it from outside", g.Path, lockFile)
+		}
+	}
+	for _, pid := range pids {
+		log.Printf("killing leftover process %d (%s) of an earlier build (killed) with this lock", pid, cgroup.Cmdline(pid))
+	}
+	if err := g.Kill(); err != nil {
+		return nil, fmt.Errorf("cleaning up after an earlier build: %w", err)
+	}
+	// Its child groups (of the hooks it ran) go with it.
+	if err := g.Remove(); err != nil {
+		return nil, fmt.Errorf("cleaning up after an earlier build: %w", err)
+	}
+	if g, err = createCgroup(cgroupName(lockFile)); err == nil {
+		err = g.Enter()
+	}
+	if err != nil {
+		log.Printf("processes of this build are not held in a cgroup (%v): only their process groups are killed, so a process that calls setsid or outlives a killed eib is not found", err)
+		if g != nil {
+			_ = g.Remove()
+		}
+		return nil, nil
+	}
+	log.Debugf("processes of this build are held in cgroup %s", g.Path)
+	b.Defer("kill the build's processes (cgroup "+g.Path+")", func() error {
+		if err := g.Leave(); err != nil {
+			// Killing the group now would kill eib too.
+			return err
+		}
+		pids, err := g.Procs()
+		if err != nil {
+			return err
+		}
+		for _, pid := range pids {
+			log.Printf("process %d (%s) of the build still ran at the end: killed", pid, cgroup.Cmdline(pid))
+		}
+		if err := g.Kill(); err != nil {
+			return err
+		}
+		return g.Remove()
+	})
+	return g, nil
 }

@@ -14,7 +14,10 @@
 // EIB_SRCDIR_CHROOT for lib/eib.sh's chroot function. EIB_HOOKSDIR (from
 // the environment or a [build] hooksdir key) replaces <srcdir>/hooks.
 // Cancelling the context (SIGINT/SIGTERM) kills the hook's whole group;
-// processes a hook leaves behind are killed when it ends.
+// processes a hook leaves behind are killed when it ends. With the
+// build's cgroup (Runner.Cgroup) each hook runs in a child cgroup of its
+// own, so that this holds for a daemon that left the process group with
+// setsid too, and each such process is logged with the hook's name.
 package hooks
 
 import (
@@ -32,6 +35,7 @@ import (
 
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/buildlog"
+	"github.com/eib-builder/eib/lib/cgroup"
 	"github.com/eib-builder/eib/lib/config"
 	"github.com/eib-builder/eib/lib/proc"
 )
@@ -43,6 +47,11 @@ const ChrootSuffix = ".chroot"
 // SIGKILL when the build is interrupted.
 const killGrace = 5 * time.Second
 
+// exitSettle is how long the processes in a hook's cgroup get to exit on
+// their own after the hook returned, before what is left is logged and
+// killed.
+const exitSettle = 500 * time.Millisecond
+
 // Runner runs hook groups; it implements build.HookRunner.
 type Runner struct {
 	// Program is the eib executable exported as EIB_PROGRAM (lib/eib.sh's
@@ -50,6 +59,12 @@ type Runner struct {
 	Program string
 	// Bwrap is the bubblewrap executable for .chroot hooks ("" = "bwrap").
 	Bwrap string
+	// Cgroup, when not nil, is the build's cgroup (the engine's): each
+	// hook starts in its own child group "hook-<group>-<name>", and what
+	// it leaves running there (a setsid daemon too) is logged with the
+	// hook's name and killed when it ends. nil: only the hook's process
+	// group is killed.
+	Cgroup *cgroup.Group
 }
 
 // Hook is one resolved hook of a group.
@@ -312,8 +327,16 @@ func (r *Runner) run(ctx context.Context, b *build.Build, h Hook, root string, e
 		logHook(b, name, "start (%s)", h.Path)
 	}
 	w, tail := output(b, name)
+	var cg *cgroup.Group
+	if r.Cgroup != nil {
+		if cg, err = r.Cgroup.Child("hook-" + h.Group + "-" + h.Name); err != nil {
+			return &build.HookError{Group: h.Group, Hook: h.Name, Path: h.Path, Err: err}
+		}
+	}
 	start := time.Now()
-	err = runGroup(ctx, cmd, w)
+	err = runGroup(ctx, cmd, w, cg, func(pid int, cmdline string) {
+		logHook(b, name, "process %d (%s) still ran when the hook ended: killed", pid, cmdline)
+	})
 	w.Close()
 	d := time.Since(start)
 	status := "ok"
@@ -356,14 +379,33 @@ func hostCommand(b *build.Build, h Hook, env []string) *exec.Cmd {
 // runGroup runs cmd in its own process group (proc.Start) with its output
 // to w. When ctx is cancelled the group gets SIGTERM, then SIGKILL after
 // killGrace. Processes the command leaves in its group are killed when it
-// exits.
-func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
+// exits. With cg (not nil) it runs in that cgroup: what is left there when
+// it ends, in or out of its process group, is passed to left, killed, and
+// the cgroup removed.
+func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer, cg *cgroup.Group, left func(pid int, cmdline string)) (err error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
-	p, err := proc.Start(cmd)
+	var opts []proc.Option
+	if cg != nil {
+		dir, err := cg.Open()
+		if err != nil {
+			pr.Close()
+			pw.Close()
+			return err
+		}
+		defer dir.Close()
+		opts = append(opts, proc.InCgroup(int(dir.Fd())))
+		// Once, when the hook has ended (or did not start).
+		defer func() {
+			if kerr := killCgroup(cg, left); kerr != nil && err == nil {
+				err = kerr
+			}
+		}()
+	}
+	p, err := proc.Start(cmd, opts...)
 	if err != nil {
 		pr.Close()
 		pw.Close()
@@ -379,10 +421,26 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 	select {
 	case <-p.Done():
 		werr = p.Wait()
-		// Whatever the hook left running in its group goes too.
+		// Whatever the hook left running in its cgroup or its process
+		// group goes too.
+		if cg != nil {
+			kerr := killCgroup(cg, left)
+			cg, left = nil, nil
+			if kerr != nil {
+				defer func() {
+					if err == nil {
+						err = kerr
+					}
+				}()
+			}
+		}
 		p.KillGroup()
 	case <-ctx.Done():
 		werr = p.Stop(killGrace)
+		if cg != nil {
+			// Its cgroup too, before waiting for its output to end.
+			_ = cg.Kill()
+		}
 	}
 	select {
 	case <-copied:
@@ -401,6 +459,27 @@ func runGroup(ctx context.Context, cmd *exec.Cmd, w io.Writer) error {
 		return fmt.Errorf("exit status %d", ee.ExitCode())
 	}
 	return werr
+}
+
+// killCgroup passes each process left in cg to left, kills them all and
+// removes cg.
+func killCgroup(cg *cgroup.Group, left func(pid int, cmdline string)) error {
+	if cg == nil {
+		return nil // done already
+	}
+	// A sandbox's processes exit just after the hook's bwrap returns.
+	cg.WaitEmpty(exitSettle)
+	pids, err := cg.Procs()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		left(pid, cgroup.Cmdline(pid))
+	}
+	if err := cg.Kill(); err != nil {
+		return err
+	}
+	return cg.Remove()
 }
 
 // isDir reports whether p is a directory.

@@ -125,15 +125,34 @@ type Process struct {
 	err  error
 }
 
+// Option changes how Start starts a process.
+type Option func(*syscall.SysProcAttr)
+
+// InCgroup starts the process in the cgroup v2 group whose directory is
+// open as fd (clone3 with CLONE_INTO_CGROUP, Linux 5.7): the process and
+// everything it starts stay in that group, whatever they do with their
+// process group or session (setsid), until the group is killed. The
+// caller keeps fd open until Start returns.
+func InCgroup(fd int) Option {
+	return func(a *syscall.SysProcAttr) {
+		a.UseCgroupFD = true
+		a.CgroupFD = fd
+	}
+}
+
 // Start starts cmd in its own process group (a terminal's ^C reaches eib,
 // which stops the child itself) with Pdeathsig SIGKILL (it dies if eib
-// dies without cleaning up). A goroutine reaps it: Done is closed then.
-func Start(cmd *exec.Cmd) (*Process, error) {
+// dies without cleaning up), changed by opts. A goroutine reaps it: Done
+// is closed then.
+func Start(cmd *exec.Cmd, opts ...Option) (*Process, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	for _, o := range opts {
+		o(cmd.SysProcAttr)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eib-builder/eib/lib/cgroup"
 )
 
 func TestErrorNamesCommandStatusAndStderrTail(t *testing.T) {
@@ -194,4 +196,45 @@ func allZombies(pgid int) bool {
 		}
 	}
 	return true
+}
+
+// A process started InCgroup, and the daemon it detaches with setsid
+// (out of its process group), are in that cgroup.
+func TestStartInCgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a writable cgroup2 hierarchy)")
+	}
+	g, err := cgroup.Create("proc-test-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := g.Kill(); err != nil {
+			t.Error(err)
+		}
+		if err := g.Remove(); err != nil {
+			t.Error(err)
+		}
+	}()
+	f, err := g.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(exec.Command("sh", "-c", "setsid sleep 300 </dev/null >/dev/null 2>&1 &"), InCgroup(int(f.Fd())))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// The shell has exited; its setsid daemon is still in the group.
+	var pids []int
+	for i := 0; i < 250 && len(pids) == 0; i++ {
+		pids, _ = g.Procs()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("cgroup %s holds %v, want the setsid sleep", g.Path, pids)
+	}
 }
