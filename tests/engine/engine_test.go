@@ -328,8 +328,9 @@ sleep `+token+`
 	cmd, _, _ := p.startUntilReady(ctx, ready, token, "master")
 	cmd.Process.Kill() // no cleanup can run
 	cmd.Wait()
-	// The hook's own sleep lives on in its process group, outside the
-	// build dirs: not the next build's business; the test ends it.
+	// The hook's own sleep lives on after the kill, outside the build
+	// dirs; the next build kills it through the build's cgroup (the
+	// deferred kill only keeps a failed test from leaking it).
 	defer func() {
 		for _, pid := range procsWith("sleep\x00" + token) {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -349,6 +350,9 @@ sleep `+token+`
 		if !strings.Contains(out, want) {
 			t.Errorf("the next build did not report %q:\n%s", want, out)
 		}
+	}
+	if pids := procsWith("sleep\x00" + token); len(pids) > 0 {
+		t.Errorf("the killed build's hook process %v outlived the next build", pids)
 	}
 	// assertNoLeftovers (t.Cleanup): no mount, loop, rooted process, lock.
 }
