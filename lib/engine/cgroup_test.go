@@ -17,7 +17,7 @@ import (
 	"github.com/eib-builder/eib/lib/cgroup"
 )
 
-// hookStage runs the hook group t-hooks; with keep it also starts a
+// hookStage runs the hook group check (a group of config.KeysRead); with keep it also starts a
 // process of its own that it leaves running (its pid in kept).
 type hookStage struct{}
 
@@ -26,7 +26,7 @@ var kept int
 
 func (hookStage) Name() string { return "t-hooks" }
 func (hookStage) Run(ctx context.Context, b *build.Build) error {
-	if err := b.Hooks.RunGroup(ctx, b, "t-hooks", ""); err != nil {
+	if err := b.Hooks.RunGroup(ctx, b, "check", ""); err != nil {
 		return err
 	}
 	if keep != "" {
@@ -85,9 +85,9 @@ func TestHookSetsidDaemonIsLoggedAndKilled(t *testing.T) {
 	e := newEnv(t, "t-hooks\n")
 	token := strconv.Itoa(300000 + os.Getpid()%100000)
 	pidFile := filepath.Join(t.TempDir(), "pid")
-	e.loaded.Full.Set("t-hooks", "hooks", "10-daemon")
-	os.MkdirAll(filepath.Join(e.local, "hooks", "t-hooks"), 0o755)
-	os.WriteFile(filepath.Join(e.local, "hooks", "t-hooks", "10-daemon"),
+	e.loaded.Full.Set("check", "hooks", "10-daemon")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "check"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "check", "10-daemon"),
 		[]byte("setsid sleep "+token+" </dev/null >/dev/null 2>&1 &\necho $! > "+pidFile+"\n"+
 			"until pgrep -x -f 'sleep "+token+"' >/dev/null; do sleep 0.02; done\n"), 0o644)
 	o := e.opts(t)
@@ -131,7 +131,7 @@ func TestHookSetsidDaemonIsLoggedAndKilled(t *testing.T) {
 func TestProcessLeftAtTheEndIsLoggedAndKilled(t *testing.T) {
 	needCgroup(t)
 	e := newEnv(t, "t-hooks\n")
-	e.loaded.Full.Set("t-hooks", "hooks", "")
+	e.loaded.Full.Set("check", "hooks", "")
 	// A copy of sleep under a name unique to the test.
 	token := "sleep-" + strconv.Itoa(os.Getpid())
 	keep = filepath.Join(t.TempDir(), token)
@@ -212,9 +212,9 @@ func TestNoCgroupFallsBackAndSaysSo(t *testing.T) {
 		return nil, fmt.Errorf("no cgroup2 filesystem mounted (/proc/self/mountinfo)")
 	}
 	e := newEnv(t, "t-hooks\n")
-	e.loaded.Full.Set("t-hooks", "hooks", "10-ok")
-	os.MkdirAll(filepath.Join(e.local, "hooks", "t-hooks"), 0o755)
-	os.WriteFile(filepath.Join(e.local, "hooks", "t-hooks", "10-ok"), []byte("true\n"), 0o644)
+	e.loaded.Full.Set("check", "hooks", "10-ok")
+	os.MkdirAll(filepath.Join(e.local, "hooks", "check"), 0o755)
+	os.WriteFile(filepath.Join(e.local, "hooks", "check", "10-ok"), []byte("true\n"), 0o644)
 	keep = ""
 	if err := execute(context.Background(), e.opts(t)); err != nil {
 		t.Fatal(err)
