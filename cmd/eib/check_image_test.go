@@ -119,7 +119,7 @@ func TestCheckImageRefusesWhatIsNoDiskBeforeBooting(t *testing.T) {
 		{"missing", filepath.Join(dir, "nothere.img"), []string{"no such file"}},
 		{"empty", empty, []string{"not a disk image: an empty file"}},
 		{"directory", dir, []string{"not a disk image: a directory"}},
-		{"FIFO", fifo, []string{"not a disk image: a named pipe (FIFO)"}},
+		{"FIFO", fifo, []string{"not a disk image: a FIFO"}},
 		{"gzip of random", compressed(t, "gzip", random, random+".gz"), []string{"not a disk image: gzip data whose content has no MBR or GPT partition table"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

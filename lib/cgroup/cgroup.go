@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eib-builder/eib/lib/mount"
 )
 
 // KillTimeout bounds how long Kill waits for a group to empty.
@@ -56,32 +58,13 @@ func Mount() (string, error) {
 		}
 		fields, postFields := strings.Fields(pre), strings.Fields(post)
 		if len(fields) >= 5 && len(postFields) >= 1 && postFields[0] == "cgroup2" {
-			return unescape(fields[4]), nil
+			return mount.Unescape(fields[4]), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("/proc/self/mountinfo: %w", err)
 	}
 	return "", errors.New("no cgroup2 filesystem mounted (/proc/self/mountinfo)")
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Self returns the cgroup v2 path of the calling process, relative to the

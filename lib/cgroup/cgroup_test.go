@@ -103,11 +103,6 @@ func TestMountAndSelf(t *testing.T) {
 	}
 }
 
-func TestUnescape(t *testing.T) {
-	if got := unescape(`/a\040b\134c\x`); got != `/a b\c\x` {
-		t.Errorf("unescape = %q", got)
-	}
-}
 
 // A process started into the group, and the daemon it detaches with
 // setsid, are both in it; Kill kills both and Remove removes the group

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+
+	"github.com/eib-builder/eib/lib/config"
 )
 
 // Partition types that tell how a PC disk boots (UEFI specification 2.10,
@@ -243,23 +245,15 @@ func sniff(path string) (Format, []byte, error) {
 }
 
 // fileKind names a file type that cannot be an image ("" for a regular
-// file).
+// file): config.FileKind's names, with why a block device is refused.
 func fileKind(m fs.FileMode) string {
 	switch {
 	case m.IsRegular():
 		return ""
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
+	case m&fs.ModeDevice != 0 && m&fs.ModeCharDevice == 0:
 		return "a block device (the boot check boots image files)"
 	}
-	return "not a regular file"
+	return config.FileKind(m)
 }
 
 // unwrapPath drops the operation and path of a *fs.PathError (the

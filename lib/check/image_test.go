@@ -124,7 +124,7 @@ func TestDetectImageRefusesWhatIsNoDisk(t *testing.T) {
 		{"zeros", zeros, []string{notDisk, "all zero"}},
 		{"empty", empty, []string{"not a disk image: an empty file"}},
 		{"directory", dir, []string{"not a disk image: a directory"}},
-		{"FIFO", fifo, []string{"not a disk image: a named pipe (FIFO)"}},
+		{"FIFO", fifo, []string{"not a disk image: a FIFO"}},
 		{"socket", sock, []string{"not a disk image: a socket"}},
 		{"missing", filepath.Join(dir, "nothere.img"), []string{"no such file"}},
 		{"named zst", randomFile(t, filepath.Join(dir, "liar.img.zst"), 4096), []string{notDisk, "ends in .zst, but it does not hold zstd data"}},
@@ -204,8 +204,8 @@ func TestPrepareImageGoesByContent(t *testing.T) {
 	select {
 	case err := <-done:
 		var ie *InputError
-		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "named pipe") {
-			t.Fatalf("PrepareImage(FIFO) err = %v, want an InputError naming a named pipe", err)
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "a FIFO") {
+			t.Fatalf("PrepareImage(FIFO) err = %v, want an InputError naming a FIFO", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("PrepareImage blocked on a FIFO")

@@ -128,7 +128,7 @@ func MountPoints(prefix string) ([]string, error) {
 		if len(f) < 5 {
 			continue
 		}
-		p := unescape(f[4])
+		p := Unescape(f[4])
 		if prefix == "" || p == prefix || strings.HasPrefix(p, strings.TrimSuffix(prefix, "/")+"/") {
 			points = append(points, p)
 		}
@@ -136,8 +136,9 @@ func MountPoints(prefix string) ([]string, error) {
 	return points, nil
 }
 
-// unescape decodes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
+// Unescape decodes the octal escapes of a /proc/self/mountinfo field
+// (\040 for a space, \134 for a backslash; proc(5)).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

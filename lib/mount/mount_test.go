@@ -95,7 +95,7 @@ func TestMountOnMissingDirectoryNamesItAndRegistersNothing(t *testing.T) {
 }
 
 func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescape(`/a\040b\134c`); got != `/a b\c` {
+	if got := Unescape(`/a\040b\134c`); got != `/a b\c` {
 		t.Errorf("unescape = %q", got)
 	}
 }
