@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,7 +104,7 @@ func runGuarded(t *testing.T, during func(cmd *exec.Cmd, output func() string), 
 	cmd := exec.CommandContext(ctx, eibBin, args...)
 	cmd.Env = append(os.Environ(), "EIB_SRCDIR="+srcRoot, "EIB_SYSCONFDIR=/nonexistent/etc-eib", "EIB_LOCK_FILE="+lock)
 	cmd.Dir = t.TempDir()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr harness.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -123,25 +121,6 @@ func runGuarded(t *testing.T, during func(cmd *exec.Cmd, output func() string), 
 		t.Fatal(err)
 	}
 	return cmd.ProcessState.ExitCode(), stdout.String() + stderr.String()
-}
-
-// lockedBuffer is a bytes.Buffer that a running command writes to while
-// the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestMisspeltProductIsWarned: EIB builds any product name with the

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -9,37 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eib-builder/eib/lib/cgroup"
+	"github.com/eib-builder/eib/tests/harness"
 )
-
-// lockedBuffer is an output buffer written by a running eib and read by
-// the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // bg is an eib build running in the background.
 type bg struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *harness.LockedBuffer
 	done chan struct{} // closed once it has exited and been reaped
 }
 
@@ -47,7 +27,7 @@ type bg struct {
 // added to its environment.
 func (p *project) startBuild(ctx context.Context, env ...string) *bg {
 	p.T.Helper()
-	b := &bg{cmd: p.buildCommand(ctx), out: &lockedBuffer{}, done: make(chan struct{})}
+	b := &bg{cmd: p.buildCommand(ctx), out: &harness.LockedBuffer{}, done: make(chan struct{})}
 	b.cmd.Env = append(b.cmd.Env, env...)
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	if err := b.cmd.Start(); err != nil {
