@@ -103,7 +103,6 @@ func TestMountAndSelf(t *testing.T) {
 	}
 }
 
-
 // A process started into the group, and the daemon it detaches with
 // setsid, are both in it; Kill kills both and Remove removes the group
 // and a child group.
