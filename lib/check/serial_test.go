@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -271,5 +272,22 @@ func TestWithSerialConsoleMissing(t *testing.T) {
 	_, err := WithSerialConsole(context.Background(), "/nonexistent/disk.img", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/disk.img") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// With console=ttyS0 and quiet arguments, a systemd OS prints little
+// before serial-getty's prompt (no newline after it): the default marker
+// matches the prompt, and no earlier line of such a boot.
+func TestDefaultMarkerFitsAQuietSystemdBoot(t *testing.T) {
+	before := "[    0.000000] Linux version 6.1.0-28-amd64\r\n" +
+		"systemd-logind[301]: New seat seat0.\r\n" +
+		"[  OK  ] Started serial-getty@ttyS0.service - Serial Getty on ttyS0.\r\n" +
+		"\r\n\x1b[H\x1b[2J\rDebian GNU/Linux 12 debian ttyS0\r\n\r\n"
+	c := newConsole(regexp.MustCompile(DefaultMarker))
+	if c.write([]byte(before)) {
+		t.Fatalf("the default marker %q matched before the login prompt", DefaultMarker)
+	}
+	if !c.write([]byte("debian login: ")) {
+		t.Errorf("the default marker %q does not match serial-getty's prompt", DefaultMarker)
 	}
 }
