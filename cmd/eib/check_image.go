@@ -23,7 +23,9 @@ func init() {
 		Usage:     "boot a disk image in QEMU and wait for its serial console to print the marker",
 		ArgsUsage: "IMAGE (a raw disk with an MBR or GPT partition table, gzip, xz or zstd of one, or qcow2; told by content)",
 		Description: "The same boot check as the check stage of a build, for images built elsewhere.\n" +
-			"The image is never modified (the boot runs on a throw-away overlay). Exit\n" +
+			"The image is never modified (the boot runs on a throw-away overlay; with\n" +
+			"--serial-console auto, the default, of a sparse copy whose kernel command\n" +
+			"lines get console=ttyS0,115200 where they have none). Exit\n" +
 			"status: 0 every boot saw the marker (or was skipped, as printed), 1 usage\n" +
 			"error or an IMAGE that is not a disk image (refused before booting), 2 a\n" +
 			"boot failed. The temporary directory (under $TMPDIR) is always removed.",
@@ -35,6 +37,8 @@ func init() {
 			&cli.StringFlag{Name: "arch", Value: "amd64", Usage: "architecture of the image: " + strings.Join(SupportedArches, ", ")},
 			&cli.StringFlag{Name: "accel", Value: check.AccelAuto, Sources: cli.EnvVars(check.AccelEnv),
 				Usage: "QEMU accelerator: auto (KVM only where a probe proves it works on this host), kvm or tcg"},
+			&cli.StringFlag{Name: "serial-console", Value: check.SerialAuto,
+				Usage: "auto: boot a throw-away copy whose kernel command lines get " + check.SerialConsoleArg + " where they have no console=ttyS0 (for an OS booted with quiet arguments); off: boot the image as it is"},
 			&cli.StringFlag{Name: "log-dir", Usage: "directory for the console logs boot-<firmware>.log (default: a new temporary directory)"},
 		},
 		Action: checkImage,
@@ -76,6 +80,10 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	accel, err := check.ParseAccelSetting(cmd.String("accel"))
 	if err != nil {
 		return usage("--accel: %v", err)
+	}
+	serial := cmd.String("serial-console")
+	if serial != check.SerialAuto && serial != check.SerialOff {
+		return usage("--serial-console %s: must be %s or %s", serial, check.SerialAuto, check.SerialOff)
 	}
 	if cmd.Int("timeout") <= 0 || cmd.Int("memory") < 64 {
 		return usage("--timeout must be positive and --memory at least 64 (MiB)")
@@ -128,6 +136,18 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		}
 	}
 
+	// The OS's console on the serial port QEMU logs, in a throw-away copy.
+	boot := raw
+	if serial == check.SerialAuto {
+		cc, err := check.WithSerialConsole(ctx, raw, logDir)
+		if err != nil {
+			return failed(fmt.Errorf("%w (--serial-console off boots the image as it is)", err))
+		}
+		defer cc.Remove()
+		fmt.Fprintln(out, cc.Summary())
+		boot = cc.Image
+	}
+
 	for _, fw := range fws {
 		choice, err := check.ChooseAccel(ctx, accel, fw, check.Prober{})
 		if err != nil {
@@ -136,7 +156,7 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintf(out, "%s: accelerator %s: %s\n", fw, choice.Accel, choice.Reason)
 		res, err := bootImage(ctx, check.Boot{
 			Accel:     choice,
-			Image:     raw,
+			Image:     boot,
 			Name:      image,
 			Firmware:  fw,
 			Marker:    marker,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,5 +235,73 @@ func TestCheckImageSignalEndsTheBootAndCleansUp(t *testing.T) {
 				t.Fatalf("exit %d after %d boots, want %d (interrupted):\n%s", code, boots, exitBuildError, out)
 			}
 		})
+	}
+}
+
+// quietDisk makes a 16 MiB GPT disk whose ext4 partition holds one boot
+// loader entry with quiet kernel arguments and no console=ttyS0.
+func quietDisk(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "boot", "loader", "entries"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entry := "title OS\nlinux /vmlinuz\noptions root=LABEL=ostree rw quiet splash\n"
+	if err := os.WriteFile(filepath.Join(root, "boot", "loader", "entries", "ostree-1.conf"), []byte(entry), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "quiet.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader("label: gpt\nstart=2048, size=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=4096, type=linux\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-d", root, "-E", "offset="+strconv.Itoa(4096*512), img, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	return img
+}
+
+// By default check-image boots a throw-away copy whose entry has
+// console=ttyS0,115200; --serial-console off boots the image itself.
+func TestCheckImageSerialConsole(t *testing.T) {
+	dir := t.TempDir()
+	img := quietDisk(t, dir)
+	want, _ := os.ReadFile(img)
+	var booted string
+	fake := func(_ context.Context, b check.Boot) (check.Result, error) {
+		booted = b.Image
+		out, err := exec.Command("debugfs", "-R", "cat /boot/loader/entries/ostree-1.conf", b.Image+"?offset="+strconv.Itoa(4096*512)).Output()
+		if err != nil {
+			t.Errorf("debugfs on %s: %v", b.Image, err)
+		}
+		if strings.Contains(string(out), "console=ttyS0,115200") != (b.Image != img) {
+			t.Errorf("booted %s with entry:\n%s", b.Image, out)
+		}
+		return check.Result{Status: check.StatusOK, Accel: "tcg", Elapsed: time.Second, LogPath: b.LogPath}, nil
+	}
+	code, out, _ := checkImageRun(t, fake, "--firmware", "uefi", img)
+	if code != exitOK || booted == img || !strings.HasPrefix(booted, os.Getenv("TMPDIR")) {
+		t.Errorf("exit %d, booted %s; want 0 and a copy:\n%s", code, booted, out)
+	}
+	if !strings.Contains(out, "check boot: added console=ttyS0,115200 to 1 boot entries of a throw-away copy (the image is unchanged") {
+		t.Errorf("output:\n%s", out)
+	}
+	if got, _ := os.ReadFile(img); !bytes.Equal(got, want) {
+		t.Error("the image changed")
+	}
+	code, out, _ = checkImageRun(t, fake, "--firmware", "uefi", "--serial-console", "off", img)
+	if code != exitOK || booted != img || strings.Contains(out, "check boot:") {
+		t.Errorf("--serial-console off: exit %d, booted %s; want 0 and the image itself:\n%s", code, booted, out)
+	}
+	code, out, boots := checkImageRun(t, nil, "--serial-console", "on", img)
+	if code != exitUsage || boots != 0 || !strings.Contains(out, "--serial-console on: must be auto or off") {
+		t.Errorf("--serial-console on: exit %d after %d boots:\n%s", code, boots, out)
 	}
 }

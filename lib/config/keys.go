@@ -141,6 +141,7 @@ var KeysRead = []KeyRead{
 	{"check", "qemu_memory", TypeInt, "1024", "Guest memory in MiB.", "lib/stage (check)"},
 	{"check", "accel", OneOf("auto", "kvm", "tcg"), "auto", "QEMU accelerator (auto: KVM only where a probe proved it works); EIB_CHECK_ACCEL overrides it.", "lib/stage (check)"},
 	{"check", "kvm_stall_timeout", TypeSeconds, "60", "Seconds a KVM boot chosen by auto may show no console output before it is retried under TCG.", "lib/stage (check)"},
+	{"check", "serial_console", OneOf("auto", "off"), "auto", "auto: the check boots a throw-away copy whose kernel command lines get console=ttyS0,115200 where they have no console=ttyS0; off: boots the image as shipped.", "lib/stage (check)"},
 
 	{"manifest", "hooks", TypeList, "", "Hooks run after eib wrote its manifest fragments, before they are merged.", "lib/hooks"},
 

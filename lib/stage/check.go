@@ -35,6 +35,7 @@ type checkSettings struct {
 	accel     string        // auto, kvm or tcg
 	accelFrom string        // "[check] accel" or "EIB_CHECK_ACCEL"
 	stall     time.Duration // [check] kvm_stall_timeout
+	serial    string        // [check] serial_console: check.SerialAuto or check.SerialOff
 }
 
 func readCheckSettings(b *build.Build) (checkSettings, error) {
@@ -52,6 +53,7 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	}
 	s.memoryMiB = int(mem)
 	configured := r.Enum("check", "accel")
+	s.serial = r.Enum("check", "serial_console")
 	if s.stall = r.Seconds("check", "kvm_stall_timeout"); s.stall <= 0 {
 		r.Reject("check", "kvm_stall_timeout", "%d: must be a positive number of seconds", s.stall/time.Second)
 	}
@@ -141,6 +143,11 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				Result: string(check.StatusSkipped), Reason: reason})
 			continue
 		}
+		boot, done, err := serialConsoleCopy(ctx, b, s, tmpdir, img.BootPath)
+		if err != nil {
+			return logs, err
+		}
+		defer done() // the copy lives until the last image is booted (it is sparse)
 		for _, fw := range fws {
 			choice, err := check.ChooseAccel(ctx, s.accel, fw, check.Prober{})
 			if err != nil {
@@ -153,7 +160,8 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			}
 			logPath := filepath.Join(tmpdir, name)
 			res, err := check.Run(ctx, check.Boot{
-				Image:     img.BootPath,
+				Image:     boot,
+				Name:      img.BootPath,
 				Firmware:  fw,
 				Marker:    s.marker,
 				Timeout:   s.timeout,
@@ -193,6 +201,23 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 		}
 	}
 	return logs, nil
+}
+
+// serialConsoleCopy returns the file to boot for the image at path: with
+// [check] serial_console = auto, a throw-away copy in tmpdir whose kernel
+// command lines have console=ttyS0 (check.WithSerialConsole; the log says
+// what it changed), or path itself. done removes the copy.
+func serialConsoleCopy(ctx context.Context, b *build.Build, s checkSettings, tmpdir, path string) (boot string, done func(), err error) {
+	if s.serial == check.SerialOff {
+		checkPrintf(b, "check boot: %s is booted as shipped ([check] serial_console = off)", filepath.Base(path))
+		return path, func() {}, nil
+	}
+	cc, err := check.WithSerialConsole(ctx, path, tmpdir)
+	if err != nil {
+		return "", nil, fmt.Errorf("[check] serial_console = %s: %w (set it to off to boot the image as shipped)", s.serial, err)
+	}
+	checkPrintf(b, "%s: %s", filepath.Base(path), cc.Summary())
+	return cc.Image, func() { cc.Remove() }, nil
 }
 
 func checkPrintf(b *build.Build, format string, args ...any) {

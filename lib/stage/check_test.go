@@ -36,7 +36,7 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 	for k, v := range map[string]string{
 		"boot": "true", "firmware": "bios", "boot_timeout": "60",
 		"boot_marker": "EIB-TEST-BOOT-OK", "qemu_memory": "256",
-		"accel": "auto", "kvm_stall_timeout": "60",
+		"accel": "auto", "kvm_stall_timeout": "60", "serial_console": "auto",
 	} {
 		if s, ok := settings[k]; ok {
 			v = s
@@ -130,6 +130,7 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 		{"firmware", "efi", "[check] firmware: \"efi\" is not one of bios, uefi, both"},
 		{"accel", "hvf", "[check] accel: \"hvf\" is not one of auto, kvm, tcg"},
 		{"kvm_stall_timeout", "0", "[check] kvm_stall_timeout: 0: must be a positive number of seconds"},
+		{"serial_console", "on", "[check] serial_console: \"on\" is not one of auto, off"},
 	} {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})

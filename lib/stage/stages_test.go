@@ -57,7 +57,7 @@ func TestStageRunnersCarryThePlansSettings(t *testing.T) {
 		c.Set("build", k, v)
 	}
 	for k, v := range map[string]string{"boot": "false", "firmware": "bios", "boot_timeout": "30",
-		"boot_marker": "from-the-config", "qemu_memory": "256", "accel": "tcg", "kvm_stall_timeout": "10"} {
+		"boot_marker": "from-the-config", "qemu_memory": "256", "accel": "tcg", "kvm_stall_timeout": "10", "serial_console": "off"} {
 		c.Set("check", k, v)
 	}
 	for _, g := range []string{"check", "manifest", "publish", "error"} {
@@ -78,7 +78,7 @@ func TestStageRunnersCarryThePlansSettings(t *testing.T) {
 		}
 	}
 	cs, ok := r["check"].(checkStage)
-	if !ok || cs.s.marker.String() != "from-the-config" || cs.s.timeout.Seconds() != 30 {
+	if !ok || cs.s.marker.String() != "from-the-config" || cs.s.timeout.Seconds() != 30 || cs.s.serial != "off" {
 		t.Fatalf("check runner %#v", r["check"])
 	}
 	// What the stage runs with is what the plan holds, not the config.
