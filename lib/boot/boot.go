@@ -141,7 +141,9 @@ func source(o Options, what string, src platform.Source) (string, error) {
 // grubModules are the modules built into GRUB's images: the config is
 // found by the root filesystem's UUID and nothing is loaded later.
 var grubModules = []string{"part_gpt", "part_msdos", "ext2", "normal", "linux", "search",
-	"search_fs_uuid", "search_label", "configfile", "echo", "test", "serial", "terminal", "gzio", "minicmd"}
+	"search_fs_uuid", "search_label", "configfile", "echo", "test", "serial", "terminal", "gzio", "minicmd",
+	// GRUB's syslinux parser: reads ostree's menu (FollowingGrubConfig).
+	"syslinuxcfg"}
 
 // prepareGRUB makes grub.cfg and a GRUB image for each of targets (the
 // platform table's GRUB targets, BIOS before UEFI).
@@ -161,11 +163,25 @@ func prepareGRUB(ctx context.Context, plan disk.Plan, targets []platform.GRUBTar
 	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
 		return Setup{}, err
 	}
+	follow, why, err := ostreeMenu(o, entries)
+	if err != nil {
+		return Setup{}, err
+	}
 	cfg := GrubConfig(entries, o.Kargs, o.Timeout)
+	if follow {
+		cfg = FollowingGrubConfig(entries, o.Kargs, o.Timeout)
+		if err := SetMenuTimeout(o.Sysroot, o.Timeout); err != nil {
+			return Setup{}, fmt.Errorf("ostree's boot menu: %w", err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(cfgDir, "grub.cfg"), []byte(cfg), 0o644); err != nil {
 		return Setup{}, fmt.Errorf("writing grub.cfg: %w", err)
 	}
-	o.logf("boot loader: grub.cfg with %d entries, default %q", len(entries), entries[0].Title)
+	if follow {
+		o.logf("boot loader: GRUB reads ostree's menu /%s (%d entries, default %q), which ostree rewrites at every deploy: updates reach the boot menu", OSTreeMenuPath, len(entries), entries[0].Title)
+	} else {
+		o.logf("warning: the OS ships no boot loader integration (%s): updates will not reach the boot menu; grub.cfg lists the %d deployments of this build, default %q", why, len(entries), entries[0].Title)
+	}
 
 	early := filepath.Join(o.TmpDir, "grub-early.cfg")
 	earlyCfg := fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\n", root.FSUUID)
@@ -216,7 +232,8 @@ func grubBIOS(ctx context.Context, plan disk.Plan, t platform.GRUBTarget, early 
 		coreStart, coreMax = bb.Start, bb.Size
 	}
 	core := filepath.Join(o.TmpDir, "core.img")
-	mods := append([]string{"biosdisk"}, grubModules...)
+	// linux16: what GRUB's syslinux parser boots with on a PC.
+	mods := append([]string{"biosdisk", "linux16"}, grubModules...)
 	if err := mkimage(ctx, pcDir, t.Format, early, core, mods); err != nil {
 		return nil, err
 	}
@@ -329,5 +346,8 @@ func prepareSDBoot(plan disk.Plan, src platform.Source, efiPath string, o Option
 		return Setup{}, fmt.Errorf("systemd-boot: the kernels and initramfs under %s take %d MiB, more than the %d MiB ESP holds", bootDir, size/disk.MiB, esp.Bytes()/disk.MiB)
 	}
 	o.logf("boot loader: systemd-boot with %d entries and %d kernel files on the ESP", len(entries), len(files))
+	// systemd-boot reads entries only from FAT; ostree writes them under
+	// /boot of the root filesystem, so this copy is the build's.
+	o.logf("warning: the OS ships no boot loader integration (systemd-boot reads the copy of the entries and kernels on the ESP, which ostree does not update): updates will not reach the boot menu")
 	return setup, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	eibboot "github.com/eib-builder/eib/lib/boot"
 	"github.com/eib-builder/eib/lib/build"
 	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/hostclean"
@@ -184,8 +185,10 @@ func remoteCollectionID(ctx context.Context, b *build.Build, repo *ostree.Repo, 
 // deploy, as EIB's stages/eib_image: on arm64 an empty boot/loader.0 with
 // a uEnv.txt (ostree's u-boot backend then writes the kernel's), linked as
 // boot/loader and boot/uEnv.txt, and sysroot.bootloader = uboot; on the
-// other arches boot/grub and sysroot.bootloader = none (ostree writes only
-// the boot loader entries; eib writes grub.cfg when it assembles the disk).
+// other arches boot/grub and the menu ostree keeps current itself
+// (boot.PrepareOSTreeMenu: sysroot.bootloader = syslinux, which eib's GRUB
+// reads when the OS ships ostree; otherwise eib writes a static grub.cfg
+// when it assembles the disk).
 func prepareBootDir(ctx context.Context, repo *ostree.Repo, sysroot, arch string) error {
 	boot := filepath.Join(sysroot, "boot")
 	loader := "none"
@@ -203,8 +206,14 @@ func prepareBootDir(ctx context.Context, repo *ostree.Repo, sysroot, arch string
 		if err := os.Symlink("loader/uEnv.txt", filepath.Join(boot, "uEnv.txt")); err != nil {
 			return fmt.Errorf("preparing the sysroot's boot directory: %w", err)
 		}
-	} else if err := os.MkdirAll(filepath.Join(boot, "grub"), 0o755); err != nil {
-		return fmt.Errorf("preparing the sysroot's boot directory: %w", err)
+	} else {
+		if err := os.MkdirAll(filepath.Join(boot, "grub"), 0o755); err != nil {
+			return fmt.Errorf("preparing the sysroot's boot directory: %w", err)
+		}
+		var err error
+		if loader, err = eibboot.PrepareOSTreeMenu(sysroot); err != nil {
+			return fmt.Errorf("preparing the sysroot's boot directory: %w", err)
+		}
 	}
 	return repo.ConfigSet(ctx, "sysroot.bootloader", loader)
 }

@@ -238,7 +238,11 @@ func TestImageHooksFindTheDeploymentAsEIBPreparesIt(t *testing.T) {
 		t.Errorf("no boot/grub in the sysroot: %v", err)
 	}
 	repo := ostree.Open(filepath.Join(sysroot, "ostree", "repo"))
-	for key, want := range map[string]string{"sysroot.bootloader": "none", "core.add-remotes-config-dir": "false"} {
+	// ostree's syslinux backend keeps the menu eib's GRUB reads.
+	if target, err := os.Readlink(filepath.Join(sysroot, "boot", "syslinux", "syslinux.cfg")); err != nil || target != "../loader/syslinux.cfg" {
+		t.Errorf("boot/syslinux/syslinux.cfg is not ostree's link into boot/loader: %q, %v", target, err)
+	}
+	for key, want := range map[string]string{"sysroot.bootloader": "syslinux", "core.add-remotes-config-dir": "false"} {
 		if got, err := repo.ConfigGet(context.Background(), key); got != want {
 			t.Errorf("sysroot repo %s = %q (%v), want %q", key, got, err, want)
 		}
