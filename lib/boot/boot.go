@@ -180,7 +180,7 @@ func prepareGRUB(ctx context.Context, plan disk.Plan, targets []platform.GRUBTar
 	if follow {
 		o.logf("boot loader: GRUB reads ostree's menu /%s (%d entries, default %q), which ostree rewrites at every deploy: updates reach the boot menu", OSTreeMenuPath, len(entries), entries[0].Title)
 	} else {
-		o.logf("warning: the OS ships no boot loader integration (%s): updates will not reach the boot menu; grub.cfg lists the %d deployments of this build, default %q", why, len(entries), entries[0].Title)
+		o.logf("warning: the OS ships no boot loader integration (%s): updates will not reach the boot menu; grub.cfg lists only this build's deployments (%d), default %q", why, len(entries), entries[0].Title)
 	}
 
 	early := filepath.Join(o.TmpDir, "grub-early.cfg")
