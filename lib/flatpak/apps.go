@@ -77,7 +77,7 @@ type App struct {
 	// remote has it).
 	Runtime RefSize
 	// Extensions are the app's own extensions the remote has (NAME.*
-	// runtimes: locales, plugins), full size.
+	// runtimes: locales, plugins; not the excluded ones), full size.
 	Extensions []RefSize
 }
 
@@ -122,7 +122,7 @@ func Select(sizes map[string]RefSize, res []Resolved) Selection {
 			}
 			a := App{RefSize: rs}
 			if rt := rs.Runtime(); rt != "" {
-				a.Runtime = find(strings.TrimPrefix(rt, ""))
+				a.Runtime = find(rt)
 				if a.Runtime.Ref == "" {
 					a.Runtime = RefSize{Ref: rt}
 				}
@@ -131,7 +131,7 @@ func Select(sizes map[string]RefSize, res []Resolved) Selection {
 			p := strings.Split(ref, "/")
 			for k, v := range sizes {
 				q := strings.Split(v.Ref, "/")
-				if strings.HasPrefix(k, rr.Remote.Name+":runtime/"+p[1]+".") && len(q) == 4 && q[2] == p[2] {
+				if strings.HasPrefix(k, rr.Remote.Name+":runtime/"+p[1]+".") && len(q) == 4 && q[2] == p[2] && !contains(rr.Remote.Exclude, q[1]) {
 					a.Extensions = append(a.Extensions, v)
 				}
 			}
@@ -145,8 +145,11 @@ func Select(sizes map[string]RefSize, res []Resolved) Selection {
 }
 
 // Trim returns the apps whose removal saves at least bytes of download
-// (compressed) size, largest saving first: an app saves its own size, its
-// extensions', and its runtime's when no other remaining app uses it.
+// (compressed) size, greedily: at each step the app with the smallest
+// saving that covers what is left to save, else the one with the largest
+// saving. An app saves its own size, its extensions', and its runtime's
+// when no other remaining app uses it (and the runtime is not listed for
+// itself).
 // short is what is still missing when removing every app is not enough.
 func (sel Selection) Trim(bytes int64) (remove []App, saved int64, short int64) {
 	left := append([]App(nil), sel.Apps...)
@@ -176,9 +179,20 @@ func (sel Selection) Trim(bytes int64) (remove []App, saved int64, short int64) 
 		return s
 	}
 	for saved < bytes && len(left) > 0 {
-		best := 0
+		// The smallest saving that reaches the rest, else the largest.
+		rest := bytes - saved
+		best, enough := -1, false
 		for i := range left {
-			if si, sb := saving(left[i], left), saving(left[best], left); si > sb || si == sb && left[i].Ref < left[best].Ref {
+			si := saving(left[i], left)
+			if best < 0 {
+				best, enough = i, si >= rest
+				continue
+			}
+			sb := saving(left[best], left)
+			switch {
+			case si >= rest && (!enough || si < sb || si == sb && left[i].Ref < left[best].Ref):
+				best, enough = i, true
+			case !enough && (si > sb || si == sb && left[i].Ref < left[best].Ref):
 				best = i
 			}
 		}

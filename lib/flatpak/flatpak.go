@@ -344,11 +344,11 @@ func (in Installation) prepare(ctx context.Context, s Settings, mode string) ([]
 	}
 	for _, r := range s.Remotes {
 		if err := in.addRemote(ctx, r, r.URL, have); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (wanted for %s)", err, wanted(r))
 		}
 		refs, err := in.listRefs(ctx, r)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (wanted for %s)", err, wanted(r))
 		}
 		rr := Resolved{Remote: r}
 		for _, k := range []struct {
@@ -391,6 +391,21 @@ func (in Installation) prepare(ctx context.Context, s Settings, mode string) ([]
 		}
 	}
 	return res, nil
+}
+
+// wanted names what a remote was asked for, for errors.
+func wanted(r Remote) string {
+	var w []string
+	for _, a := range r.Apps {
+		w = append(w, "app "+a)
+	}
+	for _, rt := range r.Runtimes {
+		w = append(w, "runtime "+rt)
+	}
+	if len(w) == 0 {
+		return "nothing: no apps or runtimes listed"
+	}
+	return strings.Join(w, ", ")
 }
 
 // refName is the NAME of kind/NAME/arch/branch.

@@ -124,7 +124,7 @@ func readFlatpakSettings(b *build.Build) (*flatpakSettings, error) {
 			}
 		}
 		if rm.URL == "" && !isHTTP(rm.RepoFile) {
-			return nil, keyErrorf(b, sect, "url", "[%s] url: not set, and no repo_file gives one", sect)
+			return nil, sectionErr(b, sect, fmt.Errorf("[%s] url: not set, and no repo_file gives one", sect))
 		}
 		fs.s.Remotes = append(fs.s.Remotes, rm)
 	}
@@ -140,6 +140,18 @@ func readFlatpakSettings(b *build.Build) (*flatpakSettings, error) {
 			strings.Join(names, " "), flatpak.Command)
 	}
 	return &fs, nil
+}
+
+// sectionErr locates err, about a key the section lacks, at the first key
+// the section sets (a section of merged lists only: where its words came
+// from).
+func sectionErr(b *build.Build, sect string, err error) error {
+	for _, k := range b.Config.Options(sect) {
+		if located := b.Config.At(sect, k, err); located != err {
+			return located
+		}
+	}
+	return err
 }
 
 func isHTTP(s string) bool {
