@@ -261,3 +261,121 @@ func (sel Selection) Print(w io.Writer, groupBy string) {
 	}
 	row("", "TOTAL (locale extensions at full size)", "", dl, inst)
 }
+
+// extensionPoint is one [Extension NAME] group of a metadata file.
+type extensionPoint struct {
+	name, version             string
+	download, subdirectories bool
+}
+
+// metadataGroups splits a metadata key file into its groups' keys.
+func metadataGroups(md string) map[string]map[string]string {
+	groups := map[string]map[string]string{}
+	var cur map[string]string
+	for _, l := range strings.Split(md, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
+			cur = map[string]string{}
+			groups[l[1:len(l)-1]] = cur
+			continue
+		}
+		if k, v, ok := strings.Cut(l, "="); ok && cur != nil {
+			cur[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return groups
+}
+
+// extensionPoints are the extensions a ref's metadata declares that
+// flatpak installs along with it (autodownload, or a locale subset).
+func extensionPoints(md string) []extensionPoint {
+	var out []extensionPoint
+	for g, kv := range metadataGroups(md) {
+		name, ok := strings.CutPrefix(g, "Extension ")
+		if !ok {
+			continue
+		}
+		e := extensionPoint{name: name, version: kv["version"], download: kv["autodownload"] == "true" || kv["locale-subset"] == "true",
+			subdirectories: kv["subdirectories"] == "true"}
+		if e.version == "" {
+			e.version, _, _ = strings.Cut(kv["versions"], ";")
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Closure returns what the refs of res bring along by the remotes'
+// summaries (sizes, RemoteSizes): each ref, its runtime (from any
+// remote, its own first), and the extensions flatpak downloads with it
+// (autodownload or locale subsets; an extension point with
+// subdirectories matches every NAME.* ref), minus the excluded IDs, which
+// masking keeps out. It approximates flatpak's own resolution, to check
+// refs before anything is downloaded; flatpak still decides what is
+// pulled.
+func Closure(sizes map[string]RefSize, res []Resolved, excluded map[string]bool) []RefSize {
+	seen := map[string]bool{}
+	var out []RefSize
+	var queue []RefSize
+	push := func(rs RefSize) {
+		k := rs.Remote + ":" + rs.Ref
+		if rs.Ref == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		queue = append(queue, rs)
+	}
+	keys := make([]string, 0, len(sizes))
+	for k := range sizes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	find := func(remote, ref string) RefSize {
+		if rs, ok := sizes[remote+":"+ref]; ok {
+			return rs
+		}
+		for _, k := range keys {
+			if strings.HasSuffix(k, ":"+ref) {
+				return sizes[k]
+			}
+		}
+		return RefSize{}
+	}
+	for _, rr := range res {
+		for _, ref := range rr.Refs {
+			push(find(rr.Remote.Name, ref))
+		}
+	}
+	for len(queue) > 0 {
+		rs := queue[0]
+		queue = queue[1:]
+		out = append(out, rs)
+		p := strings.Split(rs.Ref, "/")
+		if len(p) != 4 {
+			continue
+		}
+		if rt := rs.Runtime(); rt != "" {
+			push(find(rs.Remote, rt))
+		}
+		for _, e := range extensionPoints(rs.Metadata) {
+			if !e.download {
+				continue
+			}
+			branch := e.version
+			if branch == "" {
+				branch = p[3]
+			}
+			for _, k := range keys {
+				q := strings.Split(sizes[k].Ref, "/")
+				if len(q) != 4 || q[0] != "runtime" || q[2] != p[2] || q[3] != branch || excluded[q[1]] {
+					continue
+				}
+				if q[1] == e.name || e.subdirectories && strings.HasPrefix(q[1], e.name+".") {
+					push(sizes[k])
+				}
+			}
+		}
+	}
+	return out
+}

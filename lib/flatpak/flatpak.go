@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -247,6 +248,11 @@ func (in Installation) addRemote(ctx context.Context, r Remote, url string, have
 	}
 	what := fmt.Sprintf("[%s] adding remote %s (%s)", r.Section, r.Name, url)
 	if have[r.Name] {
+		// The keys are this build's only: a key an earlier build
+		// imported must not verify this one.
+		if err := os.Remove(filepath.Join(in.RepoDir(), r.Name+".trustedkeys.gpg")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		args := append([]string{"remote-modify", "--url=" + url, "--no-filter"}, opts...)
 		_, err := in.flatpak(ctx, what, append(args, r.Name)...)
 		return err
@@ -424,13 +430,29 @@ func (in Installation) Pull(ctx context.Context, s Settings) ([]Resolved, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := in.preflight(ctx, s, res); err != nil {
+		return nil, err
+	}
 	for _, rr := range res {
 		if len(rr.Refs) == 0 {
 			continue
 		}
 		args := append([]string{"install", "--no-deploy", "--noninteractive", "-y", "--or-update", rr.Remote.Name}, rr.Refs...)
-		if _, err := in.flatpak(ctx, fmt.Sprintf("[%s] pulling %s from remote %s (%s)", rr.Remote.Section, strings.Join(rr.Refs, " "), rr.Remote.Name, rr.Remote.URL), args...); err != nil {
+		out, err := in.flatpak(ctx, fmt.Sprintf("[%s] pulling %s from remote %s (%s)", rr.Remote.Section, strings.Join(rr.Refs, " "), rr.Remote.Name, rr.Remote.URL), args...)
+		if err != nil {
 			return nil, err
+		}
+		// Checked before anything reaches an image (the extra data of
+		// a --no-deploy pull is not downloaded).
+		pulled, err := in.pulledRefs(ctx, rr.Remote.Name, out)
+		if err != nil {
+			return nil, err
+		}
+		if len(pulled) < len(rr.Refs) {
+			return nil, fmt.Errorf("[%s] pulling from remote %s: flatpak install named %d refs, fewer than the %d asked for: cannot check them:\n%s", rr.Remote.Section, rr.Remote.Name, len(pulled), len(rr.Refs), out)
+		}
+		if err := in.checkRefs(ctx, s, pulled); err != nil {
+			return nil, fmt.Errorf("[%s] pulling %s from remote %s: %w", rr.Remote.Section, strings.Join(rr.Refs, " "), rr.Remote.Name, err)
 		}
 	}
 	// Locales and masks are the build's, not the cache's.
@@ -444,6 +466,48 @@ func (in Installation) Pull(ctx context.Context, s Settings) ([]Resolved, error)
 		return nil, err
 	}
 	return res, nil
+}
+
+// preflight checks, before anything is pulled, what the remotes'
+// summaries say the refs bring along (Closure): an excluded ID, extra data
+// not allowed (flatpak downloads extra data even with --no-deploy). A
+// summary without flatpak's xa.cache cannot be checked ahead: the checks
+// after the pull and after the install remain.
+func (in Installation) preflight(ctx context.Context, s Settings, res []Resolved) error {
+	sizes := map[string]RefSize{}
+	for _, r := range s.Remotes {
+		out, err := in.ostree(ctx, fmt.Sprintf("[%s] reading the summary of remote %s (%s)", r.Section, r.Name, r.URL), "remote", "summary", "--raw", r.Name)
+		if err != nil {
+			return fmt.Errorf("%w (wanted for %s)", err, wanted(r))
+		}
+		refs := parseSummary(r.Name, out)
+		if len(refs) == 0 {
+			in.logf("flatpak: the summary of remote %s has no xa.cache: what its refs bring along is checked once pulled", r.Name)
+		}
+		for ref, rs := range refs {
+			sizes[r.Name+":"+ref] = rs
+		}
+	}
+	excluded := map[string]bool{}
+	for _, r := range s.Remotes {
+		for _, e := range r.Exclude {
+			excluded[e] = true
+		}
+	}
+	var list []Installed
+	for _, rs := range Closure(sizes, res, excluded) {
+		list = append(list, Installed{Ref: rs.Ref, Remote: rs.Remote, Metadata: rs.Metadata, Commit: "-"})
+	}
+	if err := in.checkRefs(ctx, s, list); err != nil {
+		var asked []string
+		for _, rr := range res {
+			for _, ref := range rr.Refs {
+				asked = append(asked, rr.Remote.Name+":"+ref)
+			}
+		}
+		return fmt.Errorf("before pulling %s (and what they bring along): %w", strings.Join(asked, " "), err)
+	}
+	return nil
 }
 
 // CacheRefs are the refs of the cache repo, "remote:ref" → commit.
@@ -669,14 +733,23 @@ func (in Installation) describe(ctx context.Context, it *Installed) error {
 	return nil
 }
 
-// checkInstalled refuses what EIB refuses among the installed refs: an
-// excluded ID, extra data not allowed, an end-of-life ref rebased to
-// another one.
+// checkInstalled refuses what EIB refuses among the installed refs
+// (checkRefs).
 func (in Installation) checkInstalled(ctx context.Context, s Settings) error {
 	list, err := in.List(ctx)
 	if err != nil {
 		return err
 	}
+	return in.checkRefs(ctx, s, list)
+}
+
+// checkRefs refuses what EIB refuses among the refs a transaction brought
+// (each with its remote, commit and metadata; the commit's metadata is
+// read from the installation's repo): an excluded ID, extra data whose ID
+// is not in allow_extra_data, an end-of-life ref rebased to another one
+// (a plain end-of-life ref is logged). Refs of remotes not configured are
+// ignored.
+func (in Installation) checkRefs(ctx context.Context, s Settings, list []Installed) error {
 	byName := map[string]Remote{}
 	for _, r := range s.Remotes {
 		byName[r.Name] = r
@@ -692,7 +765,10 @@ func (in Installation) checkInstalled(ctx context.Context, s Settings) error {
 			bad = append(bad, fmt.Sprintf("%s of remote %s is excluded ([%s] exclude)", it.Ref, r.Name, r.Section))
 		}
 		if strings.Contains(it.Metadata, "[Extra Data]") && !contains(r.AllowExtraData, name) {
-			bad = append(bad, fmt.Sprintf("%s of remote %s has extra data not in [%s] allow_extra_data", it.Ref, r.Name, r.Section))
+			bad = append(bad, fmt.Sprintf("%s of remote %s has extra data (maybe not redistributable), and [%s] allow_extra_data does not list %s", it.Ref, r.Name, r.Section, name))
+		}
+		if it.Commit == "-" {
+			continue // preflight: the commit is not here yet
 		}
 		if out, err := in.ostree(ctx, "reading the flatpak repo", "show", "--print-metadata-key=ostree.endoflife-rebase", it.Commit); err == nil {
 			bad = append(bad, fmt.Sprintf("%s of remote %s is end-of-life, superseded by %s", it.Ref, r.Name, strings.Trim(strings.TrimSpace(out), "'")))
@@ -704,6 +780,26 @@ func (in Installation) checkInstalled(ctx context.Context, s Settings) error {
 		return errors.New(strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// transactionRefs are the refs `flatpak install` says it installs or
+// updates ("Installing REF", "Updating REF", one line each with
+// --noninteractive): the transaction's operations, dependencies and
+// related refs included.
+var transactionRefs = regexp.MustCompile(`(?m)^(?:Installing|Updating) ((?:app|runtime)/\S+)`)
+
+// pulledRefs describes the refs of a --no-deploy transaction of remote
+// from the repo (out: its output).
+func (in Installation) pulledRefs(ctx context.Context, remote, out string) ([]Installed, error) {
+	var list []Installed
+	for _, m := range transactionRefs.FindAllStringSubmatch(out, -1) {
+		it := Installed{Ref: m[1], Remote: remote}
+		if err := in.describe(ctx, &it); err != nil {
+			return nil, err
+		}
+		list = append(list, it)
+	}
+	return list, nil
 }
 
 func contains(list []string, s string) bool {

@@ -107,3 +107,29 @@ func TestRepoFileKeys(t *testing.T) {
 		t.Errorf("a bad GPGKey: %v", err)
 	}
 }
+
+func TestClosureFollowsRuntimesAndDownloadedExtensions(t *testing.T) {
+	md := func(s string) string { return s }
+	sizes := map[string]RefSize{}
+	for _, rs := range []RefSize{
+		{Ref: "app/org.a.App/x86_64/stable", Remote: "apps", Metadata: md("[Application]\nname=org.a.App\nruntime=org.a.Platform/x86_64/1\n\n[Extension org.a.App.Locale]\ndirectory=share/runtime/locale\nlocale-subset=true\n\n[Extension org.a.App.Plugin]\ndirectory=plugins\n\n[Extension org.a.App.Codecs]\nautodownload=true\n")},
+		{Ref: "runtime/org.a.App.Locale/x86_64/stable", Remote: "apps"},
+		{Ref: "runtime/org.a.App.Plugin/x86_64/stable", Remote: "apps"}, // not autodownload
+		{Ref: "runtime/org.a.App.Codecs/x86_64/stable", Remote: "apps"}, // excluded
+		{Ref: "runtime/org.a.Platform/x86_64/1", Remote: "runtimes", Metadata: md("[Runtime]\nname=org.a.Platform\n\n[Extension org.a.Platform.GL]\nversion=1.4\nsubdirectories=true\nautodownload=true\n")},
+		{Ref: "runtime/org.a.Platform.GL.default/x86_64/1.4", Remote: "runtimes", Metadata: "[Runtime]\nname=org.a.Platform.GL.default\n\n[Extra Data]\nname=x\n"},
+		{Ref: "runtime/org.a.Platform.GL.default/x86_64/1", Remote: "runtimes"}, // another version
+		{Ref: "runtime/org.a.Platform.GL.default/aarch64/1.4", Remote: "runtimes"},
+	} {
+		sizes[rs.Remote+":"+rs.Ref] = rs
+	}
+	res := []Resolved{{Remote: Remote{Name: "apps"}, Refs: []string{"app/org.a.App/x86_64/stable"}}}
+	var got []string
+	for _, rs := range Closure(sizes, res, map[string]bool{"org.a.App.Codecs": true}) {
+		got = append(got, rs.Remote+":"+rs.Ref)
+	}
+	want := "apps:app/org.a.App/x86_64/stable runtimes:runtime/org.a.Platform/x86_64/1 apps:runtime/org.a.App.Locale/x86_64/stable runtimes:runtime/org.a.Platform.GL.default/x86_64/1.4"
+	if strings.Join(got, " ") != want {
+		t.Errorf("Closure = %v\nwant %s", got, want)
+	}
+}

@@ -8,9 +8,10 @@ import (
 )
 
 // TestBadRemotesFailTheContentStage: an app no remote has, a remote that
-// does not answer and a remote whose signatures no trusted key verifies
-// each fail the image stage while pulling the content, with an error
-// naming the remote and the ref; no image is published, and no mount or
+// does not answer, a remote whose signatures no trusted key verifies, an
+// app with extra data not allowed, an app whose runtime is excluded and an
+// excluded app listed each fail the image stage while pulling the
+// content, with an error naming the remote and the ref; no image is published, and no mount or
 // process is left (newProject's cleanup).
 func TestBadRemotesFailTheContentStage(t *testing.T) {
 	repo := newTestRepo(t)
@@ -27,6 +28,12 @@ func TestBadRemotesFailTheContentStage(t *testing.T) {
 			[]string{"[flatpak-remote-gone] listing the refs of remote gone (" + deadURL + ")", "wanted for app org.eib.test.Hello"}},
 		{"no trusted key", "[flatpak-remote-eibtest]\nurl = " + repo.URL + "\napps_add = org.eib.test.Clock\n",
 			[]string{"[flatpak-remote-eibtest] adding remote eibtest (" + repo.URL + ")", "public key not found", "wanted for app org.eib.test.Clock"}},
+		{"extra data not allowed", "[flatpak-remote-eibtest]\nrepo_file = @KEYED@\napps_add = org.eib.test.Proprietary\n",
+			[]string{"before pulling eibtest:app/org.eib.test.Proprietary/x86_64/stable", "app/org.eib.test.Proprietary/x86_64/stable of remote eibtest has extra data", "[flatpak-remote-eibtest] allow_extra_data does not list org.eib.test.Proprietary"}},
+		{"excluded dependency", "[flatpak-remote-eibtest]\nrepo_file = @KEYED@\napps_add = org.eib.test.Clock\nexclude_add = org.eib.test.Platform\n",
+			[]string{"before pulling eibtest:app/org.eib.test.Clock/x86_64/stable", "runtime/org.eib.test.Platform/x86_64/1 of remote eibtest is excluded ([flatpak-remote-eibtest] exclude)"}},
+		{"excluded app", "[flatpak-remote-eibtest]\nrepo_file = @KEYED@\napps_add = org.eib.test.Clock\nexclude_add = org.eib.test.Clock\n",
+			[]string{"[flatpak-remote-eibtest] apps: app/org.eib.test.Clock/x86_64/stable of remote eibtest is excluded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProject(t, "")
@@ -52,5 +59,27 @@ func TestBadRemotesFailTheContentStage(t *testing.T) {
 				t.Errorf("the sysroot is left (%v)", err)
 			}
 		})
+	}
+}
+
+// TestKeyOfAnEarlierBuildDoesNotVerify: the content cache keeps its
+// remotes between builds, but not their keys: a build whose remote lost
+// its key fails in the content stage, as a first build would.
+func TestKeyOfAnEarlierBuildDoesNotVerify(t *testing.T) {
+	repo := newTestRepo(t)
+	p := newProject(t, "")
+	keyed := p.Write("keyed.flatpakrepo", repo.repoFile(true), 0o644)
+	conf := func(remote string) {
+		p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+
+			"[flatpak-remote-eibtest]\n"+remote+"apps_add = org.eib.test.Clock\n", 0o644)
+	}
+	conf("repo_file = " + keyed + "\n")
+	if out, code := p.eib("--product", "demo", "--until", "image", "master"); code != 0 {
+		t.Fatalf("first build exited %d:\n%s", code, tail(out, 30))
+	}
+	conf("url = " + repo.URL + "\n")
+	out, code := p.eib("--product", "demo", "--until", "image", "master")
+	if code != 2 || !strings.Contains(out, "flatpak content: [flatpak-remote-eibtest]") || !strings.Contains(out, "public key not found") {
+		t.Errorf("a build without the key exited %d:\n%s", code, tail(out, 20))
 	}
 }

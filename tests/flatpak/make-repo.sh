@@ -4,7 +4,8 @@
 # apps org.eib.test.Hello//stable (with a Locale extension: en, es, fr),
 # org.eib.test.Clock//stable (with an autodownload extension
 # org.eib.test.Clock.Codecs, as the codecs extensions EIB's defaults
-# exclude) and org.eib.test.Unwanted//stable, signed
+# exclude), org.eib.test.Unwanted//stable and org.eib.test.Proprietary//stable
+# (with extra data, downloaded from a URL at install time), signed
 # with a fresh key. OUTDIR gets repo/ (an archive repo with a signed
 # summary), key.gpg (the public key, binary) and key.asc.
 set -eu
@@ -49,7 +50,10 @@ app() {
 	printf '#!/bin/sh\necho %s\n' "$1" > "$d/files/bin/$1"
 	chmod +x "$d/files/bin/$1"
 	blob "$d/files/share/$1/data" "$2"
-	if [ "${3:-}" = codecs ]; then
+	if [ "${3:-}" = extra ]; then
+		flatpak build-finish --command="$1" \
+			--extra-data="blob.bin:$(printf x | sha256sum | cut -d' ' -f1):1:1:http://127.0.0.1:9/blob.bin" "$d" >/dev/null
+	elif [ "${3:-}" = codecs ]; then
 		flatpak build-finish --command="$1" \
 			--extension="$1.Codecs=directory=lib/codecs" \
 			--extension="$1.Codecs=autodownload=true" "$d" >/dev/null
@@ -78,6 +82,7 @@ app() {
 app org.eib.test.Hello 120 locale
 app org.eib.test.Clock 80 codecs
 app org.eib.test.Unwanted 60
+app org.eib.test.Proprietary 10 extra
 flatpak build-update-repo $sign --generate-static-deltas "$repo" >/dev/null
 
 rm -rf "$out.tmp"
