@@ -264,7 +264,7 @@ func (sel Selection) Print(w io.Writer, groupBy string) {
 
 // extensionPoint is one [Extension NAME] group of a metadata file.
 type extensionPoint struct {
-	name, version             string
+	name, version            string
 	download, subdirectories bool
 }
 
