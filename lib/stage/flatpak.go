@@ -124,7 +124,7 @@ func readFlatpakSettings(b *build.Build) (*flatpakSettings, error) {
 			}
 		}
 		if rm.URL == "" && !isHTTP(rm.RepoFile) {
-			return nil, sectionErr(b, sect, fmt.Errorf("[%s] url: not set, and no repo_file gives one", sect))
+			return nil, sectionErr(b, sect, fmt.Errorf("[%s] url: not set, and no repo_file gives one (set one, or enable = false in the section)", sect))
 		}
 		fs.s.Remotes = append(fs.s.Remotes, rm)
 	}
