@@ -96,6 +96,11 @@ type Installation struct {
 	Logf func(format string, args ...any)
 	// Debugf, when set, receives every command run.
 	Debugf func(format string, args ...any)
+	// Scratch holds eib's own files about the installation (the empty
+	// stand-ins of /etc/flatpak and the triggers, flatpak's cache):
+	// "": <Dir>/.eib. An installation that goes into an image has it
+	// elsewhere.
+	Scratch string
 }
 
 func (in Installation) logf(format string, args ...any) {
@@ -127,10 +132,20 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// emptyDir returns an empty directory below the installation's parent
-// that stands for the host's /etc/flatpak and triggers.
+// scratch is the directory of eib's own files about the installation:
+// Scratch, else <Dir>/.eib.
+func (in Installation) scratch() string {
+	if in.Scratch != "" {
+		return in.Scratch
+	}
+	return filepath.Join(in.Dir, ".eib")
+}
+
+// emptyDir returns a directory of scratch (made if missing): what stands
+// for the host's /etc/flatpak ("etc", where the imported keys are written
+// too) and triggers ("triggers", empty).
 func (in Installation) emptyDir(name string) (string, error) {
-	d := filepath.Join(in.Dir, ".eib-"+name)
+	d := filepath.Join(in.scratch(), name)
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", err
 	}
@@ -153,7 +168,7 @@ func (in Installation) env() ([]string, error) {
 		}
 	}
 	return append(env, "FLATPAK_SYSTEM_DIR="+in.Dir, "FLATPAK_CONFIG_DIR="+conf,
-		"FLATPAK_TRIGGERSDIR="+trig, "FLATPAK_SYSTEM_CACHE_DIR="+filepath.Join(in.Dir, ".eib-cache")), nil
+		"FLATPAK_TRIGGERSDIR="+trig, "FLATPAK_SYSTEM_CACHE_DIR="+filepath.Join(in.scratch(), "cache")), nil
 }
 
 // flatpak runs `flatpak --system ARGS` on the installation.
@@ -231,7 +246,11 @@ func (in Installation) remoteNames(ctx context.Context) (map[string]bool, error)
 func (in Installation) addRemote(ctx context.Context, r Remote, url string, have map[string]bool) error {
 	var opts []string
 	if len(r.GPGKey) > 0 {
-		f := filepath.Join(in.Dir, ".eib-etc", r.Name+".gpg")
+		dir, err := in.emptyDir("etc")
+		if err != nil {
+			return err
+		}
+		f := filepath.Join(dir, r.Name+".gpg")
 		if err := os.WriteFile(f, r.GPGKey, 0o644); err != nil {
 			return err
 		}

@@ -271,18 +271,25 @@ func pullFlatpaks(ctx context.Context, b *build.Build, fs *flatpakSettings) erro
 // system installation (<var>/lib/flatpak, the booted OS's /var/lib/flatpak)
 // and writes the flatpak.json manifest fragment.
 func installFlatpaks(ctx context.Context, b *build.Build, fs *flatpakSettings) error {
-	dest := flatpak.Installation{Dir: filepath.Join(b.Deployment.VarDir, "lib", "flatpak"), Logf: b.Log.Printf, Debugf: b.Log.Debugf}
+	tmpdir, err := b.Dir("tmpdir")
+	if err != nil {
+		return err
+	}
+	// eib's scratch files stay out of the image.
+	scratch := filepath.Join(tmpdir, "flatpak-image")
+	if err := os.RemoveAll(scratch); err != nil {
+		return err
+	}
+	dest := flatpak.Installation{Dir: filepath.Join(b.Deployment.VarDir, "lib", "flatpak"), Scratch: scratch,
+		Logf: b.Log.Printf, Debugf: b.Log.Debugf}
 	cache := flatpak.Installation{Dir: fs.cacheDir, Logf: b.Log.Printf, Debugf: b.Log.Debugf}
 	if err := dest.Install(ctx, fs.s, cache); err != nil {
 		return fmt.Errorf("flatpak install into the image: %w", err)
 	}
-	// The scratch directories that stood for the host's /etc/flatpak.
-	for _, d := range []string{".eib-etc", ".eib-triggers", ".eib-cache"} {
-		if err := os.RemoveAll(filepath.Join(dest.Dir, d)); err != nil {
-			return err
-		}
+	if err := writeFlatpakManifest(ctx, b, dest); err != nil {
+		return err
 	}
-	return writeFlatpakManifest(ctx, b, dest)
+	return os.RemoveAll(scratch)
 }
 
 // writeFlatpakManifest writes manifestdir/flatpak.json from the installed

@@ -66,7 +66,10 @@ func TestDemoBuildPreinstallsFlatpakApps(t *testing.T) {
 	// What the image holds: its /var/lib/flatpak, read offline.
 	raw, off := rootPartition(t, p.Outdir())
 	dir := dumpFromImage(t, raw, off, "/ostree/deploy/eib-demo/var/lib/flatpak")
-	inst := flatpak.Installation{Dir: dir}
+	if ents, _ := filepath.Glob(filepath.Join(dir, ".eib*")); len(ents) != 0 {
+		t.Errorf("eib's scratch files are in the image: %v", ents)
+	}
+	inst := flatpak.Installation{Dir: dir, Scratch: t.TempDir()}
 	list, err := inst.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
