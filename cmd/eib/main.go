@@ -123,6 +123,9 @@ func newCommand(stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "personality", Aliases: []string{"P"}, Value: "base", Usage: "personality to build"},
 			&cli.BoolFlag{Name: "show-config", Usage: "print the merged configuration and exit"},
 			&cli.BoolFlag{Name: "show-plan", Usage: "print the build's plan (stages, directories, OSTree source, disk layout, outputs, checks, hooks) as JSON and exit"},
+			&cli.BoolFlag{Name: "show-apps", Usage: "print the Flatpak apps and runtimes of the variant with their download (compressed) and installed sizes in bytes, read from the remotes' summaries, and exit (no lock, no image)"},
+			&cli.StringFlag{Name: "group-by", Value: "nature", Usage: "with --show-apps: group by `runtime` (the apps under the runtime they use) or nature (apps, runtimes, extensions)"},
+			&cli.Int64Flag{Name: "trim", Usage: "with --show-apps: also list the apps whose removal saves at least `BYTES` of download size"},
 			&cli.StringFlag{Name: "until", Usage: "stop after `STAGE` (eib --from continues the build)"},
 			&cli.StringFlag{Name: "from", Usage: "continue the build recorded in tmpdir from `STAGE` (after eib --until)"},
 			&cli.StringFlag{Name: "explain", Usage: "show where one `SECTION:KEY` of the configuration comes from and exit"},
@@ -200,6 +203,18 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	}
 	if cmd.Bool("show-plan") && (cmd.Bool("show-config") || cmd.String("explain") != "") {
 		return usageError{"--show-plan cannot be used with --show-config or --explain"}
+	}
+	if cmd.Bool("show-apps") && (cmd.Bool("show-plan") || cmd.Bool("show-config") || cmd.String("explain") != "") {
+		return usageError{"--show-apps cannot be used with --show-plan, --show-config or --explain"}
+	}
+	if (cmd.IsSet("group-by") || cmd.IsSet("trim")) && !cmd.Bool("show-apps") {
+		return usageError{"--group-by and --trim go with --show-apps"}
+	}
+	if g := cmd.String("group-by"); g != "runtime" && g != "nature" {
+		return usageError{fmt.Sprintf("--group-by %s: runtime or nature", g)}
+	}
+	if cmd.Int64("trim") < 0 {
+		return usageError{fmt.Sprintf("--trim %d: must be 0 or more bytes", cmd.Int64("trim"))}
 	}
 	if cmd.Int("lock-timeout") < 0 {
 		return usageError{fmt.Sprintf("--lock-timeout %d: must be 0 or more seconds", cmd.Int("lock-timeout"))}
@@ -279,6 +294,14 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 		if err := engine.CheckResume(plan); err != nil && !cmd.Bool("show-plan") {
 			return usageError{err.Error()}
 		}
+	}
+	if cmd.Bool("show-apps") {
+		// Like --show-plan, before the lock: it only reads the
+		// remotes' summaries into a scratch installation.
+		if err := plan.ShowApps(ctx, stdout, cmd.String("group-by"), cmd.Int64("trim")); err != nil {
+			return buildError{err}
+		}
+		return nil
 	}
 	if cmd.Bool("show-plan") {
 		data, err := plan.JSON()

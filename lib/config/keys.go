@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // Kind is what sort of value a setting holds.
 type Kind string
 
@@ -59,11 +61,15 @@ type KeyRead struct {
 // HasDefault reports whether config/defaults.ini sets the key.
 func (k KeyRead) HasDefault() bool { return k.Default != NotInDefaults }
 
-// Setting returns the KeysRead entry of section:key.
+// Setting returns the KeysRead entry of section:key. An entry whose
+// Section is a glob ("flatpak-remote-*": "*" matches any text) declares
+// the key in every section it matches; the entry returned then carries
+// the section asked for.
 func Setting(section, key string) (KeyRead, bool) {
 	key = optionXform(key)
 	for _, k := range KeysRead {
-		if k.Section == section && k.Key == key {
+		if k.Key == key && (k.Section == section || strings.Contains(k.Section, "*") && globMatch(k.Section, section)) {
+			k.Section = section
 			return k, true
 		}
 	}
@@ -159,6 +165,24 @@ var KeysRead = []KeyRead{
 	{"publish", "aws_credentials", TypePath, "${build:sysconfdir}/aws-credentials", "Shared AWS credentials file read when it exists (else the AWS_* variables).", "lib/stage (publish, error), lib/publish"},
 
 	{"error", "hooks", TypeList, "", "Hooks run when the build fails, after the error stage published the failed build's log.", "lib/hooks"},
+
+	{"flatpak", "enable", TypeBool, "true", "Preinstall the Flatpak apps and runtimes of the [flatpak-remote-*] sections (needs the flatpak command when a remote is enabled).", "lib/stage (flatpak)"},
+	{"flatpak", "arch", TypeString, "", "Flatpak arch of the refs (x86_64, aarch64, i386); empty: the one of [build] arch.", "lib/stage (flatpak)"},
+	{"flatpak", "locales", TypeList, "", "Locales whose subsets of the locale extensions are installed (merged list).", "lib/stage (flatpak)"},
+	{"flatpak", "set_extra_languages", TypeBool, "false", "Also write locales as the image's core.xa.extra-languages, for later installs.", "lib/stage (flatpak)"},
+
+	{"flatpak-remote-*", "enable", TypeBool, NotInDefaults, "Use this remote (unset: true).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "url", TypeURL, NotInDefaults, "The remote's URL the build pulls from (unset: repo_file's Url).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "deploy_url", TypeURL, NotInDefaults, "The URL the image's remote points at (unset: url).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "repo_file", TypeString, NotInDefaults, "A .flatpakrepo file (path or URL): its Url, Title, DefaultBranch fill unset keys, its GPGKey is the remote's trusted key.", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "apps", TypeList, NotInDefaults, "Apps to install, NAME[/ARCH[/BRANCH]] (merged list).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "runtimes", TypeList, NotInDefaults, "Runtimes to install, NAME[/ARCH[/BRANCH]] (merged list).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "exclude", TypeList, NotInDefaults, "IDs of apps, runtimes or extensions never installed (merged list).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "allow_extra_data", TypeList, NotInDefaults, "IDs whose extra data may be installed (merged list).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "title", TypeString, NotInDefaults, "The remote's title in the image (unset: repo_file's, else the remote's own).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "default_branch", TypeString, NotInDefaults, "Branch of refs that name none, at build and in the image (unset: the last branch in sort order).", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "prio", TypeInt, NotInDefaults, "The remote's priority (xa.prio); unset: flatpak's.", "lib/stage (flatpak)"},
+	{"flatpak-remote-*", "noenumerate", TypeBool, NotInDefaults, "Leave the remote out of searches in the image (xa.noenumerate); unset: flatpak's.", "lib/stage (flatpak)"},
 }
 
 // BuildKeys are the [build] keys eib sets from the command line before any
@@ -183,8 +207,7 @@ type EIBFeature struct {
 // f934a3ba90 (the keys of its config/defaults.ini and the hooks that read
 // them). The first match names a key.
 var EIBFeatures = []EIBFeature{
-	{"[flatpak]", "flatpak", "*", "flatpak apps and runtimes installed into the image"},
-	{"[flatpak-remote-*]", "flatpak-remote-*", "*", "the flatpak remotes the image's apps and runtimes come from"},
+	{"[flatpak] enable_p2p_updates", "flatpak", "enable_p2p_updates", "collection IDs on the image's flatpak remotes (P2P and USB app updates)"},
 	{"[kolibri]", "kolibri", "*", "Kolibri and its content"},
 	{"[kolibri-*]", "kolibri-*", "*", "Kolibri content channels"},
 	{"[endlesskey]", "endlesskey", "*", "Endless Key content"},

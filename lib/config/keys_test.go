@@ -22,7 +22,7 @@ func TestKeysReadCoversTheCode(t *testing.T) {
 	for _, k := range BuildKeys {
 		inTable[location{"build", k}] = true
 	}
-	sections := `(build|ostree|image|check|content|manifest|publish|error)`
+	sections := `(build|ostree|image|check|content|manifest|publish|error|flatpak)`
 	pair := regexp.MustCompile(`"` + sections + `",\s*"([a-z][a-z0-9_]*)"`)
 	buildDir := regexp.MustCompile(`\.Dir\("([a-z_]+)"\)`)
 	ostreeGet := regexp.MustCompile(`\bget\("([a-z_]+)", (?:true|false)\)`)

@@ -68,7 +68,8 @@ func newUsage(l *Loaded) *usage {
 	}
 	for _, s := range u.c.sections {
 		for _, k := range u.c.optionKeys(s) {
-			if table[location{s.name, k}] || u.env[EnvName(s.name, k)] {
+			_, declared := Setting(s.name, k) // a glob section's keys too
+			if table[location{s.name, k}] || declared || u.env[EnvName(s.name, k)] {
 				u.use(s.name, k)
 			}
 		}

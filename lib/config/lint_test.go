@@ -20,7 +20,7 @@ func TestUnread(t *testing.T) {
 		"config/defaults.ini": "[DEFAULT]\nshared = x\n[build]\noutdir = ${base}/out\nbase = /srv\n" +
 			"[image]\ntypo_compresion = zst\nhostname = ${unused_but_referenced}\nunused_but_referenced = h\n" +
 			"mine = 1\nhooks_add = 10-a\niso = true\n" +
-			"[flatpak-remote-x]\nurl = https://example.org\n[mystuff]\nleft = ${orphan}\norphan = o\n",
+			"[flatpak]\nenable_p2p_updates = true\n[mystuff]\nleft = ${orphan}\norphan = o\n",
 		"local/hooks/image/60-mine": "echo \"$EIB_IMAGE_MINE\"\n",
 	})
 	o := opts(src)
@@ -34,7 +34,7 @@ func TestUnread(t *testing.T) {
 		"SRC/config/defaults.ini:2: [DEFAULT] shared: not read by eib or by any hook",
 		"SRC/config/defaults.ini:7: [image] typo_compresion: not read by eib or by any hook",
 		"SRC/config/defaults.ini:12: [image] iso: not read by eib: part of EIB's [image] iso (ISO images), which eib does not implement",
-		"SRC/config/defaults.ini:14: [flatpak-remote-x] url: not read by eib: part of EIB's [flatpak-remote-*] (the flatpak remotes the image's apps and runtimes come from), which eib does not implement",
+		"SRC/config/defaults.ini:14: [flatpak] enable_p2p_updates: not read by eib: part of EIB's [flatpak] enable_p2p_updates (collection IDs on the image's flatpak remotes (P2P and USB app updates)), which eib does not implement",
 		"SRC/config/defaults.ini:16: [mystuff] left: not read by eib or by any hook",
 		"SRC/config/defaults.ini:17: [mystuff] orphan: not read by eib or by any hook",
 	}

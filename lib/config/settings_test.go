@@ -26,8 +26,10 @@ func tableKey(section, name string) string {
 // a KeysRead entry whose Default is the file's raw value (for a list, the
 // same words), and every entry with a default is in the file. The entries
 // without one (NotInDefaults) are EIB's optional keys eib also reads:
-// [ostree] enable_p2p_updates and [image] product_name; the [build] keys
-// eib sets itself (BuildKeys) are not in the table.
+// [ostree] enable_p2p_updates and [image] product_name, and the keys of
+// the [flatpak-remote-*] sections (defaults.ini defines no remote: its
+// comment documents them); the [build] keys eib sets itself (BuildKeys)
+// are not in the table.
 func TestKeysReadDefaultsAreDefaultsIni(t *testing.T) {
 	f, _, err := ReadFile(filepath.Join("..", "..", "config", "defaults.ini"))
 	if err != nil {
@@ -65,7 +67,11 @@ func TestKeysReadDefaultsAreDefaultsIni(t *testing.T) {
 			t.Errorf("[%s] %s: KeysRead's default is %q, but defaults.ini does not set it", e.Section, e.Key, e.Default)
 		}
 	}
-	if want := "ostree:enable_p2p_updates image:product_name"; strings.Join(without, " ") != want {
+	want := "ostree:enable_p2p_updates image:product_name"
+	for _, k := range []string{"enable", "url", "deploy_url", "repo_file", "apps", "runtimes", "exclude", "allow_extra_data", "title", "default_branch", "prio", "noenumerate"} {
+		want += " flatpak-remote-*:" + k
+	}
+	if strings.Join(without, " ") != want {
 		t.Errorf("the entries without a default are %v, want %s (say why in this test's comment)", without, want)
 	}
 }

@@ -33,6 +33,7 @@ type imageStage struct {
 	ost  ostreeSettings
 	disk diskSettings
 	out  outputSettings
+	fp   *flatpakSettings // nil: no Flatpak apps (lib/stage/flatpak.go)
 }
 
 func (imageStage) Name() string { return "image" }
@@ -42,10 +43,19 @@ func (st imageStage) Run(ctx context.Context, b *build.Build) error {
 		return err
 	}
 	dep := b.Deployment.Path
+	// The Flatpak content first, as EIB's content hook 50-flatpak.
+	if st.fp != nil {
+		if err := pullFlatpaks(ctx, b, st.fp); err != nil {
+			return err
+		}
+	}
 	if b.Hooks != nil {
 		if err := b.Hooks.RunGroup(ctx, b, "content", dep); err != nil {
 			return err
 		}
+	}
+	if err := installOrNoFlatpaks(ctx, b, st.fp); err != nil {
+		return err
 	}
 	mark := b.CleanupMark()
 	err := setupImageRoot(b)

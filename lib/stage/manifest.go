@@ -23,7 +23,8 @@ import (
 // manifestdir), and merges eib's fragments, then every file of manifestdir,
 // as EIB's stages/eib_manifest and helpers/assemble-manifest do (see
 // package manifest), into outdir/<outversion>.manifest.json. eib writes
-// nothing into manifestdir: a hook's fragment (EIB's 70-ostree-manifest
+// into manifestdir only flatpak.json (the image stage, as EIB's
+// 70-flatpak-manifest hook): a hook's fragment (EIB's 70-ostree-manifest
 // writes ostree.json) is never replaced by one of eib's, and wherever a
 // later fragment replaces a value, the build log says so.
 type manifestStage struct{}

@@ -101,6 +101,8 @@ type Plan struct {
 	Layout *PlanLayout `json:"layout,omitempty"`
 	Image  *PlanImage  `json:"image,omitempty"`
 	Check  *PlanCheck  `json:"check,omitempty"`
+	// Flatpak is what the image stage preinstalls (nil: nothing).
+	Flatpak *PlanFlatpak `json:"flatpak,omitempty"`
 	// Hooks are the hook files of every group that will run, in order.
 	Hooks map[string][]string `json:"hooks"`
 

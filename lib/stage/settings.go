@@ -64,6 +64,9 @@ type resolvedSettings struct {
 	disk   *diskSettings
 	output *outputSettings
 	check  *checkSettings
+	// flatpak is nil also when nothing is preinstalled ([flatpak]
+	// enable false, or no remote enabled).
+	flatpak *flatpakSettings
 }
 
 // outVersion reads [build] outversion, the base name of every output file.

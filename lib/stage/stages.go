@@ -40,7 +40,7 @@ func (p *Plan) StageRunners() map[string]build.Stage {
 			}
 		case "image":
 			if r.ostree != nil && r.disk != nil && r.output != nil {
-				s = imageStage{ost: *r.ostree, disk: *r.disk, out: *r.output}
+				s = imageStage{ost: *r.ostree, disk: *r.disk, out: *r.output, fp: r.flatpak}
 			}
 		case "check":
 			if r.check != nil {

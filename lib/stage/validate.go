@@ -94,6 +94,15 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		}
 	}
 
+	if runs("image") {
+		fs, err := readFlatpakSettings(b)
+		add(err)
+		if fs != nil {
+			p.settings.flatpak = fs
+			p.Flatpak = fs.plan()
+		}
+	}
+
 	if runs("check") {
 		cs, err := readCheckSettings(b)
 		add(locate(b, err))
