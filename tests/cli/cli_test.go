@@ -80,7 +80,7 @@ func TestMergedListsOfShippedPersonality(t *testing.T) {
 	}
 	for _, want := range []string{
 		"com.endlessm.encyclopedia.en = 0 (dropped)", "com.endlessm.encyclopedia.es = 1 (kept)",
-		"(personality_es): apps_del = com.endlessm.encyclopedia.en",
+		"(product_personality_eos_es): apps_del = com.endlessm.encyclopedia.en",
 		"interpolated value:\n    com.endlessm.photos\n    com.endlessm.weather\n    com.endlessm.encyclopedia.es\n",
 	} {
 		if !strings.Contains(r.Stdout, want) {
