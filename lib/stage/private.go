@@ -64,18 +64,40 @@ func imageFlows(b *build.Build, runs func(string) bool, s *ostreeSettings) []flo
 	return fl
 }
 
+// flatpakFlows are the values of the Flatpak remotes that the image's
+// installation keeps (its remotes' URLs and titles; nil: no Flatpak).
+func flatpakFlows(fs *flatpakSettings) []flow {
+	if fs == nil {
+		return nil
+	}
+	var fl []flow
+	for _, rm := range fs.s.Remotes {
+		url := flow{into: "the image's Flatpak remote " + rm.Name + " URL", section: rm.Section, key: "deploy_url", value: rm.DeployURL}
+		if rm.DeployURL == "" {
+			url.key, url.empty, url.value = "url", "deploy_url", rm.URL
+		}
+		fl = append(fl, url,
+			flow{into: "the image's Flatpak remote " + rm.Name + " title", section: rm.Section, key: "title", value: rm.Title})
+	}
+	return fl
+}
+
 // checkPrivateFlows fails when a value that the image, its outputs or the
 // published files would carry holds a private value
 // (config.PrivateValues: a private file set or changed it): a private
 // value never reaches an image. The error names the key to set, and where
 // the private value comes from, never the value.
-func checkPrivateFlows(b *build.Build, runs func(string) bool, s *ostreeSettings) error {
+func checkPrivateFlows(b *build.Build, runs func(string) bool, s *ostreeSettings, fs *flatpakSettings) error {
 	privs := config.PrivateValues(b.Config, b.Public)
 	if len(privs) == 0 {
 		return nil
 	}
 	var errs []error
-	for _, f := range imageFlows(b, runs, s) {
+	flows := imageFlows(b, runs, s)
+	if runs("image") {
+		flows = append(flows, flatpakFlows(fs)...)
+	}
+	for _, f := range flows {
 		if err := f.check(privs); err != nil {
 			errs = append(errs, err)
 		}

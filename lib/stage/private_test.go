@@ -102,7 +102,7 @@ func TestPrivateValuesThatWouldReachTheImageAreRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = checkPrivateFlows(b, runs, &s)
+			err = checkPrivateFlows(b, runs, &s, nil)
 			var got []string
 			if err != nil {
 				got = strings.Split(err.Error(), "\n")

@@ -142,7 +142,7 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 		}
 	}
 
-	add(checkPrivateFlows(b, runs, ost))
+	add(checkPrivateFlows(b, runs, ost, p.settings.flatpak))
 	switch len(errs) {
 	case 0:
 		return nil

@@ -148,6 +148,11 @@ func TestConfigurationMistakesExit1BeforeTheLockAndAnyWork(t *testing.T) {
 			files: map[string]string{"config/defaults.ini": base, "config/private.ini": "[ostree]\npull_url = http://user:password@127.0.0.1:1/repo\n"},
 			want: []string{"[ostree] deploy_url is empty, so the image's OSTree remote URL would be [ostree] pull_url, " +
 				"which holds a private value (@LOCAL@/config/private.ini:2): set [ostree] deploy_url"}},
+		{name: "credentials in a private Flatpak remote url and no deploy_url",
+			files: map[string]string{"config/defaults.ini": base + "[flatpak-remote-test]\napps = org.example.App\n",
+				"config/private.ini": "[flatpak-remote-test]\nurl = http://user:password@127.0.0.1:1/repo\n"},
+			want: []string{"[flatpak-remote-test] deploy_url is empty, so the image's Flatpak remote test URL would be [flatpak-remote-test] url, " +
+				"which holds a private value (@LOCAL@/config/private.ini:2): set [flatpak-remote-test] deploy_url"}},
 		{name: "two mistakes, both named",
 			files: map[string]string{"config/defaults.ini": base + "[check]\nboot_marker = (\n[image]\nbootloader_timeout = soon\n"},
 			want: []string{"eib: 2 configuration errors:\n",
