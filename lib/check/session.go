@@ -211,19 +211,49 @@ func (s *Session) Send(line string) error {
 	if in == nil {
 		return errors.New("guest session: not booted")
 	}
-	_, err := io.WriteString(in, line+"\n")
-	return err
+	if _, err := io.WriteString(in, line+"\n"); err != nil {
+		// The emulator is gone (or going): what it printed last says why
+		// (its console read to the end, unless it lingers).
+		s.mu.Lock()
+		exited := s.exited
+		s.mu.Unlock()
+		select {
+		case <-exited:
+		case <-time.After(time.Second):
+		}
+		s.mu.Lock()
+		text := cleanLine(s.buf)
+		s.mu.Unlock()
+		return fmt.Errorf("guest session: typing on the console: %w; console:\n%s", err, lastOf(text, 20))
+	}
+	return nil
 }
 
 // Login waits for the getty's "login: " prompt and logs in as user (a
 // user without a password, such as the demo OS's root), then waits for
 // the shell to run a first command.
 func (s *Session) Login(ctx context.Context, user string, timeout time.Duration) error {
+	return s.LoginWithPassword(ctx, user, "", timeout)
+}
+
+// LoginWithPassword is Login for a user with a password: after the user
+// name it waits (up to timeout) for login's "Password: " prompt and types
+// password, which the guest does not echo (and the error never shows).
+// An empty password is Login.
+func (s *Session) LoginWithPassword(ctx context.Context, user, password string, timeout time.Duration) error {
 	if _, err := s.Expect(ctx, regexp.MustCompile(`login: $|login: `), timeout); err != nil {
 		return err
 	}
 	if err := s.Send(user); err != nil {
 		return err
+	}
+	if password != "" {
+		if _, err := s.Expect(ctx, regexp.MustCompile(`(?i)password: ?`), timeout); err != nil {
+			return fmt.Errorf("logging in as %s: %w", user, err)
+		}
+		if err := s.Send(password); err != nil {
+			return err
+		}
 	}
 	// The shell is ready once it runs a command; kernel messages on the
 	// console are kept off the prompt's way.

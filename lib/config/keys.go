@@ -148,6 +148,10 @@ var KeysRead = []KeyRead{
 	{"check", "accel", OneOf("auto", "kvm", "tcg"), "auto", "QEMU accelerator (auto: KVM only where a probe proved it works); EIB_CHECK_ACCEL overrides it.", "lib/stage (check)"},
 	{"check", "kvm_stall_timeout", TypeSeconds, "60", "Seconds a KVM boot chosen by auto may show no console output before it is retried under TCG.", "lib/stage (check)"},
 	{"check", "serial_console", OneOf("auto", "off"), "auto", "auto: the check boots a throw-away copy whose kernel command lines get console=ttyS0,115200 where they have no console=ttyS0; off: boots the image as shipped.", "lib/stage (check)"},
+	{"check", "guest_commands", TypeString, "", "Shell commands, one a line, run in order in the booted guest on its serial console after the boot check; one that exits non-zero fails the check; empty: none.", "lib/stage (check)"},
+	{"check", "guest_user", TypeString, "root", "The user guest_commands log in as at the console's getty.", "lib/stage (check)"},
+	{"check", "guest_password_file", TypePath, "", "File whose first line is guest_user's password; empty: the user has none.", "lib/stage (check)"},
+	{"check", "guest_command_timeout", TypeSeconds, "120", "Seconds each of guest_commands may run before it fails the check.", "lib/stage (check)"},
 
 	{"manifest", "hooks", TypeList, "", "Hooks run after eib wrote its manifest fragments, before they are merged.", "lib/hooks"},
 

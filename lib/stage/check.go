@@ -36,6 +36,7 @@ type checkSettings struct {
 	accelFrom string        // "[check] accel" or "EIB_CHECK_ACCEL"
 	stall     time.Duration // [check] kvm_stall_timeout
 	serial    string        // [check] serial_console: check.SerialAuto or check.SerialOff
+	guest     guestSettings // [check] guest_*: the in-guest checks (check_guest.go)
 }
 
 func readCheckSettings(b *build.Build) (checkSettings, error) {
@@ -57,6 +58,7 @@ func readCheckSettings(b *build.Build) (checkSettings, error) {
 	if s.stall = r.Seconds("check", "kvm_stall_timeout"); s.stall <= 0 {
 		r.Reject("check", "kvm_stall_timeout", "%d: must be a positive number of seconds", s.stall/time.Second)
 	}
+	s.guest = readGuestSettings(r)
 	if err := r.Err(); err != nil {
 		return s, err
 	}
@@ -88,8 +90,19 @@ func (st checkStage) Run(ctx context.Context, b *build.Build) error {
 		checkPrintf(b, "no disk image to boot (the image stage did not run)")
 	case !s.boot:
 		checkPrintf(b, "boot check disabled ([check] boot = false)")
+		if len(s.guest.commands) > 0 {
+			checkPrintf(b, "[check] guest_commands not run: they need the boot check ([check] boot = false)")
+		}
 	default:
-		if logs, err = bootImages(ctx, b, s, tmpdir, toBoot); err != nil {
+		var guest []guestResult
+		logs, err = bootImages(ctx, b, s, tmpdir, toBoot, &guest)
+		if len(s.guest.commands) > 0 {
+			// Written on failure too: the error stage's hooks see it.
+			if werr := writeGuestResults(b, tmpdir, guest); err == nil {
+				err = werr
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -121,8 +134,11 @@ func logNotBooted(b *build.Build) {
 
 // bootImages boots each record to boot (artifact.ToBoot: BootPath, with
 // its arch, platform and firmwares) with each firmware and returns the
-// console logs written. It stops at the first failed boot.
-func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string, toBoot []artifact.Record) ([]string, error) {
+// console logs written. With [check] guest_commands, each image is then
+// booted once more, with the first firmware that booted it, to run them
+// (runGuestCommands; their results appended to *guest). It stops at the
+// first failed boot or command.
+func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string, toBoot []artifact.Record, guest *[]guestResult) ([]string, error) {
 	var logs []string
 	for _, img := range toBoot {
 		if img.Boot != artifact.MediumDisk {
@@ -147,7 +163,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 		if err != nil {
 			return logs, err
 		}
-		defer done() // the copy lives until the last image is booted (it is sparse)
+		defer done()              // the copy lives until the last image is booted (it is sparse)
+		var booted check.Firmware // the first firmware that booted it, for the guest commands
+		var bootedAccel check.Accel
 		for _, fw := range fws {
 			choice, err := check.ChooseAccel(ctx, s.accel, fw, check.Prober{})
 			if err != nil {
@@ -198,6 +216,24 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", filepath.Base(img.BootPath), fw, res.Fallback)
 			}
 			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.BootPath), fw, res.Elapsed.Seconds(), res.Accel)
+			if booted == "" {
+				booted, bootedAccel = fw, check.Accel(res.Accel)
+			}
+		}
+		if len(s.guest.commands) == 0 {
+			continue
+		}
+		if booted == "" {
+			checkPrintf(b, "%s: [check] guest_commands not run: no firmware booted it (all skipped)", filepath.Base(img.BootPath))
+			continue
+		}
+		name := "guest-" + string(booted) + ".log"
+		if img.Disk != "" {
+			name = "guest-" + img.Disk + "-" + string(booted) + ".log"
+		}
+		if err := runGuestCommands(ctx, b, s, tmpdir, filepath.Base(img.BootPath), boot, booted, bootedAccel,
+			filepath.Join(tmpdir, name), guest); err != nil {
+			return logs, err
 		}
 	}
 	return logs, nil

@@ -37,6 +37,7 @@ func checkBuild(t *testing.T, settings map[string]string) (*build.Build, *envRec
 		"boot": "true", "firmware": "bios", "boot_timeout": "60",
 		"boot_marker": "EIB-TEST-BOOT-OK", "qemu_memory": "256",
 		"accel": "auto", "kvm_stall_timeout": "60", "serial_console": "auto",
+		"guest_commands": "", "guest_user": "root", "guest_password_file": "", "guest_command_timeout": "120",
 	} {
 		if s, ok := settings[k]; ok {
 			v = s
@@ -131,6 +132,12 @@ func TestCheckSettingsErrorsNameTheKey(t *testing.T) {
 		{"accel", "hvf", "[check] accel: \"hvf\" is not one of auto, kvm, tcg"},
 		{"kvm_stall_timeout", "0", "[check] kvm_stall_timeout: 0: must be a positive number of seconds"},
 		{"serial_console", "on", "[check] serial_console: \"on\" is not one of auto, off"},
+		{"guest_command_timeout", "0", "[check] guest_command_timeout: 0: must be a positive number of seconds"},
+		{"guest_command_timeout", "2m", "[check] guest_command_timeout: \"2m\" is not an integer"},
+		{"guest_user", "", "[check] guest_user: \"\": must be one login name"},
+		{"guest_user", "root admin", "[check] guest_user: \"root admin\": must be one login name"},
+		{"guest_password_file", "secret.txt", "[check] guest_password_file: \"secret.txt\" is a relative path"},
+		{"guest_password_file", "/nonexistent/eib-guest-password", "[check] guest_password_file: open /nonexistent/eib-guest-password: no such file or directory"},
 	} {
 		t.Setenv(check.AccelEnv, "")
 		b, hooks, _ := checkBuild(t, map[string]string{tc.key: tc.value})

@@ -60,6 +60,9 @@ func TestStageRunnersCarryThePlansSettings(t *testing.T) {
 		"boot_marker": "from-the-config", "qemu_memory": "256", "accel": "tcg", "kvm_stall_timeout": "10", "serial_console": "off"} {
 		c.Set("check", k, v)
 	}
+	for k, v := range map[string]string{"guest_commands": "", "guest_user": "root", "guest_password_file": "", "guest_command_timeout": "120"} {
+		c.Set("check", k, v)
+	}
 	for _, g := range []string{"check", "manifest", "publish", "error"} {
 		c.Set(g, "hooks", "")
 	}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,10 @@ func TestDebianBootsAndFollowsItsUpdates(t *testing.T) {
 	// The image's remote is the URL the guest reaches the host's server
 	// at (QEMU's user network).
 	p.Write("config/product/demo.ini", "[ostree]\npull_url = "+url+"\ndeploy_url = "+guestURL+"\n", 0o644)
-	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+filepath.Join(p.Dir, "pub")+"\n\n[check]\nboot_timeout = 300\n", 0o644)
+	// The distribution's own in-guest checks ([check] guest_commands):
+	// run once, after the marker boots, in a boot of their own.
+	defaults := "[build]\ncachedir = " + p.Cache + "\n\n[publish]\ndir = " + filepath.Join(p.Dir, "pub") + "\n\n[check]\nboot_timeout = 300\n"
+	p.Write("config/defaults.ini", defaults+guestChecks, 0o644)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
@@ -152,6 +156,7 @@ func TestDebianBootsAndFollowsItsUpdates(t *testing.T) {
 		}
 		t.Logf("Debian boot to the marker with %s: %s s", fw, m[1])
 	}
+	guestChecksPassed(t, string(out), p.Tmpdir(), old)
 	imgs, _ := filepath.Glob(filepath.Join(p.Tmpdir(), "*.img"))
 	if len(imgs) != 1 {
 		t.Fatalf("want one raw image in %s, found %v", p.Tmpdir(), imgs)
@@ -163,6 +168,86 @@ func TestDebianBootsAndFollowsItsUpdates(t *testing.T) {
 			updateTest(t, imgs[0], fw, guestURL, old, newer)
 		})
 	}
+
+	// The same image, checked again (--from check) with BIOS only and a
+	// guest command that fails: the check stage fails naming it, and
+	// nothing more is published.
+	t.Run("failing guest command", func(t *testing.T) {
+		pub := filepath.Join(p.Dir, "pub")
+		before := filesUnder(t, pub)
+		p.Write("config/defaults.ini", defaults+"firmware = bios\nguest_commands =\n  true\n  echo about to fail; false\n  echo never run\n", 0o644)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		start := time.Now()
+		out, err := p.Command(ctx, eibBin, srcRoot, "--product", "demo", "--from", "check", "debian").CombinedOutput()
+		t.Logf("eib --from check with a failing guest command: %.1f s", time.Since(start).Seconds())
+		if err == nil {
+			t.Fatalf("the check passed with a guest command that exits 1:\n%s", lastLines(string(out), 40))
+		}
+		want := `[check] guest_commands: ` + filepath.Base(imgs[0]) + ` with bios firmware: command 2 of 3 "echo about to fail; false": exit status 1; last 1 lines of its output:` + "\n" + `  | about to fail`
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the build did not fail naming the command, its status and its output (want %q):\n%s", want, lastLines(string(out), 40))
+		}
+		if strings.Contains(string(out), "| never run") {
+			t.Errorf("a command after the failed one ran:\n%s", lastLines(string(out), 40))
+		}
+		for _, f := range filesUnder(t, pub) {
+			if !slices.Contains(before, f) && !strings.HasSuffix(f, ".failed.build.txt") {
+				t.Errorf("a build that failed its guest command published %s", f)
+			}
+		}
+	})
+}
+
+// guestChecks are the [check] keys of the Debian build's in-guest checks:
+// the system is up with no failed unit, and the booted deployment is the
+// one built.
+const guestChecks = "guest_commands =\n  systemctl is-system-running --wait\n  ostree admin status\nguest_command_timeout = 180\n"
+
+// guestChecksPassed checks what the build says of its guest commands: both
+// passed, their output is in the build log, and the results file lists
+// them.
+func guestChecksPassed(t *testing.T, out, tmpdir, commit string) {
+	t.Helper()
+	for _, want := range []string{
+		"guest $ systemctl is-system-running --wait | running",
+		"guest command 1 of 2 passed",
+		"guest $ ostree admin status | * ",
+		"guest command 2 of 2 passed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the build output lacks %q:\n%s", want, lastLines(out, 60))
+		}
+	}
+	if !regexp.MustCompile(`guest \$ ostree admin status \| \* \S+ ` + commit + `\.[0-9]+`).MatchString(out) {
+		t.Errorf("ostree admin status in the guest does not show the booted deployment of %s:\n%s", commit, lastLines(out, 40))
+	}
+	if m := regexp.MustCompile(`guest commands: logged in as root after ([0-9.]+) s`).FindStringSubmatch(out); m != nil {
+		t.Logf("guest session: logged in after %s s", m[1])
+	}
+	data, err := os.ReadFile(filepath.Join(tmpdir, "guest-commands.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"command": "systemctl is-system-running --wait"`, `"exit_status": 0`, `"result": "ok"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("guest-commands.json lacks %s:\n%s", want, data)
+		}
+	}
+}
+
+// filesUnder lists the files under dir (relative paths).
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	return files
 }
 
 // updateTest boots the image, upgrades to newer, reboots into it, rolls
