@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eib-builder/eib/lib/config"
@@ -39,7 +40,11 @@ type Log struct {
 	pending [][]byte // lines written before the file was opened
 	debug   bool
 	stage   string
-	masker  *strings.Replacer
+	// masker masks the secrets (atomic: the terminal calls it while the
+	// log holds mu; AddSecrets replaces it).
+	masker    atomic.Pointer[strings.Replacer]
+	secretsMu sync.Mutex
+	secrets   []string
 	now     func() time.Time
 }
 
@@ -54,8 +59,9 @@ func New(term io.Writer, debug bool, secrets []string) *Log {
 // secrets) and its log function: progress lines off a TTY become lines
 // of this log.
 func NewTerminal(t *terminal.Terminal, debug bool, secrets []string) *Log {
-	l := &Log{term: t, debug: debug, masker: newMasker(secrets), now: time.Now}
-	t.SetMask(l.masker.Replace)
+	l := &Log{term: t, debug: debug, secrets: append([]string(nil), secrets...), now: time.Now}
+	l.masker.Store(newMasker(l.secrets))
+	t.SetMask(l.MaskString)
 	t.SetLog(func(line string) { l.write("", line, true) })
 	return l
 }
@@ -102,7 +108,17 @@ func newMasker(secrets []string) *strings.Replacer {
 }
 
 // MaskString returns s with every secret replaced by Mask.
-func (l *Log) MaskString(s string) string { return l.masker.Replace(s) }
+func (l *Log) MaskString(s string) string { return l.masker.Load().Replace(s) }
+
+// AddSecrets masks more values from now on (a secret a stage reads from
+// a file the configuration names, such as [check] guest_password_file),
+// with the rules of the configuration's private values.
+func (l *Log) AddSecrets(values ...string) {
+	l.secretsMu.Lock()
+	defer l.secretsMu.Unlock()
+	l.secrets = append(l.secrets, values...)
+	l.masker.Store(newMasker(l.secrets))
+}
 
 // OpenFile starts writing the log to path (created, mode 0644), beginning
 // with the lines logged so far.
@@ -193,7 +209,7 @@ func (l *Log) TermHookf(hook, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prefix := l.now().Format("15:04:05") + " " + label(l.stage, hook) + ": "
-	l.term.Line(prefix + l.masker.Replace(fmt.Sprintf(format, args...)))
+	l.term.Line(prefix + l.MaskString(fmt.Sprintf(format, args...)))
 }
 
 // HookPrintf logs a progress line of one hook to the file and the terminal.
@@ -206,7 +222,7 @@ func (l *Log) write(hook, msg string, toTerm bool) {
 	defer l.mu.Unlock()
 	prefix := l.now().Format("15:04:05") + " " + label(l.stage, hook) + ": "
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-		text := prefix + l.masker.Replace(line)
+		text := prefix + l.MaskString(line)
 		out := []byte(text + "\n")
 		if l.file != nil {
 			_, _ = l.file.Write(out)
@@ -268,7 +284,7 @@ func (w *HookWriter) Write(p []byte) (int, error) {
 func (w *HookWriter) line(s string) {
 	s = strings.TrimRight(s, "\r")
 	w.log.write(w.hook, s, w.log.debug)
-	w.tail = append(w.tail, w.log.masker.Replace(s))
+	w.tail = append(w.tail, w.log.MaskString(s))
 	if len(w.tail) > tailLines {
 		w.tail = w.tail[len(w.tail)-tailLines:]
 	}

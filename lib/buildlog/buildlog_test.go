@@ -157,3 +157,15 @@ func TestLinesGoAboveBarOnTTY(t *testing.T) {
 		t.Errorf("terminal %q", out)
 	}
 }
+
+func TestAddSecretsMasksFromThenOn(t *testing.T) {
+	var term bytes.Buffer
+	l := New(&term, false, []string{"config-secret"})
+	l.Printf("before: guest-password config-secret")
+	l.AddSecrets("guest-password")
+	l.Printf("after: guest-password config-secret")
+	out := term.String()
+	if !strings.Contains(out, "before: guest-password ***") || !strings.Contains(out, "after: *** ***") {
+		t.Errorf("terminal:\n%s", out)
+	}
+}

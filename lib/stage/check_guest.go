@@ -109,6 +109,9 @@ func runGuestCommands(ctx context.Context, b *build.Build, s checkSettings, tmpd
 	defer sess.Close()
 	checkPrintf(b, "guest commands: booting %s with %s firmware (%s) and logging in as %s; console in %s",
 		name, fw, accel, g.user, logPath)
+	if l, ok := b.Log.(interface{ AddSecrets(...string) }); ok && g.password != "" {
+		l.AddSecrets(g.password) // a command that prints it shows ***
+	}
 	start := time.Now()
 	if err := sess.Boot(); err != nil {
 		return fmt.Errorf("[check] guest_commands: %s: %w", name, err)
