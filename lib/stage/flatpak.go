@@ -268,8 +268,11 @@ func pullFlatpaks(ctx context.Context, b *build.Build, fs *flatpakSettings) erro
 }
 
 // installFlatpaks installs what pullFlatpaks cached into the deployment's
-// system installation (<var>/lib/flatpak, the booted OS's /var/lib/flatpak)
-// and writes the flatpak.json manifest fragment.
+// system installation (<var>/lib/flatpak, the booted OS's /var/lib/flatpak),
+// runs the deployment's own Flatpak triggers on it
+// (flatpak.Installation.RunTriggers: an OS without any is logged, a
+// failing one fails the stage naming it) and writes the flatpak.json
+// manifest fragment.
 func installFlatpaks(ctx context.Context, b *build.Build, fs *flatpakSettings) error {
 	tmpdir, err := b.Dir("tmpdir")
 	if err != nil {
@@ -284,6 +287,11 @@ func installFlatpaks(ctx context.Context, b *build.Build, fs *flatpakSettings) e
 		Logf: b.Log.Printf, Debugf: b.Log.Debugf}
 	cache := flatpak.Installation{Dir: fs.cacheDir, Logf: b.Log.Printf, Debugf: b.Log.Debugf}
 	if err := dest.Install(ctx, fs.s, cache); err != nil {
+		return fmt.Errorf("flatpak install into the image: %w", err)
+	}
+	// The OS's own triggers (exports' desktop and MIME databases, icon
+	// caches), which flatpak ran in EIB's install inside the OS tree.
+	if err := dest.RunTriggers(ctx, b.Deployment.Path, b.Deployment.VarDir); err != nil {
 		return fmt.Errorf("flatpak install into the image: %w", err)
 	}
 	if err := writeFlatpakManifest(ctx, b, dest); err != nil {

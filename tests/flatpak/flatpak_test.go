@@ -38,14 +38,33 @@ func writePersonality(p *project) {
 	p.Write("config/product-personality/demo-es.ini", "[flatpak-remote-eos-apps]\nenable = false\n\n[image]\nlanguage =\ntimezone =\n", 0o644)
 }
 
+// triggerHook is a content hook giving the OS a Flatpak trigger that
+// records its argument and the installed apps in the installation.
+const triggerHook = `#!/bin/sh
+set -e
+d=$OSTREE_DEPLOYMENT/usr/share/flatpak/triggers
+mkdir -p "$d"
+cat > "$d/eib-test.trigger" <<'EOF'
+#!/bin/sh
+set -e
+{ echo "$1"; ls /var/lib/flatpak/app; } > "$1/eib-test-trigger-ran"
+EOF
+chmod 755 "$d/eib-test.trigger"
+`
+
 var contentTime = regexp.MustCompile(`flatpak: \d+ apps and runtimes and what they need pulled into \S+ in (\S+)`)
 
 func TestDemoBuildPreinstallsFlatpakApps(t *testing.T) {
 	repo := newTestRepo(t)
 	p := newProject(t, "")
 	rf := p.Write("eibtest.flatpakrepo", repo.repoFile(true), 0o644)
-	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+appsConfig(rf), 0o644)
+	p.Write("config/defaults.ini", "[build]\ncachedir = "+p.Cache+"\n\n[publish]\ndir = "+p.pubs+"\n\n"+appsConfig(rf)+
+		"\n[content]\nhooks_add = 50-flatpak-trigger\n", 0o644)
 	writePersonality(p)
+	// The OS gets a Flatpak trigger (this content hook writes it into the
+	// deployment, as the flatpak package would): it must run on the
+	// installation, at /var/lib/flatpak, once the apps are in.
+	p.Write("hooks/content/50-flatpak-trigger", triggerHook, 0o755)
 	args := []string{"--product", "demo", "-P", "es", "master"}
 
 	// Cold: everything comes from the server.
@@ -121,6 +140,12 @@ func TestDemoBuildPreinstallsFlatpakApps(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "app", "org.eib.test.Hello", "x86_64", "stable", "active", "files", "bin", "org.eib.test.Hello")); err != nil {
 		t.Errorf("the app's files are not deployed: %v", err)
+	}
+	if ran, err := os.ReadFile(filepath.Join(dir, "eib-test-trigger-ran")); err != nil || string(ran) != "/var/lib/flatpak\norg.eib.test.Clock\norg.eib.test.Hello\n" {
+		t.Errorf("the OS's trigger did not run on the installed apps: %q (%v)", ran, err)
+	}
+	if !strings.Contains(out, "flatpak: ran the OS's trigger /usr/share/flatpak/triggers/eib-test.trigger on /var/lib/flatpak") {
+		t.Errorf("the build log does not say the OS's trigger ran:\n%s", tail(out, 60))
 	}
 
 	// The manifest says the same.

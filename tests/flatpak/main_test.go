@@ -8,9 +8,7 @@ package flatpak
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -33,10 +31,6 @@ var (
 
 func TestMain(m *testing.M) { harness.Main(m, &eibBin, nil) }
 
-// repoCacheRoot keeps the built test repository between runs (keyed by
-// make-repo.sh's hash), so that make test does not rebuild it each time.
-const repoCacheRoot = "/var/cache/eib-test-flatpak"
-
 // testRepo is the Flatpak repository of make-repo.sh, served.
 type testRepo struct {
 	Dir  string // repo/, key.gpg, key.asc
@@ -44,30 +38,6 @@ type testRepo struct {
 	srv  *countingServer
 	key  []byte
 	stop func()
-}
-
-// buildRepo returns the directory of the built test repository, building
-// it on first use.
-func buildRepo(t *testing.T) string {
-	t.Helper()
-	script := filepath.Join(srcRoot, "tests", "flatpak", "make-repo.sh")
-	data, err := os.ReadFile(script)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	dir := filepath.Join(repoCacheRoot, hex.EncodeToString(sum[:8]))
-	if _, err := os.Stat(filepath.Join(dir, "repo", "summary")); err == nil {
-		return dir
-	}
-	if err := os.MkdirAll(repoCacheRoot, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(script, dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", script, dir, err, out)
-	}
-	return dir
 }
 
 // countingServer serves a directory on 127.0.0.1 and counts the bytes of
@@ -119,7 +89,7 @@ func serve(t *testing.T, dir string) (string, *countingServer, func()) {
 // newTestRepo builds (or reuses) the repository and serves it.
 func newTestRepo(t *testing.T) testRepo {
 	t.Helper()
-	dir := buildRepo(t)
+	dir := harness.FlatpakTestRepo(t)
 	key, err := os.ReadFile(filepath.Join(dir, "key.gpg"))
 	if err != nil {
 		t.Fatal(err)
