@@ -45,7 +45,7 @@ type Log struct {
 	masker    atomic.Pointer[strings.Replacer]
 	secretsMu sync.Mutex
 	secrets   []string
-	now     func() time.Time
+	now       func() time.Time
 }
 
 // New returns a log writing to term (the terminal; nil = none) until
