@@ -240,9 +240,9 @@ func RemoteCommit(ctx context.Context, b *build.Build) (string, error) {
 
 // summaryCommit finds ref's commit in `ostree remote summary` output:
 //
-//	* ref
-//	    Latest Commit (size):
-//	      checksum
+//   - ref
+//     Latest Commit (size):
+//     checksum
 func summaryCommit(out, ref string) string {
 	lines := strings.Split(out, "\n")
 	for i, l := range lines {
