@@ -142,6 +142,13 @@ func farmRunCommand(ctx context.Context, cmd *cli.Command, stdout io.Writer) err
 		return fail("%v", err)
 	}
 	res := farm.Result{Variant: v.Name(), Worker: cmd.String("worker"), Started: time.Now().UTC()}
+	// The log holds the build's output, or why there was none.
+	logf, err := os.Create(filepath.Join(dir, farm.LogFile))
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer logf.Close()
+	out := io.MultiWriter(stdout, logf)
 	finish := func(code int) error {
 		res.Finished = time.Now().UTC()
 		res.Seconds = res.Finished.Sub(res.Started).Seconds()
@@ -150,6 +157,7 @@ func farmRunCommand(ctx context.Context, cmd *cli.Command, stdout io.Writer) err
 			return fail("%v", err)
 		}
 		if code != 0 {
+			fmt.Fprintf(logf, "eib farm run: %s: %s (exit %d)\n", v.Name(), res.Reason, code)
 			return cli.Exit(fmt.Sprintf("eib farm run: variant %s: %s (exit %d)", v.Name(), res.Reason, code), code)
 		}
 		return nil
@@ -170,7 +178,7 @@ func farmRunCommand(ctx context.Context, cmd *cli.Command, stdout io.Writer) err
 			if r.PlanHash == sum {
 				res.Result, res.Published = farm.ResultSkipped, r.Name
 				res.Reason = "plan hash " + sum + " published as " + r.Name
-				fmt.Fprintf(stdout, "eib farm run: %s: not built, %s\n", v.Name(), res.Reason)
+				fmt.Fprintf(out, "eib farm run: %s: not built, %s\n", v.Name(), res.Reason)
 				return finish(0)
 			}
 		}
@@ -184,16 +192,11 @@ func farmRunCommand(ctx context.Context, cmd *cli.Command, stdout io.Writer) err
 		args = append(args, "--localdir", local)
 	}
 	args = append(args, v.Args()...)
-	logf, err := os.Create(filepath.Join(dir, farm.LogFile))
-	if err != nil {
-		return fail("%v", err)
-	}
-	fmt.Fprintf(io.MultiWriter(stdout, logf), "eib farm run: eib %s\n", strings.Join(args, " "))
+	fmt.Fprintf(out, "eib farm run: eib %s\n", strings.Join(args, " "))
 	b := exec.CommandContext(ctx, exe, args...)
-	b.Stdout = io.MultiWriter(stdout, logf)
-	b.Stderr = b.Stdout
+	b.Stdout = out
+	b.Stderr = out
 	err = b.Run()
-	logf.Close()
 	code := 0
 	var ee *exec.ExitError
 	switch {

@@ -44,8 +44,8 @@ func HashInputs(ctx context.Context, b *build.Build, commit string) (planhash.In
 		{Name: "BUILD_VERSION", Value: get("build_version")},
 		{Name: "SRCDIR", Value: b.SrcDir},
 		{Name: "LOCALDIR", Value: b.LocalDir},
-		{Name: "CACHEDIR", Value: get("cachedir")},
-		{Name: "SYSCONFDIR", Value: get("sysconfdir")},
+		{Name: "CACHEDIR", Value: optional(r, "build", "cachedir", r.Path)},
+		{Name: "SYSCONFDIR", Value: optional(r, "build", "sysconfdir", r.Path)},
 	}
 	datadir := optional(r, "build", "datadir", r.Path)
 	localdata := optional(r, "build", "localdatadir", r.Path)
