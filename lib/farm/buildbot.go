@@ -238,6 +238,21 @@ c['change_source'] = [changes.PBChangeSource(user='change', passwd=PASSWORDS['ch
 c['collapseRequests'] = False
 
 BUILD_LOCK = util.WorkerLock('eib-build', maxCount=1)
+VARIANT_BUILDERS = ['eib-' + v['name'] for v in CONFIG['variants']]
+
+
+def worker_is_free(builder, wfb, request):
+    # The lock alone does not keep builds apart: Buildbot checks it when
+    # it picks a worker but takes it only once the build runs, so one pass
+    # of its request distributor would start every pending variant on the
+    # same free worker, all but one waiting there for the lock while the
+    # other workers idle. A worker that runs a variant build takes no
+    # other one.
+    for other in wfb.worker.workerforbuilders.values():
+        if other is not wfb and other.builder_name in VARIANT_BUILDERS and other.isBusy():
+            return False
+    return True
+
 
 RESULTS = CONFIG['results']
 if not os.path.isabs(RESULTS):
@@ -277,10 +292,8 @@ c['builders'] = []
 for v in CONFIG['variants']:
     c['builders'].append(util.BuilderConfig(
         name='eib-' + v['name'], workernames=v['workers'], factory=variant_factory(v),
-        locks=[BUILD_LOCK.access('exclusive')], collapseRequests=False,
+        locks=[BUILD_LOCK.access('exclusive')], canStartBuild=worker_is_free, collapseRequests=False,
         tags=['eib', v['arch']]))
-
-VARIANT_BUILDERS = ['eib-' + v['name'] for v in CONFIG['variants']]
 
 # One run: trigger every variant, wait for all of them (a failure does
 # not stop the others), then the report of the run on the master.

@@ -253,6 +253,17 @@ func TestBuildbotBuildsTheMatrix(t *testing.T) {
 			t.Errorf("processes left that name %s: %v", root, procs)
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			var lines []string
+			for _, l := range strings.Split(f.masterLog(), "\n") {
+				if strings.Contains(l, "orker") || strings.Contains(l, "lock") {
+					lines = append(lines, l)
+				}
+			}
+			t.Logf("master log, worker lines:\n%s", lastLines(strings.Join(lines, "\n"), 80))
+		}
+	})
 	f.pids = append(f.pids, filepath.Join(f.master, "twistd.pid"))
 	f.run(os.Environ(), "buildbot", "start", f.master)
 	for i, w := range []string{"w1", "w2"} {
