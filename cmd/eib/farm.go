@@ -46,7 +46,7 @@ func init() {
 				&cli.StringSliceFlag{Name: "variant", Usage: "only this variant `NAME` (repeatable)"},
 			),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
-				return farmBuildbotCommand(cmd, os.Stdout)
+				return farmBuildbotCommand(cmd, cmd.Root().Writer)
 			},
 		}, {
 			Name:  "run",
@@ -64,7 +64,7 @@ func init() {
 				&cli.StringFlag{Name: "worker", Usage: "the worker's `NAME`, recorded in result.json"},
 			),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
-				return farmRunCommand(ctx, cmd, os.Stdout)
+				return farmRunCommand(ctx, cmd, cmd.Root().Writer)
 			},
 		}},
 	})

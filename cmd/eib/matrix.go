@@ -45,7 +45,7 @@ func init() {
 			&cli.StringSliceFlag{Name: "variant", Usage: "only this variant `NAME` (repeatable)"},
 		),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			return matrixCommand(ctx, cmd, os.Stdout)
+			return matrixCommand(ctx, cmd, cmd.Root().Writer)
 		},
 	})
 }

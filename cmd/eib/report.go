@@ -25,7 +25,7 @@ func init() {
 			&cli.StringFlag{Name: "html", Usage: "write the HTML page to `FILE`"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			return reportCommand(cmd, os.Stdout)
+			return reportCommand(cmd, cmd.Root().Writer)
 		},
 	})
 }
