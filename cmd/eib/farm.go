@@ -22,7 +22,7 @@ import (
 func init() {
 	subcommands = append(subcommands, &cli.Command{
 		Name:  "farm",
-		Usage: "run the variant matrix on a build farm (Buildbot)",
+		Usage: "run the variant matrix on a build farm (Buildbot, or GitLab CI)",
 		Commands: []*cli.Command{{
 			Name:  "buildbot",
 			Usage: "write the Buildbot 3.7 master.cfg that builds the matrix",
@@ -47,6 +47,24 @@ func init() {
 			),
 			Action: func(ctx context.Context, cmd *cli.Command) error {
 				return farmBuildbotCommand(cmd, cmd.Root().Writer)
+			},
+		}, {
+			Name:  "gitlab",
+			Usage: "write the matrix as a GitLab CI child pipeline",
+			Description: "Writes a .gitlab-ci.yml for a child pipeline: one job per variant on a runner\n" +
+				"tagged eib-<arch>, running `eib farm run` and keeping its results as artifacts,\n" +
+				"and a report job that needs them all. Give each build host's runner\n" +
+				"concurrent = 1 (one eib build per host).",
+			Flags: append(matrixFlags(),
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the pipeline to `FILE` (- for stdout)"},
+				&cli.StringFlag{Name: "eib", Value: "eib", Usage: "the eib `EXECUTABLE` on the runners"},
+				&cli.StringFlag{Name: "worker-localdir", Usage: "the localdir on the runners (default: --localdir)"},
+				&cli.StringFlag{Name: "worker-matrix", Usage: "the matrix file on the runners (default: --matrix)"},
+				&cli.StringFlag{Name: "published", Usage: "where the runners publish: a `DIR` or URL"},
+				&cli.StringSliceFlag{Name: "variant", Usage: "only this variant `NAME` (repeatable)"},
+			),
+			Action: func(ctx context.Context, cmd *cli.Command) error {
+				return farmGitLabCommand(cmd, cmd.Root().Writer)
 			},
 		}, {
 			Name:  "run",
@@ -104,6 +122,42 @@ func farmBuildbotCommand(cmd *cli.Command, stdout io.Writer) error {
 		c.Workers = append(c.Workers, w)
 	}
 	text, err := c.MasterConfig()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if out := cmd.String("output"); out != "-" {
+		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+			return fail("%v", err)
+		}
+		return nil
+	}
+	_, err = io.WriteString(stdout, text)
+	return err
+}
+
+func farmGitLabCommand(cmd *cli.Command, stdout io.Writer) error {
+	fail := func(format string, args ...any) error {
+		return cli.Exit("eib farm gitlab: "+fmt.Sprintf(format, args...), exitUsage)
+	}
+	m, _, local, err := loadMatrix(cmd)
+	if err != nil {
+		return fail("%v", err)
+	}
+	vs, err := m.Select(cmd.StringSlice("variant"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	g := farm.GitLab{Variants: vs, EIB: cmd.String("eib"), LocalDir: cmd.String("worker-localdir"),
+		Matrix: cmd.String("worker-matrix"), Published: cmd.String("published")}
+	if g.LocalDir == "" {
+		g.LocalDir = local
+	}
+	if g.Matrix == "" && cmd.String("matrix") != "" {
+		if g.Matrix, err = filepath.Abs(cmd.String("matrix")); err != nil {
+			return fail("%v", err)
+		}
+	}
+	text, err := g.Pipeline()
 	if err != nil {
 		return fail("%v", err)
 	}

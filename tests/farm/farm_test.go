@@ -350,6 +350,7 @@ func TestBuildbotBuildsTheMatrix(t *testing.T) {
 	if code := harness.Code(t, err, report); code != 2 {
 		t.Errorf("eib report run1 exited %d, want 2 (a variant failed):\n%s", code, out)
 	}
+	t.Logf("eib report run1:\n%s", out)
 	for _, v := range variants {
 		if !strings.Contains(string(out), v) {
 			t.Errorf("eib report does not list %s:\n%s", v, out)
@@ -387,6 +388,11 @@ func TestBuildbotBuildsTheMatrix(t *testing.T) {
 		if res[v].Result != farm.ResultOK {
 			t.Errorf("run3 %s: %+v, want ok", v, res[v])
 		}
+	}
+	if out, err := exec.Command(eibBin, "report", run3).CombinedOutput(); err == nil {
+		t.Errorf("eib report run3: no error, but %s failed again", vBroken)
+	} else {
+		t.Logf("eib report run3:\n%s", out)
 	}
 	counts = f.buildCounts()
 	for _, v := range variants {
