@@ -29,10 +29,9 @@ type Published struct {
 func NewPublished(where string) *Published { return &Published{Where: where} }
 
 func (p *Published) isURL() bool {
-	return strings.HasPrefix(where(p.Where), "http://") || strings.HasPrefix(where(p.Where), "https://")
+	w := strings.ToLower(p.Where)
+	return strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://")
 }
-
-func where(s string) string { return strings.ToLower(s) }
 
 var hrefRE = regexp.MustCompile(`(?i)href="([^"?#]+)"`)
 
