@@ -62,6 +62,15 @@ func (manifestStage) Run(ctx context.Context, b *build.Build) error {
 	if b.OSTree.Commit != "" {
 		own[manifest.OSTreeFile] = manifest.OSTreeFragment(b.OSTree, ostreeExtra(ctx, b))
 	}
+	// The plan hash of what was built: `eib matrix --changed` finds it in
+	// the published manifests.
+	if b.OSTree.Commit != "" {
+		in, err := HashInputs(ctx, b, b.OSTree.Commit)
+		if err != nil {
+			return fmt.Errorf("manifest: %w", err)
+		}
+		own[manifest.PlanHashFile] = manifest.PlanHash(in)
+	}
 	if err := runHooks(ctx, b, "manifest", ""); err != nil {
 		return err
 	}
