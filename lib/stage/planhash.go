@@ -159,6 +159,21 @@ func HashInputs(ctx context.Context, b *build.Build, commit string) (planhash.In
 // nil without Flatpak remotes. The error names the remote's section and
 // the remote, and the ref a summary gives no commit for.
 func flatpakCommits(ctx context.Context, b *build.Build) (map[string]string, error) {
+	// No enabled remote: nothing to read (and none of readFlatpakSettings'
+	// checks of [flatpak], which a build without apps need not pass).
+	r := b.Config.Read()
+	if r.Has("flatpak", "enable") && !r.Bool("flatpak", "enable") {
+		return nil, r.Err()
+	}
+	enabled := false
+	for _, sect := range b.Config.Sections() {
+		if strings.HasPrefix(sect, remoteSectionPrefix) && (!r.Has(sect, "enable") || r.Bool(sect, "enable")) {
+			enabled = true
+		}
+	}
+	if err := r.Err(); err != nil || !enabled {
+		return nil, err
+	}
 	fs, err := readFlatpakSettings(b)
 	if err != nil || fs == nil {
 		return nil, err
