@@ -12,13 +12,15 @@ import (
 
 // RefSize is what a remote's summary says of one ref (its xa.cache, as
 // flatpak build-update-repo writes it): the sizes in bytes and the
-// metadata file.
+// metadata file; and, from the summary's refs map, the commit the ref
+// points at.
 type RefSize struct {
 	Ref           string // kind/name/arch/branch
 	Remote        string
 	InstalledSize int64 // uncompressed, as installed
 	DownloadSize  int64 // compressed, as pulled
 	Metadata      string
+	Commit        string // 64 hex digits; "" if the refs map lacks the ref
 }
 
 // Runtime is the runtime ref an app (or extension with its own runtime)
@@ -37,16 +39,38 @@ func (r RefSize) Runtime() string {
 var summaryEntry = regexp.MustCompile(`'((?:app|runtime)/[^']+)': \((?:uint64 )?(\d+), (?:uint64 )?(\d+), '((?:[^'\\]|\\.)*)'\)`)
 
 // parseSummary reads the xa.cache entries of `ostree remote summary
-// --raw` output.
+// --raw` output, each with its commit (parseSummaryCommits).
 func parseSummary(remote, out string) map[string]RefSize {
+	commits := parseSummaryCommits(out)
 	refs := map[string]RefSize{}
 	for _, m := range summaryEntry.FindAllStringSubmatch(out, -1) {
 		inst, _ := strconv.ParseInt(m[2], 10, 64)
 		dl, _ := strconv.ParseInt(m[3], 10, 64)
 		md := strings.NewReplacer(`\n`, "\n", `\'`, "'", `\"`, `"`, `\\`, `\`).Replace(m[4])
-		refs[m[1]] = RefSize{Ref: m[1], Remote: remote, InstalledSize: inst, DownloadSize: dl, Metadata: md}
+		refs[m[1]] = RefSize{Ref: m[1], Remote: remote, InstalledSize: inst, DownloadSize: dl, Metadata: md, Commit: commits[m[1]]}
 	}
 	return refs
+}
+
+// summaryRef matches one entry of the refs map that opens a summary
+// printed by `ostree remote summary --raw` (ostree 2022.7 prints the
+// GVariant a(s(taya{sv}))a{sv}, the types annotated on the first entry
+// only): ('REF', (uint64 SIZE, [byte 0x90, 0x0a, ...32 bytes], {...})).
+var summaryRef = regexp.MustCompile(`\('([^']+)', \((?:uint64 )?\d+, \[(?:byte )?((?:0x[0-9a-f]{2}, ){31}0x[0-9a-f]{2})\]`)
+
+// parseSummaryCommits reads the refs map of `ostree remote summary --raw`
+// output: ref (as the remote names it: app/..., runtime/..., appstream/...)
+// → its commit checksum, 64 lowercase hex digits.
+func parseSummaryCommits(out string) map[string]string {
+	commits := map[string]string{}
+	for _, m := range summaryRef.FindAllStringSubmatch(out, -1) {
+		var b strings.Builder
+		for _, x := range strings.Split(m[2], ", ") {
+			b.WriteString(strings.TrimPrefix(x, "0x"))
+		}
+		commits[m[1]] = b.String()
+	}
+	return commits
 }
 
 // RemoteSizes adds the remotes of s to the installation (a scratch one:

@@ -19,8 +19,12 @@
 //     and the hooks' libraries (which ones: lib/stage HashInputs);
 //   - EIBVersion: the eib program itself (its module version, its VCS
 //     revision when built with one, and the sha256 of the executable);
-//   - Flatpak: the commit of each Flatpak ref the build installs (a slot:
-//     empty until the flatpak stage reports them).
+//   - Flatpak: the commit (64 hex digits) of each Flatpak ref the build
+//     installs, keyed "remote:ref" (ref: kind/name/arch/branch): the apps
+//     and runtimes listed, their runtimes and extensions less the excluded
+//     IDs, read from the remotes' summaries without pulling (lib/stage
+//     HashInputs); empty for a build without Flatpak remotes, whose hash
+//     is then the one it had before the slot was filled.
 //
 // Sum hashes the JSON encoding of Inputs (map keys sorted) prefixed with
 // Scheme, so a change of this list changes every hash.
@@ -46,7 +50,7 @@ type Inputs struct {
 	OSTreeCommit string            `json:"ostree_commit"`
 	Files        map[string]string `json:"files"` // label (Label) -> sha256 hex
 	EIBVersion   string            `json:"eib_version"`
-	Flatpak      map[string]string `json:"flatpak"` // ref -> commit
+	Flatpak      map[string]string `json:"flatpak"` // "remote:ref" -> commit
 }
 
 // Sum is the plan hash of in: "sha256:" and 64 hex digits.

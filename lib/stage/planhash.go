@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/eib-builder/eib/lib/build"
+	"github.com/eib-builder/eib/lib/flatpak"
 	"github.com/eib-builder/eib/lib/hooks"
 	"github.com/eib-builder/eib/lib/ostree"
 	"github.com/eib-builder/eib/lib/planhash"
@@ -35,7 +36,14 @@ import (
 //     one of those hooks (a data file no hook and no key names is taken
 //     as unused).
 //
-// Errors name the file that could not be read, or the config key.
+// With Flatpak remotes enabled (readFlatpakSettings, whether or not the
+// image stage runs, as the hooks), Flatpak holds the commit of every ref
+// the build would install, "remote:ref" → 64 hex digits (flatpakCommits):
+// read from the remotes' summaries, nothing is pulled. Without, it is
+// empty, and the hash is the one of a build without Flatpak.
+//
+// Errors name the file that could not be read, the config key, or the
+// Flatpak remote (its section) whose summary could not be read.
 func HashInputs(ctx context.Context, b *build.Build, commit string) (planhash.Inputs, error) {
 	in := planhash.Inputs{OSTreeCommit: commit, Files: map[string]string{}, Flatpak: map[string]string{}}
 	r := b.Config.Read()
@@ -126,12 +134,93 @@ func HashInputs(ctx context.Context, b *build.Build, commit string) (planhash.In
 		}
 		in.Files[planhash.Label(f, ph)] = sum
 	}
+	fp, err := flatpakCommits(ctx, b)
+	if err != nil {
+		return in, fmt.Errorf("plan hash: %w", err)
+	}
+	for k, c := range fp {
+		in.Flatpak[k] = c
+	}
 	v, err := EIBVersion()
 	if err != nil {
 		return in, err
 	}
 	in.EIBVersion = v
 	return in, nil
+}
+
+// flatpakCommits are the commits of the Flatpak refs build b installs,
+// "remote:ref" → commit, read without pulling: the remotes (their
+// repo_file fetched) are added to a scratch installation, the apps and
+// runtimes listed are resolved as the content stage resolves them,
+// flatpak.Closure adds their runtimes and extensions (minus every
+// remote's exclude) from the summaries' xa.cache, and each ref's commit
+// is the one of its remote's summary (`ostree remote summary --raw`).
+// nil without Flatpak remotes. The error names the remote's section and
+// the remote, and the ref a summary gives no commit for.
+func flatpakCommits(ctx context.Context, b *build.Build) (map[string]string, error) {
+	// No enabled remote: nothing to read (and none of readFlatpakSettings'
+	// checks of [flatpak], which a build without apps need not pass).
+	r := b.Config.Read()
+	if r.Has("flatpak", "enable") && !r.Bool("flatpak", "enable") {
+		return nil, r.Err()
+	}
+	enabled := false
+	for _, sect := range b.Config.Sections() {
+		if strings.HasPrefix(sect, remoteSectionPrefix) && (!r.Has(sect, "enable") || r.Bool(sect, "enable")) {
+			enabled = true
+		}
+	}
+	if err := r.Err(); err != nil || !enabled {
+		return nil, err
+	}
+	fs, err := readFlatpakSettings(b)
+	if err != nil || fs == nil {
+		return nil, err
+	}
+	if err := fs.fetchRepoFiles(ctx); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "eib-plan-hash-flatpak-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	in := flatpak.Installation{Dir: tmp}
+	if b.Log != nil {
+		in.Debugf = b.Log.Debugf
+	}
+	sizes, res, err := in.RemoteSizes(ctx, fs.s)
+	if err != nil {
+		return nil, fmt.Errorf("flatpak: %w", err)
+	}
+	excluded := map[string]bool{}
+	for _, r := range fs.s.Remotes {
+		for _, e := range r.Exclude {
+			excluded[e] = true
+		}
+	}
+	sections := map[string]string{}
+	for _, r := range fs.s.Remotes {
+		sections[r.Name] = r.Section
+	}
+	out := map[string]string{}
+	for _, rs := range flatpak.Closure(sizes, res, excluded) {
+		if rs.Commit == "" {
+			return nil, fmt.Errorf("[%s] remote %s: its summary gives no commit for %s", sections[rs.Remote], rs.Remote, rs.Ref)
+		}
+		out[rs.Remote+":"+rs.Ref] = rs.Commit
+	}
+	// A listed ref the summary has no xa.cache entry for is not in the
+	// closure: refused, rather than hashed without it.
+	for _, rr := range res {
+		for _, ref := range rr.Refs {
+			if _, ok := out[rr.Remote.Name+":"+ref]; !ok {
+				return nil, fmt.Errorf("[%s] remote %s: its summary has no xa.cache entry for %s: the plan hash cannot cover its commit", rr.Remote.Section, rr.Remote.Name, ref)
+			}
+		}
+	}
+	return out, nil
 }
 
 // usedDataFiles lists the regular files under dir whose path relative to
