@@ -95,6 +95,11 @@ type Results struct {
 	Artifacts []artifact.Record `json:"artifacts"`
 	Boots     []BootResult      `json:"boots"`   // appended by the check stage
 	Timings   []Timing          `json:"timings"` // appended by the engine, one per stage and hook
+	// Flatpaks are the Flatpak refs the image stage installed, as
+	// "remote:ref" -> commit (nil: it installed none, or did not run);
+	// the plan hash of the manifest takes them instead of the remotes'
+	// summaries, which may have moved on since.
+	Flatpaks map[string]string `json:"flatpaks,omitempty"`
 }
 
 // OSTreeInfo describes the commit being built (set by the ostree stage).

@@ -315,9 +315,11 @@ func writeFlatpakManifest(ctx context.Context, b *build.Build, dest flatpak.Inst
 	for name, u := range remotes {
 		frag.Remotes[name] = manifest.FlatpakRemote{URL: u}
 	}
+	b.Flatpaks = map[string]string{}
 	for _, it := range list {
 		date, _ := dest.CommitDate(ctx, it.Commit)
 		frag.Add(it.Ref, it.Remote, it.Commit, date, it.InstalledSize, it.DownloadSize, metadataRuntime(it.Metadata))
+		b.Flatpaks[it.Remote+":"+it.Ref] = it.Commit
 	}
 	dir, err := b.Dir("manifestdir")
 	if err != nil {

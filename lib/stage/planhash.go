@@ -134,9 +134,15 @@ func HashInputs(ctx context.Context, b *build.Build, commit string) (planhash.In
 		}
 		in.Files[planhash.Label(f, ph)] = sum
 	}
-	fp, err := flatpakCommits(ctx, b)
-	if err != nil {
-		return in, fmt.Errorf("plan hash: %w", err)
+	// What the image stage installed, when it ran (the manifest's hash is
+	// of the image as built); else what the remotes' summaries say now
+	// (eib matrix, before a build).
+	fp := b.Flatpaks
+	if fp == nil {
+		var err error
+		if fp, err = flatpakCommits(ctx, b); err != nil {
+			return in, fmt.Errorf("plan hash: %w", err)
+		}
 	}
 	for k, c := range fp {
 		in.Flatpak[k] = c
