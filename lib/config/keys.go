@@ -107,8 +107,9 @@ var KeysRead = []KeyRead{
 
 	{"ostree", "repodir", TypePath, "${build:cachedir}/ostree/${os}", "The bare cache repo the commit is pulled into (kept between builds).", "lib/stage (ostree)"},
 	{"ostree", "remote", TypeString, "${os}", "Name of the remote, in the cache repo and in the deployed system.", "lib/stage (ostree)"},
-	{"ostree", "ref", TypeString, "os/${os}/${build:platform}/${build:branch}", "The ref (branch) pulled.", "lib/stage (ostree)"},
-	{"ostree", "ref_deploy", TypeString, "os/${os}/${build:platform}/${build:series}", "The ref the deployed system follows (an alias of the pulled commit when it differs).", "lib/stage (ostree)"},
+	{"ostree", "platform", TypeString, "${build:platform}", "The platform part of the refs (a board running a generic OSTree names that platform).", "config/defaults.ini (ref, ref_deploy)"},
+	{"ostree", "ref", TypeString, "os/${os}/${platform}/${build:branch}", "The ref (branch) pulled.", "lib/stage (ostree)"},
+	{"ostree", "ref_deploy", TypeString, "os/${os}/${platform}/${build:series}", "The ref the deployed system follows (an alias of the pulled commit when it differs).", "lib/stage (ostree)"},
 	{"ostree", "os", TypeString, "${build:product}", "The OS name of the deployment (ostree/deploy/<os>/ in the sysroot).", "lib/stage (ostree)"},
 	{"ostree", "checkout", TypePath, "${build:builddir}/sysroot", "The sysroot the commit is deployed into (recreated at every build).", "lib/stage (plan, ostree)"},
 	{"ostree", "kargs", TypeList, "root=LABEL=ostree rw quiet splash", "Kernel arguments of the deployment's boot entry (ostree adds ostree=).", "lib/stage (ostree)"},

@@ -97,7 +97,7 @@ func privateValues(full, public *Config, fx *interpolation) ([]Private, error) {
 			if len(line) < MinPrivateLen {
 				if line != "" && o.Private && tooShort == nil {
 					tooShort = &KeyError{Section: section, Key: key, Origin: o, Err: &Error{Section: section, Key: key,
-						Msg: fmt.Sprintf("a private value (or a line of one) of %d byte(s) is too short: eib masks every private value in logs and outputs, and masking a string shorter than %d bytes everywhere would mangle them (eib's rule, see config.MinPrivateLen); make it longer, or set it in a public file if it is no secret", len(line), MinPrivateLen)}}
+						Msg: fmt.Sprintf("a private value (or a line of one) of %d byte(s) is too short: eib masks every private value in logs and outputs, and masking a string shorter than %d bytes everywhere would mangle them (eib's rule); make it longer, or set it in a public file if it is no secret", len(line), MinPrivateLen)}}
 				}
 				continue
 			}

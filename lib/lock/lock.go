@@ -60,7 +60,7 @@ func Acquire(ctx context.Context, path string, timeout time.Duration) (*Lock, er
 		if !time.Now().Before(deadline) {
 			holder := Holder(path)
 			f.Close()
-			return nil, fmt.Errorf("lock %s is held by %s; gave up after %s (another eib build is running; wait for it or raise the lock timeout)",
+			return nil, fmt.Errorf("lock %s is held by %s; gave up after %s (another eib build is running; wait for it or raise --lock-timeout SECONDS)",
 				path, holder, timeout)
 		}
 		select {

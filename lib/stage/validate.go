@@ -33,6 +33,8 @@ import (
 //     (check.FirmwaresFor);
 //   - the hooks of every stage that runs and of the error stage
 //     (hooks.GroupHooks: a missing hook, a name that is not a file name);
+//   - the publish destinations ([publish] keys: the publish and the error
+//     stage use them);
 //   - checkPrivateFlows: no private value reaches the image, the outputs
 //     or the published files.
 //
@@ -101,6 +103,12 @@ func (p *Plan) validate(loaded *config.Loaded) error {
 			p.settings.flatpak = fs
 			p.Flatpak = fs.plan()
 		}
+	}
+
+	// The destinations: of the publish stage, and of the error stage,
+	// which runs when any stage fails (its log goes to them).
+	if _, err := destinations(b); err != nil {
+		add(locate(b, err))
 	}
 
 	if runs("check") {

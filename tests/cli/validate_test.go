@@ -162,6 +162,9 @@ func TestConfigurationMistakesExit1BeforeTheLockAndAnyWork(t *testing.T) {
 				"config/private.ini": "[flatpak-remote-test]\nurl = http://user:password@127.0.0.1:1/repo\n"},
 			want: []string{"[flatpak-remote-test] deploy_url is empty, so the image's Flatpak remote test URL would be [flatpak-remote-test] url, " +
 				"which holds a private value (@LOCAL@/config/private.ini:2): set [flatpak-remote-test] deploy_url"}},
+		{name: "relative publish dir (publish and error stages)",
+			files: map[string]string{"config/defaults.ini": base + "[publish]\ndir = relative/out\n"},
+			want:  []string{`@LOCAL@/config/defaults.ini:5: [publish] dir: "relative/out" is a relative path`}},
 		{name: "two mistakes, both named",
 			files: map[string]string{"config/defaults.ini": base + "[check]\nboot_marker = (\n[image]\nbootloader_timeout = soon\n"},
 			want: []string{"eib: 2 configuration errors:\n",
