@@ -92,27 +92,15 @@ func farmBuildbotCommand(cmd *cli.Command, stdout io.Writer) error {
 	fail := func(format string, args ...any) error {
 		return cli.Exit("eib farm buildbot: "+fmt.Sprintf(format, args...), exitUsage)
 	}
-	m, _, local, err := loadMatrix(cmd)
-	if err != nil {
-		return fail("%v", err)
-	}
-	vs, err := m.Select(cmd.StringSlice("variant"))
+	vs, local, mat, err := farmTarget(cmd)
 	if err != nil {
 		return fail("%v", err)
 	}
 	c := farm.Buildbot{Variants: vs, EIB: cmd.String("eib"), MasterEIB: cmd.String("master-eib"),
-		LocalDir: cmd.String("worker-localdir"), Matrix: cmd.String("worker-matrix"), Published: cmd.String("published"),
+		LocalDir: local, Matrix: mat, Published: cmd.String("published"),
 		Results: cmd.String("results"), PBPort: int(cmd.Int("pb-port")), PBInterface: cmd.String("pb-interface"), Nightly: cmd.String("nightly")}
 	if c.MasterEIB == "" {
 		c.MasterEIB = c.EIB
-	}
-	if c.LocalDir == "" {
-		c.LocalDir = local
-	}
-	if c.Matrix == "" && cmd.String("matrix") != "" {
-		if c.Matrix, err = filepath.Abs(cmd.String("matrix")); err != nil {
-			return fail("%v", err)
-		}
 	}
 	for _, s := range cmd.StringSlice("worker") {
 		w, err := farm.ParseWorker(s)
@@ -125,49 +113,62 @@ func farmBuildbotCommand(cmd *cli.Command, stdout io.Writer) error {
 	if err != nil {
 		return fail("%v", err)
 	}
-	if out := cmd.String("output"); out != "-" {
-		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
-			return fail("%v", err)
-		}
-		return nil
+	if err := writeFarmOutput(cmd, stdout, text); err != nil {
+		return fail("%v", err)
 	}
-	_, err = io.WriteString(stdout, text)
-	return err
+	return nil
 }
 
 func farmGitLabCommand(cmd *cli.Command, stdout io.Writer) error {
 	fail := func(format string, args ...any) error {
 		return cli.Exit("eib farm gitlab: "+fmt.Sprintf(format, args...), exitUsage)
 	}
-	m, _, local, err := loadMatrix(cmd)
+	vs, local, mat, err := farmTarget(cmd)
 	if err != nil {
 		return fail("%v", err)
 	}
-	vs, err := m.Select(cmd.StringSlice("variant"))
-	if err != nil {
-		return fail("%v", err)
-	}
-	g := farm.GitLab{Variants: vs, EIB: cmd.String("eib"), LocalDir: cmd.String("worker-localdir"),
-		Matrix: cmd.String("worker-matrix"), Published: cmd.String("published")}
-	if g.LocalDir == "" {
-		g.LocalDir = local
-	}
-	if g.Matrix == "" && cmd.String("matrix") != "" {
-		if g.Matrix, err = filepath.Abs(cmd.String("matrix")); err != nil {
-			return fail("%v", err)
-		}
-	}
+	g := farm.GitLab{Variants: vs, EIB: cmd.String("eib"), LocalDir: local, Matrix: mat, Published: cmd.String("published")}
 	text, err := g.Pipeline()
 	if err != nil {
 		return fail("%v", err)
 	}
-	if out := cmd.String("output"); out != "-" {
-		if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
-			return fail("%v", err)
-		}
-		return nil
+	if err := writeFarmOutput(cmd, stdout, text); err != nil {
+		return fail("%v", err)
 	}
-	_, err = io.WriteString(stdout, text)
+	return nil
+}
+
+// farmTarget is what `eib farm buildbot` and `eib farm gitlab` generate
+// for: the selected variants (--variant, all by default), the localdir
+// the workers use (--worker-localdir, else --localdir) and the matrix
+// file they read (--worker-matrix, else --matrix made absolute; "" for
+// the shipped one).
+func farmTarget(cmd *cli.Command) (vs []matrix.Variant, localdir, matrixFile string, err error) {
+	m, _, local, err := loadMatrix(cmd)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if vs, err = m.Select(cmd.StringSlice("variant")); err != nil {
+		return nil, "", "", err
+	}
+	if localdir = cmd.String("worker-localdir"); localdir == "" {
+		localdir = local
+	}
+	if matrixFile = cmd.String("worker-matrix"); matrixFile == "" && cmd.String("matrix") != "" {
+		if matrixFile, err = filepath.Abs(cmd.String("matrix")); err != nil {
+			return nil, "", "", err
+		}
+	}
+	return vs, localdir, matrixFile, nil
+}
+
+// writeFarmOutput writes a generated configuration to --output, or to
+// stdout when it is "-".
+func writeFarmOutput(cmd *cli.Command, stdout io.Writer, text string) error {
+	if out := cmd.String("output"); out != "-" {
+		return os.WriteFile(out, []byte(text), 0o644)
+	}
+	_, err := io.WriteString(stdout, text)
 	return err
 }
 
