@@ -196,7 +196,7 @@ func (s *Session) Expect(ctx context.Context, re *regexp.Regexp, timeout time.Du
 			s.mu.Lock()
 			text := cleanLine(s.buf)
 			s.mu.Unlock()
-			return nil, fmt.Errorf("guest session: %q did not appear within %s; console:\n%s", re, timeout, lastOf(text, 20))
+			return nil, &expectTimeout{fmt.Sprintf("guest session: %q did not appear within %s; console:\n%s", re, timeout, lastOf(text, 20))}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -241,8 +241,27 @@ func (s *Session) Login(ctx context.Context, user string, timeout time.Duration)
 // password, which the guest does not echo (and the error never shows).
 // An empty password is Login.
 func (s *Session) LoginWithPassword(ctx context.Context, user, password string, timeout time.Duration) error {
-	if _, err := s.Expect(ctx, regexp.MustCompile(`login: $|login: `), timeout); err != nil {
-		return err
+	// getty may have printed its prompt before what an earlier Expect
+	// waited for (the boot marker), which consumed it: an empty line
+	// makes getty print it again, every loginPoke until the timeout.
+	prompt := regexp.MustCompile(`login: $|login: `)
+	deadline := time.Now().Add(timeout)
+	for {
+		wait := min(loginPoke, time.Until(deadline))
+		_, err := s.Expect(ctx, prompt, wait)
+		if err == nil {
+			break
+		}
+		var te *expectTimeout
+		if !errors.As(err, &te) || time.Until(deadline) <= 0 {
+			if errors.As(err, &te) {
+				return &expectTimeout{fmt.Sprintf("guest session: no login prompt within %s (an empty line was sent every %s); %s", timeout, loginPoke, te.msg)}
+			}
+			return err
+		}
+		if err := s.Send(""); err != nil {
+			return err
+		}
 	}
 	if err := s.Send(user); err != nil {
 		return err
@@ -323,3 +342,13 @@ func lastOf(text string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// loginPoke is how long LoginWithPassword waits for getty's prompt before
+// it sends an empty line to have it printed again (a variable for tests).
+var loginPoke = 15 * time.Second
+
+// expectTimeout is the error of an Expect whose pattern did not appear in
+// time (the emulator still running).
+type expectTimeout struct{ msg string }
+
+func (e *expectTimeout) Error() string { return e.msg }

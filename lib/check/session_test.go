@@ -97,3 +97,47 @@ func TestSessionRunsCommandsAndSurvivesAReboot(t *testing.T) {
 type syncWriter struct{ b *strings.Builder }
 
 func (w *syncWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
+
+// TestLoginAfterAConsumedPrompt: getty printed its prompt before the boot
+// marker, which an Expect consumed; Login sends an empty line, getty
+// prints the prompt again, and the login goes on.
+func TestLoginAfterAConsumedPrompt(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Fatal("qemu-img is not installed (make deps installs it)")
+	}
+	bin := t.TempDir()
+	script := "#!/bin/sh\n" +
+		"printf 'guest login: EIB-MARKER\\r\\n'\n" +
+		"while read user; do [ -n \"$user\" ] && break; printf 'guest login: '; done\n" +
+		"echo \"welcome $user\"\n" +
+		"exec sh 2>&1\n"
+	if err := os.WriteFile(filepath.Join(bin, "qemu-system-x86_64"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	defer func(d time.Duration) { loginPoke = d }(loginPoke)
+	loginPoke = 200 * time.Millisecond
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := NewSession(ctx, SessionOptions{Image: img, Dir: dir, Firmware: BIOS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expect(ctx, regexp.MustCompile(`EIB-MARKER`), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Login(ctx, "root", 10*time.Second); err != nil {
+		t.Fatalf("login after the prompt was consumed: %v", err)
+	}
+	if out, rc, err := s.Run(ctx, "echo ok", 10*time.Second); err != nil || rc != 0 || out != "ok\n" {
+		t.Errorf("Run = %q, %d, %v", out, rc, err)
+	}
+}
