@@ -115,7 +115,7 @@ func TestAnArtifactFormatDefinedInATestIsBuiltListedSummedSignedAndPublished(t *
 	}
 
 	// The manifest lists it with its checksum and signature files.
-	img, _ := p.manifest()["images"].(map[string]any)
+	img, _ := p.Manifest()["images"].(map[string]any)
 	e, _ := img[list].(map[string]any)
 	sum := strings.Fields(runOut(t, out, "sha256sum", list))[0]
 	if e == nil || e["sha256"] != sum || e["checksum"] != list+".sha256" || e["signature"] != list+".asc" {
@@ -151,7 +151,7 @@ func TestAnArtifactFormatDefinedInATestIsBuiltListedSummedSignedAndPublished(t *
 	if !strings.Contains(term.String(), list+" (artifact "+partListName+"): not booted: a partition table listing") {
 		t.Errorf("the check does not say %s is not booted:\n%s", list, tail(term.String(), 40))
 	}
-	boots, _ := p.manifest()["boot_check"].([]any)
+	boots, _ := p.Manifest()["boot_check"].([]any)
 	if len(boots) != 1 || boots[0].(map[string]any)["image"] != ov+".img" || boots[0].(map[string]any)["result"] != "ok" {
 		t.Errorf("boot_check = %v, want one ok boot of %s.img", boots, ov)
 	}

@@ -53,7 +53,7 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 	}
 
 	// The manifest records both boots with their times.
-	boots, _ := p.manifest()["boot_check"].([]any)
+	boots, _ := p.Manifest()["boot_check"].([]any)
 	var fws []string
 	for _, b := range boots {
 		m, _ := b.(map[string]any)
@@ -212,7 +212,7 @@ func TestSystemdBootImageIsCheckedWithUEFIOnly(t *testing.T) {
 		t.Fatalf("sdboot demo build exited %d:\n%s", code, tail(out, 60))
 	}
 	var fws []string
-	for _, b := range p.manifest()["boot_check"].([]any) {
+	for _, b := range p.Manifest()["boot_check"].([]any) {
 		m := b.(map[string]any)
 		if m["result"] != "ok" {
 			t.Errorf("boot %v: want ok", m)

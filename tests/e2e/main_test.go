@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,24 +101,6 @@ func (p *project) combined(cmd *exec.Cmd) (string, int) {
 	code := harness.Code(p.T, err, cmd)
 	p.T.Logf("eib %s: exit %d in %.1f s", strings.Join(cmd.Args[1:], " "), code, time.Since(start).Seconds())
 	return string(out), code
-}
-
-// manifest reads the merged manifest of the build from outdir.
-func (p *project) manifest() map[string]any {
-	p.T.Helper()
-	files, _ := filepath.Glob(filepath.Join(p.Outdir(), "*.manifest.json"))
-	if len(files) != 1 {
-		p.T.Fatalf("want one manifest in %s, found %v", p.Outdir(), files)
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		p.T.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		p.T.Fatalf("%s: %v", files[0], err)
-	}
-	return m
 }
 
 // published lists the files under the publish directory.

@@ -79,7 +79,7 @@ func TestQuietKernelArgumentsBootWithTheCheckConsole(t *testing.T) {
 		t.Log(line)
 	}
 	var fws []string
-	for _, b := range p.manifest()["boot_check"].([]any) {
+	for _, b := range p.Manifest()["boot_check"].([]any) {
 		m := b.(map[string]any)
 		if m["result"] != "ok" {
 			t.Errorf("boot %v: want ok", m)

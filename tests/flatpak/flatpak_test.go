@@ -149,7 +149,7 @@ func TestDemoBuildPreinstallsFlatpakApps(t *testing.T) {
 	}
 
 	// The manifest says the same.
-	fp, _ := p.manifest()["flatpak"].(map[string]any)
+	fp, _ := p.Manifest()["flatpak"].(map[string]any)
 	apps, _ := fp["apps"].(map[string]any)
 	runtimes, _ := fp["runtimes"].(map[string]any)
 	if len(apps)+len(runtimes) != len(wantRefs) {

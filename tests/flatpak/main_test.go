@@ -144,24 +144,6 @@ func (p *project) eib(args ...string) (string, int) {
 	return out.String(), code
 }
 
-// manifest reads the published manifest.
-func (p *project) manifest() map[string]any {
-	p.T.Helper()
-	files, _ := filepath.Glob(filepath.Join(p.Outdir(), "*.manifest.json"))
-	if len(files) != 1 {
-		p.T.Fatalf("want one manifest in %s, found %v", p.Outdir(), files)
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		p.T.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		p.T.Fatal(err)
-	}
-	return m
-}
-
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {

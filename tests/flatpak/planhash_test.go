@@ -157,7 +157,7 @@ func TestPlanHashCoversFlatpakCommits(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("build of %s exited %d:\n%s", variant("clock"), code, tail(out, 60))
 	}
-	m := p.manifest()
+	m := p.Manifest()
 	ph, _ := m["plan_hash"].(map[string]any)
 	if got := ph["hash"]; got != base[variant("clock")] {
 		t.Errorf("manifest plan_hash %v, eib matrix --hash %s", got, base[variant("clock")])

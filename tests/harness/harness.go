@@ -30,6 +30,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -211,6 +212,24 @@ func (p *Project) Tmpdir() string { return filepath.Join(p.Cache, "build", "tmp"
 
 // Outdir is the build's outdir (EIB_OUTDIR) under the cachedir.
 func (p *Project) Outdir() string { return filepath.Join(p.Cache, "build", "out") }
+
+// Manifest reads the one merged manifest of the build from Outdir.
+func (p *Project) Manifest() map[string]any {
+	p.T.Helper()
+	files, _ := filepath.Glob(filepath.Join(p.Outdir(), "*.manifest.json"))
+	if len(files) != 1 {
+		p.T.Fatalf("want one manifest in %s, found %v", p.Outdir(), files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		p.T.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		p.T.Fatalf("%s: %v", files[0], err)
+	}
+	return m
+}
 
 // AssertNoLeftovers fails t for every mount under dir (a mount point
 // there, or any line of /proc/self/mountinfo naming dir), loop device
