@@ -6,7 +6,13 @@
 // EIB_BENCH_SYSROOT names a deployed sysroot to use (e.g. the demo build's
 // ostree checkout); by default the sysroot's deployment is made of the
 // host's /usr/bin, /usr/sbin and /usr/lib/x86_64-linux-gnu (about 1 GiB,
-// hardlinked, with a second hardlink per file as ostree's repo objects).
+// hardlinked, with a second hardlink per file as ostree's repo objects);
+// EIB_BENCH_SIZE=small leaves out /usr/lib/x86_64-linux-gnu (about
+// 360 MiB), to compare eib's peak RSS at two image sizes.
+//
+// With -benchtime Nx each variant runs N times, interleaved (eib-zst,
+// eib-gz, floor, EIB's method, then again), and each reports its minimum:
+// the machine is shared, and the minimum is the run least disturbed.
 package bench
 
 import (
@@ -14,8 +20,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,7 +61,11 @@ func sysroot(tb testing.TB) (string, string) {
 			tb.Fatal(err)
 		}
 	}
-	for _, src := range []string{"/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu"} {
+	srcs := []string{"/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu"}
+	if os.Getenv("EIB_BENCH_SIZE") == "small" {
+		srcs = srcs[:2]
+	}
+	for _, src := range srcs {
 		dst := filepath.Join(dep, strings.TrimPrefix(filepath.Dir(src), "/"))
 		if exec.Command("cp", "-al", src, dst).Run() != nil {
 			run(tb, "cp", "-a", src, dst)
@@ -75,15 +87,140 @@ func sysroot(tb testing.TB) (string, string) {
 
 func seconds(start time.Time) float64 { return time.Since(start).Seconds() }
 
-// BenchmarkImageStep times, on one sysroot: eib's image step (layout,
-// GRUB, assembly from files, then one pass of zstd + sha256 + signatures),
-// EIB's method (eib-method.sh: loop device, mkfs, rsync -aHAX, pigz,
-// sha256sum, gpg in turn) and the bare compressors on eib's raw image.
+// eibStep runs eib's image step on sysroot into work/eib and work/out-<comp>:
+// the layout and plan, GRUB (boot.Prepare), the assembly from files, then
+// one pass of compression + both sha256 + both signatures. It returns the
+// plan, the seconds to the assembled raw image and the total seconds.
+func eibStep(b *testing.B, ctx context.Context, sysroot, dep, work string, comp output.Compression, signer sign.Signer) (disk.Plan, float64, float64) {
+	for _, d := range []string{"eib", "out-" + string(comp)} {
+		if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
+	usage, err := disk.Usage(sysroot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	layout, _ := disk.ForPlatform(disk.Params{Arch: "amd64", RootfsResize: true})
+	plan, err := disk.NewPlan(layout, disk.RootSize(usage), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan.AssignIDs(disk.RandomIDs())
+	setup, err := boot.Prepare(ctx, plan, boot.Options{Sysroot: sysroot, Deployment: dep, TmpDir: filepath.Join(work, "eib"), Timeout: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel, _ := filepath.Rel(sysroot, dep)
+	img := filepath.Join(work, "eib", "bench.img")
+	err = disk.Assemble(ctx, plan, disk.Content{Sysroot: sysroot, Deployment: dep, Immutable: []string{"/" + rel},
+		Version: "bench", ESP: setup.ESP, Raw: setup.Raw, Epoch: -1}, img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	assembled := seconds(start)
+	res, err := output.Image{Raw: img, OutDir: filepath.Join(work, "out-"+string(comp)), Name: "bench.img",
+		Compression: comp, Signer: signer}.Write(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := seconds(start)
+	b.Logf("eib-%s: usage %d MiB, image %d MiB: assembled in %.2f s, outputs in %.2f s (%d MiB %s), total %.2f s",
+		comp, usage/disk.MiB, plan.Bytes()/disk.MiB, assembled, total-assembled, res.Compressed.Size/disk.MiB, comp, total)
+	os.RemoveAll(filepath.Join(work, "eib"))
+	os.RemoveAll(filepath.Join(work, "out-"+string(comp)))
+	return plan, assembled, total
+}
+
+// floorStep is the physical floor of the image step: mkfs.ext4 -d of the
+// sysroot into the root partition's place in a sparse file of the plan's
+// size (the same block size, offset and -E options as eib, and eatmydata
+// as eib uses it when installed), then the bare `zstd -T0 -3` on that
+// file, nothing else. It returns the mkfs seconds, the compressor's
+// seconds on a cold image (its holes read for the first time, as a script
+// would) and on a warm one (read once untimed first: the compressor's best
+// case, which the floor ratio uses).
+func floorStep(b *testing.B, sysroot, work string, plan disk.Plan) (mkfs, cold, warm float64) {
+	dir := filepath.Join(work, "floor")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	img := filepath.Join(dir, "floor.img")
+	root := plan.Root()
+	args := []string{"mkfs.ext4", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "ostree",
+		"-E", "offset=" + strconv.FormatInt(root.Offset(), 10) + ",nodiscard,assume_storage_prezeroed=1",
+		"-d", sysroot, img, strconv.FormatInt(root.Bytes()/4096, 10)}
+	if _, err := exec.LookPath("eatmydata"); err == nil {
+		args = append([]string{"eatmydata"}, args...)
+	}
+	start := time.Now()
+	run(b, "truncate", "-s", strconv.FormatInt(plan.Bytes(), 10), img)
+	run(b, args[0], args[1:]...)
+	mkfs = seconds(start)
+	out := filepath.Join(dir, "floor.img.zst")
+	start = time.Now()
+	run(b, "sh", "-c", `zstd -q -3 -T0 -f -c "$1" > "$2"`, "sh", img, out)
+	cold = seconds(start)
+	run(b, "sh", "-c", `cat "$1" > /dev/null`, "sh", img)
+	start = time.Now()
+	run(b, "sh", "-c", `zstd -q -3 -T0 -f -c "$1" > "$2"`, "sh", img, out)
+	warm = seconds(start)
+	b.Logf("floor: mkfs.ext4 -d %.2f s, zstd -T0 -3 %.2f s cold, %.2f s warm", mkfs, cold, warm)
+	return mkfs, cold, warm
+}
+
+// methodStep runs eib-method.sh (EIB's method, gz with pigz) for the same
+// table and partition sizes as plan.
+func methodStep(b *testing.B, sysroot, dep, work, gnupg, keyID string, plan disk.Plan) float64 {
+	out := filepath.Join(work, "method-out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(out)
+	script := filepath.Join(work, "sfdisk.txt")
+	if err := os.WriteFile(script, []byte(plan.SfdiskScript()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	esp, ok := plan.Part(disk.RoleESP)
+	if !ok {
+		b.Fatal("the amd64 layout has no ESP")
+	}
+	root := plan.Root()
+	img := filepath.Join(work, "method.img")
+	defer os.Remove(img)
+	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
+	start := time.Now()
+	run(b, "./eib-method.sh", sysroot, dep, img, i64(plan.Bytes()), i64(esp.Offset()), i64(esp.Bytes()),
+		i64(root.Offset()), i64(root.Bytes()), script, out, gnupg, keyID)
+	s := seconds(start)
+	b.Logf("eib-method (pigz): %.2f s", s)
+	return s
+}
+
+// peakRSS returns this process's peak resident set (eib's image step runs
+// in it) and the largest of its waited-for children's (mkfs.ext4, zstd,
+// debugfs, e2fsck...), in MiB.
+func peakRSS() (self, children float64) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	self = float64(ru.Maxrss) / 1024 // KiB on Linux
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return self, float64(ru.Maxrss) / 1024
+}
+
+// BenchmarkImageStep times, on one sysroot, interleaved: eib's image step
+// with zst (its default) and with gz, the floor (floorStep) and EIB's
+// method with pigz (eib-method.sh), and reports each one's minimum over the
+// iterations, the ratios eib-zst/floor, eib-method/eib-gz and
+// eib-method/eib-zst, and eib's peak RSS during its image steps.
 func BenchmarkImageStep(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (loop device and mount for EIB's method)")
 	}
-	harness.Need(b, "losetup", "mount", "rsync", "pigz", "zstd", "gpg", "sha256sum", "mkfs.ext4", "grub-mkimage")
+	harness.Need(b, "losetup", "mount", "rsync", "pigz", "zstd", "gpg", "sha256sum", "mkfs.ext4", "mkfs.vfat",
+		"setfattr", "chattr", "grub-mkimage")
 	ctx := context.Background()
 	sysroot, dep := sysroot(b)
 	dir := b.TempDir()
@@ -104,81 +241,54 @@ func BenchmarkImageStep(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	var eib, method, zstd, pigz float64
+	best := func(p *float64, v float64) {
+		if *p == 0 || v < *p {
+			*p = v
+		}
+	}
+	var zst, gz, method, floor, floorCold, zstAsm float64
+	var rssSelf, rssChildren, sysMiB float64
 	var rawBytes int64
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		work := filepath.Join(dir, "run"+strconv.Itoa(i))
-		for _, d := range []string{"eib", "eib-out", "method-out", "comp"} {
-			if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
-				b.Fatal(err)
-			}
-		}
-		// eib's image step.
-		start := time.Now()
-		usage, err := disk.Usage(sysroot)
-		if err != nil {
+		if err := os.MkdirAll(work, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		layout, _ := disk.ForPlatform(disk.Params{Arch: "amd64", RootfsResize: true})
-		plan, err := disk.NewPlan(layout, disk.RootSize(usage), 0)
-		if err != nil {
-			b.Fatal(err)
+		plan, asm, t := eibStep(b, ctx, sysroot, dep, work, output.Zstd, signer)
+		best(&zst, t)
+		best(&zstAsm, asm)
+		_, _, t = eibStep(b, ctx, sysroot, dep, work, output.Gzip, signer)
+		best(&gz, t)
+		if i == 0 {
+			// Before the floor and EIB's method run children of their own.
+			rssSelf, rssChildren = peakRSS()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			sysMiB = float64(ms.Sys) / disk.MiB
 		}
-		plan.AssignIDs(disk.RandomIDs())
-		setup, err := boot.Prepare(ctx, plan, boot.Options{Sysroot: sysroot, Deployment: dep, TmpDir: filepath.Join(work, "eib"), Timeout: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rel, _ := filepath.Rel(sysroot, dep)
-		img := filepath.Join(work, "eib", "bench.img")
-		err = disk.Assemble(ctx, plan, disk.Content{Sysroot: sysroot, Deployment: dep, Immutable: []string{"/" + rel},
-			Version: "bench", ESP: setup.ESP, Raw: setup.Raw, Epoch: -1}, img)
-		if err != nil {
-			b.Fatal(err)
-		}
-		assembled := seconds(start)
-		res, err := output.Image{Raw: img, OutDir: filepath.Join(work, "eib-out"), Name: "bench.img",
-			Compression: "zst", Signer: signer}.Write(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		eib += seconds(start)
 		rawBytes = plan.Bytes()
-		b.Logf("eib: usage %d MiB, image %d MiB: assembled in %.1f s, outputs in %.1f s (%d MiB zst)",
-			usage/disk.MiB, rawBytes/disk.MiB, assembled, seconds(start)-assembled, res.Compressed.Size/disk.MiB)
-
-		// The bare compressors on the finished raw image (the limit),
-		// given their best case: the image is read once untimed first,
-		// because the first read of a fresh sparse file's holes costs
-		// the kernel about 2 s per GiB, which eib's pass skips (SEEK_HOLE)
-		// and which would otherwise be charged to the compressor.
-		run(b, "sh", "-c", `cat "$1" > /dev/null`, "sh", img)
-		start = time.Now()
-		run(b, "sh", "-c", `zstd -q -3 -T0 -c "$1" > "$2"`, "sh", img, filepath.Join(work, "comp", "bench.img.zst"))
-		zstd += seconds(start)
-		start = time.Now()
-		run(b, "sh", "-c", `pigz -c "$1" > "$2"`, "sh", img, filepath.Join(work, "comp", "bench.img.gz"))
-		pigz += seconds(start)
-
-		// EIB's method on the same table and root size.
-		script := filepath.Join(work, "sfdisk.txt")
-		if err := os.WriteFile(script, []byte(plan.SfdiskScript()), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		root := plan.Root()
-		start = time.Now()
-		run(b, "./eib-method.sh", sysroot, filepath.Join(work, "method.img"), strconv.FormatInt(plan.Bytes(), 10),
-			strconv.FormatInt(root.Offset(), 10), strconv.FormatInt(root.Bytes(), 10), script,
-			filepath.Join(work, "method-out"), gnupg, key.Fingerprint)
-		method += seconds(start)
+		mkfs, cold, warm := floorStep(b, sysroot, work, plan)
+		best(&floor, mkfs+warm)
+		best(&floorCold, mkfs+cold)
+		best(&method, methodStep(b, sysroot, dep, work, gnupg, key.Fingerprint, plan))
 		os.RemoveAll(work)
 	}
-	n := float64(b.N)
-	b.ReportMetric(eib/n, "eib-s")
-	b.ReportMetric(method/n, "eib-method-s")
-	b.ReportMetric(zstd/n, "zstd-s")
-	b.ReportMetric(pigz/n, "pigz-s")
-	b.ReportMetric(method/eib, "method/eib")
-	b.ReportMetric(eib/zstd, "eib/zstd")
+	b.StopTimer()
+	b.Logf("minimum of %d interleaved run(s): eib-zst %.2f s (assembled in %.2f s), eib-gz %.2f s, eib-method (pigz) %.2f s, floor %.2f s (%.2f s with a cold image)",
+		b.N, zst, zstAsm, gz, method, floor, floorCold)
+	b.Logf("ratios: eib-zst/floor %.2f (%.2f against the cold floor), eib-method/eib-gz %.2f, eib-method/eib-zst %.2f",
+		zst/floor, zst/floorCold, method/gz, method/zst)
+	b.Logf("peak RSS during eib's image steps: eib process %.0f MiB (Go runtime Sys %.0f MiB), largest child %.0f MiB; image %d MiB",
+		rssSelf, sysMiB, rssChildren, rawBytes/disk.MiB)
+	b.ReportMetric(zst, "eib-zst-s")
+	b.ReportMetric(gz, "eib-gz-s")
+	b.ReportMetric(method, "eib-method-s")
+	b.ReportMetric(floor, "floor-s")
+	b.ReportMetric(zst/floor, "eib-zst/floor")
+	b.ReportMetric(method/gz, "eib-method/eib-gz")
+	b.ReportMetric(method/zst, "eib-method/eib-zst")
+	b.ReportMetric(rssSelf, "eib-rss-MiB")
+	b.ReportMetric(rssChildren, "child-rss-MiB")
 	b.ReportMetric(float64(rawBytes)/disk.MiB, "image-MiB")
 }
