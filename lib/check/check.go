@@ -169,6 +169,69 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 	return bootOnce(ctx, bt, TCG, res)
 }
 
+// RunAll boots each of bts with Run and returns their results and errors
+// in the order of bts, up to and including the first boot that returned an
+// error: what a loop over bts that stops at its first error returns.
+//
+// With parallel false the boots run one after the other. With parallel
+// true they all start at once, each with its own emulator, overlay, UEFI
+// variables and console log (their LogPath must differ; WorkDir may be
+// shared: each boot makes its own directory in it). A boot that returns an
+// error cancels the boots after it in the order of bts, whose results are
+// then dropped with their console logs, so the outcome is the same as
+// booting one after the other;
+// the boots before it run to their end. Each boot keeps its own
+// accelerator (bts[i].Accel), stall timer and single TCG retry (Run).
+func RunAll(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) {
+	results := make([]Result, len(bts))
+	errs := make([]error, len(bts))
+	if !parallel || len(bts) < 2 {
+		for i, bt := range bts {
+			results[i], errs[i] = Run(ctx, bt)
+			if errs[i] != nil {
+				return results[:i+1], errs[:i+1]
+			}
+		}
+		return results, errs
+	}
+	cancels := make([]context.CancelFunc, len(bts))
+	ctxs := make([]context.Context, len(bts))
+	for i := range bts {
+		ctxs[i], cancels[i] = context.WithCancel(ctx)
+	}
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	done := make([]chan struct{}, len(bts))
+	for i := range bts {
+		done[i] = make(chan struct{})
+		go func(i int) {
+			defer close(done[i])
+			results[i], errs[i] = Run(ctxs[i], bts[i])
+			if errs[i] != nil {
+				for _, c := range cancels[i+1:] {
+					c()
+				}
+			}
+		}(i)
+	}
+	for i := range bts {
+		<-done[i]
+		if errs[i] != nil {
+			for j, d := range done[i+1:] {
+				<-d // cancelled: wait for its emulator to be reaped
+				// Booted one after the other it would not have run:
+				// no console log of it either.
+				os.Remove(bts[i+1+j].LogPath)
+			}
+			return results[:i+1], errs[:i+1]
+		}
+	}
+	return results, errs
+}
+
 // errStalled marks a KVM boot stopped for showing no console progress.
 var errStalled = errors.New("KVM boot stalled")
 

@@ -259,3 +259,60 @@ func TestAArch64WithoutEmulatorIsSkippedWithReason(t *testing.T) {
 		t.Fatalf("result %+v: want skipped, naming the missing emulator and its package", res)
 	}
 }
+
+func TestRunAllInParallelKeepsOrderAndResults(t *testing.T) {
+	dir := t.TempDir()
+	bt := []Boot{
+		boot(dir, checktest.BIOSImage(t, dir, checktest.Script([]string{"bios says hello", testMarker}, "halt")), BIOS, 120*time.Second),
+		boot(dir, checktest.UEFIImage(t, dir, checktest.Script([]string{"uefi says hello", testMarker}, "halt")), UEFI, 120*time.Second),
+	}
+	results, errs := RunAll(context.Background(), bt, true)
+	if len(results) != 2 || len(errs) != 2 {
+		t.Fatalf("%d results and %d errors, want 2 of each", len(results), len(errs))
+	}
+	for i, want := range []string{"bios says hello", "uefi says hello"} {
+		if errs[i] != nil || results[i].Status != StatusOK || results[i].Firmware != bt[i].Firmware {
+			t.Fatalf("boot %d: %+v, %v: want ok with %s firmware", i, results[i], errs[i], bt[i].Firmware)
+		}
+		log, err := os.ReadFile(bt[i].LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(log, []byte(want)) || !bytes.Contains(log, []byte(testMarker)) {
+			t.Fatalf("console log %s lacks %q and the marker:\n%s", bt[i].LogPath, want, log)
+		}
+	}
+	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
+		t.Fatalf("qemu still running: %v", left)
+	}
+}
+
+// A failed boot stops the boots after it at once, as a loop that stops at
+// the first failure would not have started them: they are dropped from the
+// results, with their console logs.
+func TestRunAllInParallelStopsAtFirstFailure(t *testing.T) {
+	dir := t.TempDir()
+	bt := []Boot{
+		boot(dir, checktest.BIOSImage(t, dir, checktest.Script([]string{"booting something else"}, "halt")), BIOS, 120*time.Second),
+		boot(dir, checktest.UEFIImage(t, dir, checktest.Script([]string{"waiting"}, "sleep 3600")), UEFI, 120*time.Second),
+	}
+	start := time.Now()
+	results, errs := RunAll(context.Background(), bt, true)
+	took := time.Since(start)
+	if len(results) != 1 || len(errs) != 1 {
+		t.Fatalf("%d results, want only the failed first boot's", len(results))
+	}
+	var be *Error
+	if !errors.As(errs[0], &be) || !strings.Contains(results[0].Reason, "ended before the marker") {
+		t.Fatalf("first boot: %+v, %v: want its failure", results[0], errs[0])
+	}
+	if took > 60*time.Second {
+		t.Fatalf("RunAll took %s: the second boot was not cancelled", took)
+	}
+	if _, err := os.Stat(bt[1].LogPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dropped boot's console log %s is still there (%v)", bt[1].LogPath, err)
+	}
+	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
+		t.Fatalf("qemu still running: %v", left)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -163,34 +164,49 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 		if err != nil {
 			return logs, err
 		}
-		defer done()              // the copy lives until the last image is booted (it is sparse)
-		var booted check.Firmware // the first firmware that booted it, for the guest commands
-		var bootedAccel check.Accel
+		defer done() // the copy lives until the last image is booted (it is sparse)
+		// The accelerators are chosen one firmware after the other (a KVM
+		// probe runs at most once), then the boots run: at the same time
+		// when the host has at least two CPUs (check.RunAll keeps the
+		// results, their order and the stop at the first failure of a
+		// one-after-the-other run).
+		var boots []check.Boot
+		var chooseErr error
 		for _, fw := range fws {
 			choice, err := check.ChooseAccel(ctx, s.accel, fw, check.Prober{})
 			if err != nil {
-				return logs, fmt.Errorf("%s = %s: %w", s.accelFrom, s.accel, err)
+				chooseErr = fmt.Errorf("%s = %s: %w", s.accelFrom, s.accel, err)
+				break
 			}
 			checkPrintf(b, "accelerator for %s firmware: %s (%s = %s: %s)", fw, choice.Accel, s.accelFrom, s.accel, choice.Reason)
 			name := "boot-" + string(fw) + ".log"
 			if img.Disk != "" {
 				name = "boot-" + img.Disk + "-" + string(fw) + ".log"
 			}
-			logPath := filepath.Join(tmpdir, name)
-			res, err := check.Run(ctx, check.Boot{
+			boots = append(boots, check.Boot{
 				Image:     boot,
 				Name:      img.BootPath,
 				Firmware:  fw,
 				Marker:    s.marker,
 				Timeout:   s.timeout,
 				MemoryMiB: s.memoryMiB,
-				LogPath:   logPath,
+				LogPath:   filepath.Join(tmpdir, name),
 				WorkDir:   tmpdir,
 				Logf:      checkLogf(b),
 				Accel:     choice,
 
 				StallTimeout: s.stall,
 			})
+		}
+		parallel := runtime.NumCPU() >= 2
+		if parallel && len(boots) > 1 {
+			checkPrintf(b, "%s: booting with %d firmwares at the same time (%d CPUs)", filepath.Base(img.BootPath), len(boots), runtime.NumCPU())
+		}
+		results, errs := check.RunAll(ctx, boots, parallel)
+		var booted check.Firmware // the first firmware that booted it, for the guest commands
+		var bootedAccel check.Accel
+		for i, res := range results {
+			fw, logPath := boots[i].Firmware, boots[i].LogPath
 			b.Boots = append(b.Boots, build.BootResult{
 				Image:      filepath.Base(img.BootPath),
 				Firmware:   string(fw),
@@ -203,8 +219,8 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				AccelReason: res.AccelReason,
 				Fallback:    res.Fallback,
 			})
-			if err != nil {
-				return logs, err
+			if errs[i] != nil {
+				return logs, errs[i]
 			}
 			if res.Status == check.StatusSkipped {
 				checkPrintf(b, "%s with %s firmware SKIPPED: %s", filepath.Base(img.BootPath), fw, res.Reason)
@@ -219,6 +235,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			if booted == "" {
 				booted, bootedAccel = fw, check.Accel(res.Accel)
 			}
+		}
+		if chooseErr != nil {
+			return logs, chooseErr
 		}
 		if len(s.guest.commands) == 0 {
 			continue
