@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -84,25 +85,8 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 			return fmt.Errorf("writing the resize marker into the MBR of %s: %w", img, err)
 		}
 	}
-	for _, pl := range plan.Partitions {
-		began := time.Now()
-		switch pl.FS {
-		case FSExt4:
-			if err := makeExt4(ctx, img, pl, plan.Layout.Ext4Features, plan.Layout.RootGrows(), c); err != nil {
-				return err
-			}
-		case FSVFAT:
-			files := c.ESP
-			if pl.Role == RoleFirmware {
-				files = c.Firmware
-			}
-			if err := makeVFAT(ctx, img, pl, files, c); err != nil {
-				return err
-			}
-		}
-		if pl.FS != FSNone {
-			c.logf("partition %d (%s, %s) done in %.1f s", pl.Number, pl.Role, pl.FS, time.Since(began).Seconds())
-		}
+	if err := makeFilesystems(ctx, img, plan, c); err != nil {
+		return err
 	}
 	for _, r := range append(blobs, c.Raw...) {
 		if err := checkRaw(plan, r); err != nil {
@@ -119,6 +103,70 @@ func Assemble(ctx context.Context, plan Plan, c Content, img string) (err error)
 	}
 	c.logf("e2fsck -fn of the root filesystem: clean (%.1f s)", time.Since(began).Seconds())
 	return nil
+}
+
+// makeFilesystems makes the filesystem of each partition of plan inside
+// img. The FAT partitions (ESP, firmware: mkfs.vfat and mtools, each its
+// own process on its own byte range of the file) are made while
+// mkfs.ext4 -d populates the root, which takes the most time; each tool
+// writes only inside its partition, so the bytes are those of one after
+// the other. The first error to happen is returned, after the other tools
+// ended (it cancels them).
+func makeFilesystems(ctx context.Context, img string, plan Plan, c Content) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var first error
+	make1 := func(i int) {
+		if ctx.Err() != nil {
+			return // an error ended the others (or the caller cancelled: below)
+		}
+		pl := plan.Partitions[i]
+		began := time.Now()
+		var err error
+		switch pl.FS {
+		case FSExt4:
+			err = makeExt4(ctx, img, pl, plan.Layout.Ext4Features, plan.Layout.RootGrows(), c)
+		case FSVFAT:
+			files := c.ESP
+			if pl.Role == RoleFirmware {
+				files = c.Firmware
+			}
+			err = makeVFAT(ctx, img, pl, files, c)
+		default:
+			return
+		}
+		if err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			cancel()
+			return
+		}
+		c.logf("partition %d (%s, %s) done in %.1f s", pl.Number, pl.Role, pl.FS, time.Since(began).Seconds())
+	}
+	var wg sync.WaitGroup
+	for i, pl := range plan.Partitions {
+		if pl.FS == FSVFAT {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				make1(i)
+			}()
+		}
+	}
+	for i, pl := range plan.Partitions {
+		if pl.FS != FSVFAT {
+			make1(i)
+		}
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return fmt.Errorf("making the filesystems of %s: %w", img, ctx.Err())
+	}
+	return first
 }
 
 // readBlobs reads the layout's raw blobs from the deployment.

@@ -96,13 +96,9 @@ func makeExt4(ctx context.Context, img string, pl Placed, features string, grows
 		c.Sysroot, pl.Number, pl.Bytes()/MiB, pl.Offset(), inodes, tree.Inodes, tree.Blocks/MiB,
 		map[bool]string{true: ", at least one per 16 KiB: it grows on first boot", false: ""}[grows])
 	began := time.Now()
-	tool := "mkfs.ext4"
-	if eat, err := exec.LookPath("eatmydata"); err == nil {
-		// mke2fs fsyncs the whole disk file at the end: needless for a
-		// scratch image that is read back at once (a third of its time).
-		args = append([]string{tool}, args...)
-		tool = eat
-	}
+	// mke2fs fsyncs the whole disk file at the end: needless for a
+	// scratch image that is read back at once (a third of its time).
+	tool, args := noSync("mkfs.ext4", args)
 	if _, err := run(ctx, nil, env, tool, args...); err != nil {
 		return fmt.Errorf("creating the root filesystem from %s: %w", c.Sysroot, err)
 	}
@@ -186,8 +182,12 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	cmd := []string{"-w", "-f", f.Name(), dev}
-	_, stderr, err := runOutputs(ctx, nil, env, "debugfs", cmd...)
+	// debugfs -w fsyncs the whole disk file when it closes the
+	// filesystem, as mke2fs does: the root's data, just written by
+	// mkfs.ext4 -d and still in the page cache, would go to disk first
+	// (measured: 0.3 to 0.5 s for 1 GiB here, against 5 ms).
+	tool, cmd := noSync("debugfs", []string{"-w", "-f", f.Name(), dev})
+	_, stderr, err := runOutputs(ctx, nil, env, tool, cmd...)
 	if err != nil {
 		return err
 	}
@@ -203,6 +203,18 @@ func debugfsWrite(ctx context.Context, dev string, cmds []string, env []string) 
 		return fmt.Errorf("debugfs -w %s: %s", dev, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// noSync returns the command line that runs tool with args under
+// eatmydata when it is installed (its fsync and sync calls become no-ops:
+// the disk file is scratch, read back at once and removed), else tool and
+// args themselves. The bytes written are the same either way.
+func noSync(tool string, args []string) (string, []string) {
+	eat, err := exec.LookPath("eatmydata")
+	if err != nil {
+		return tool, args
+	}
+	return eat, append([]string{tool}, args...)
 }
 
 // canonicalize returns the debugfs commands that take out of the
