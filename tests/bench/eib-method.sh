@@ -12,12 +12,17 @@
 #   3. mkfs.vfat -n EFI of the ESP; mke2fs -t ext4 -O dir_index -m1
 #      -L ostree -T default of the root (no ^huge_file since EIB's commit
 #      f934a3b, 2026-01-16);
-#   4. mount both, rsync -aHAX --no-inc-recursive of the sysroot, the
-#      user.eos-image-version xattr on the root directory, df;
+#   4. mount the root (and the ESP at boot/efi: see below), rsync -aHAX
+#      --no-inc-recursive of the sysroot, the user.eos-image-version xattr
+#      on the root directory, df;
 #   5. chattr +i of the deployment root, umount, e2fsck -f -p of the root;
 #   6. checksum and sign the raw image in the background, write .size,
 #      compress with pigz --no-name (EIB's gz), then checksum and sign the
 #      compressed image in the background, and wait for all of them.
+#
+# The ESP is mounted only when the kernel has vfat (a container's often has
+# not): the bench sysroot has nothing under /boot/efi, so nothing goes onto
+# it either way.
 #
 # Not reproduced: GRUB's installation inside the deployment's chroot
 # (grub-install, the ESP's EFI binaries, eib_fix_boot_checksum): the bench
@@ -26,7 +31,7 @@
 #
 # Usage: eib-method.sh SYSROOT DEPLOYMENT IMG SIZE ESP_OFFSET ESP_BYTES ROOT_OFFSET ROOT_BYTES SFDISK_SCRIPT OUTDIR GNUPGHOME KEYID
 set -euo pipefail
-[ $# -eq 12 ] || { sed -n '2,28p' "$0" >&2; exit 2; }
+[ $# -eq 12 ] || { sed -n '2,33p' "$0" >&2; exit 2; }
 sysroot=$1 deploy=$2 img=$3 size=$4 espoff=$5 espbytes=$6 offset=$7 rootbytes=$8 script=$9
 outdir=${10} gnupghome=${11} keyid=${12}
 
@@ -65,8 +70,10 @@ mke2fs -q -t ext4 -O dir_index -m1 -L ostree -T default "$loop"
 
 # 4. Copy the sysroot.
 mount "$loop" "$mnt"
-mkdir -p "$mnt/boot/efi"
-mount "$esploop" "$mnt/boot/efi"
+if grep -qw vfat /proc/filesystems || modprobe -q vfat 2>/dev/null; then
+  mkdir -p "$mnt/boot/efi"
+  mount "$esploop" "$mnt/boot/efi"
+fi
 rsync -aHAX --no-inc-recursive "$sysroot/" "$mnt/"
 setfattr -n user.eos-image-version -v bench "$mnt"
 df --block-size=1 "$mnt" > /dev/null
@@ -74,7 +81,7 @@ df --block-size=1 "$mnt" > /dev/null
 # 5. Immutable deployment root, unmount, check.
 rel=${deploy#"$sysroot"}
 chattr +i "$mnt$rel"
-umount "$mnt/boot/efi"
+if mountpoint -q "$mnt/boot/efi"; then umount "$mnt/boot/efi"; fi
 umount "$mnt"
 e2fsck -f -p "$loop" > /dev/null
 losetup -d "$esploop"; esploop=

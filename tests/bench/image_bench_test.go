@@ -17,6 +17,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,14 +109,18 @@ func eibStep(b *testing.B, ctx context.Context, sysroot, dep, work string, comp 
 		b.Fatal(err)
 	}
 	plan.AssignIDs(disk.RandomIDs())
+	planned := seconds(start)
 	setup, err := boot.Prepare(ctx, plan, boot.Options{Sysroot: sysroot, Deployment: dep, TmpDir: filepath.Join(work, "eib"), Timeout: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("eib-%s: usage and plan %.2f s, GRUB (boot.Prepare) %.2f s", comp, planned, seconds(start)-planned)
 	rel, _ := filepath.Rel(sysroot, dep)
 	img := filepath.Join(work, "eib", "bench.img")
 	err = disk.Assemble(ctx, plan, disk.Content{Sysroot: sysroot, Deployment: dep, Immutable: []string{"/" + rel},
-		Version: "bench", ESP: setup.ESP, Raw: setup.Raw, Epoch: -1}, img)
+		Version: "bench", ESP: setup.ESP, Raw: setup.Raw, Epoch: -1, Log: func(f string, a ...any) {
+			b.Logf("eib-%s: assemble: %s", comp, fmt.Sprintf(f, a...))
+		}}, img)
 	if err != nil {
 		b.Fatal(err)
 	}
