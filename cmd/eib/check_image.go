@@ -8,7 +8,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -47,7 +49,7 @@ func init() {
 
 // bootImage runs one boot; tests replace it to see what would be booted
 // without starting QEMU.
-var bootImage = check.Run
+var bootImage check.Runner = check.Run
 
 // checkImage is the check-image command. Exit status (main.go's rules):
 // exitUsage (1) for a usage error or an IMAGE that is not a disk image,
@@ -111,6 +113,13 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	}
 	keptLogs := cmd.String("log-dir") != ""
 	out := cmd.Root().Writer
+	// Two boots may log at the same time: one line at a time.
+	var outMu sync.Mutex
+	logf := func(format string, args ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(out, format+"\n", args...)
+	}
 	if format.Compressed() {
 		fmt.Fprintf(out, "expanding %s (%s) into %s\n", image, format, logDir)
 	}
@@ -148,13 +157,18 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		boot = cc.Image
 	}
 
+	// Accelerators are chosen one firmware after the other (a KVM probe
+	// runs at most once), then the boots run: at the same time on a host
+	// with at least two CPUs, with the results, their order and the stop
+	// at the first failure of a one-after-the-other run (check.RunAll).
+	var boots []check.Boot
 	for _, fw := range fws {
 		choice, err := check.ChooseAccel(ctx, accel, fw, check.Prober{})
 		if err != nil {
 			return usage("--accel %s: %v", accel, err)
 		}
 		fmt.Fprintf(out, "%s: accelerator %s: %s\n", fw, choice.Accel, choice.Reason)
-		res, err := bootImage(ctx, check.Boot{
+		boots = append(boots, check.Boot{
 			Accel:     choice,
 			Image:     boot,
 			Name:      image,
@@ -164,10 +178,16 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 			MemoryMiB: int(cmd.Int("memory")),
 			LogPath:   filepath.Join(logDir, "boot-"+string(fw)+".log"),
 			WorkDir:   logDir,
-			Logf: func(format string, args ...any) {
-				fmt.Fprintf(out, format+"\n", args...)
-			},
+			Logf:      logf,
 		})
+	}
+	parallel := runtime.NumCPU() >= 2
+	if parallel && len(boots) > 1 {
+		fmt.Fprintf(out, "booting with %d firmwares at the same time (%d CPUs)\n", len(boots), runtime.NumCPU())
+	}
+	results, errs := bootImage.All(ctx, boots, parallel)
+	for i, res := range results {
+		fw, err := boots[i].Firmware, errs[i]
 		var be *check.Error
 		switch {
 		case errors.As(err, &be):

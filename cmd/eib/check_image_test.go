@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,8 +33,11 @@ func checkImageRun(t *testing.T, fake func(context.Context, check.Boot) (check.R
 	t.Setenv(check.AccelEnv, "")
 	saved := bootImage
 	defer func() { bootImage = saved }()
+	var mu sync.Mutex // the boots of both firmwares may run at the same time
 	bootImage = func(ctx context.Context, b check.Boot) (check.Result, error) {
+		mu.Lock()
 		boots++
+		mu.Unlock()
 		if fake == nil {
 			t.Errorf("a boot was started for %s (want a refusal before QEMU)", b.Name)
 			return check.Result{}, errors.New("no boot in this test")
@@ -303,5 +309,53 @@ func TestCheckImageSerialConsole(t *testing.T) {
 	code, out, boots := checkImageRun(t, nil, "--serial-console", "on", img)
 	if code != exitUsage || boots != 0 || !strings.Contains(out, "--serial-console on: must be auto or off") {
 		t.Errorf("--serial-console on: exit %d after %d boots:\n%s", code, boots, out)
+	}
+}
+
+// An image with a BIOS boot partition and an ESP boots with both
+// firmwares: at the same time on a host with two CPUs or more (each fake
+// boot waits for the other to start), and the results are printed in the
+// firmwares' order.
+func TestCheckImageBootsBothFirmwaresAtTheSameTime(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "both.img")
+	if err := os.WriteFile(img, make([]byte, 8<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader("label: gpt\nsize=1MiB, type=21686148-6449-6E6F-744E-656564454649\nsize=2MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=linux\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	parallel := runtime.NumCPU() >= 2
+	var started sync.WaitGroup
+	started.Add(2)
+	var together atomic.Int32
+	code, out, boots := checkImageRun(t, func(ctx context.Context, b check.Boot) (check.Result, error) {
+		started.Done()
+		waited := make(chan struct{})
+		go func() { started.Wait(); close(waited) }()
+		select {
+		case <-waited:
+			together.Add(1)
+		case <-time.After(3 * time.Second): // the other boot did not start meanwhile
+		}
+		if b.Firmware == check.BIOS {
+			time.Sleep(100 * time.Millisecond) // finishes last, printed first
+		}
+		return check.Result{Status: check.StatusOK, Accel: "tcg", Elapsed: time.Second, LogPath: b.LogPath}, nil
+	}, "--serial-console", "off", img)
+	if code != exitOK || boots != 2 {
+		t.Fatalf("exit %d after %d boots, want 0 after 2:\n%s", code, boots, out)
+	}
+	if want := map[bool]int32{true: 2, false: 0}[parallel]; together.Load() != want {
+		t.Fatalf("%d of the 2 boots ran while the other one was under way, want %d on %d CPUs:\n%s", together.Load(), want, runtime.NumCPU(), out)
+	}
+	bios, uefi := strings.Index(out, "bios: ok"), strings.Index(out, "uefi: ok")
+	if bios < 0 || uefi < bios {
+		t.Fatalf("want bios: ok, then uefi: ok:\n%s", out)
+	}
+	if parallel != strings.Contains(out, "booting with 2 firmwares at the same time") {
+		t.Fatalf("%d CPUs: output:\n%s", runtime.NumCPU(), out)
 	}
 }

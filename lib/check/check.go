@@ -183,11 +183,20 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 // the boots before it run to their end. Each boot keeps its own
 // accelerator (bts[i].Accel), stall timer and single TCG retry (Run).
 func RunAll(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) {
+	return Runner(Run).All(ctx, bts, parallel)
+}
+
+// Runner runs one boot; Run is the real one (tests of a command give a
+// fake that starts no emulator).
+type Runner func(context.Context, Boot) (Result, error)
+
+// All is RunAll with r running each boot.
+func (r Runner) All(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) {
 	results := make([]Result, len(bts))
 	errs := make([]error, len(bts))
 	if !parallel || len(bts) < 2 {
 		for i, bt := range bts {
-			results[i], errs[i] = Run(ctx, bt)
+			results[i], errs[i] = r(ctx, bt)
 			if errs[i] != nil {
 				return results[:i+1], errs[:i+1]
 			}
@@ -209,7 +218,7 @@ func RunAll(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) 
 		done[i] = make(chan struct{})
 		go func(i int) {
 			defer close(done[i])
-			results[i], errs[i] = Run(ctxs[i], bts[i])
+			results[i], errs[i] = r(ctxs[i], bts[i])
 			if errs[i] != nil {
 				for _, c := range cancels[i+1:] {
 					c()
