@@ -3,6 +3,9 @@
 //
 //	sudo go test -run '^$' -bench ImageStep -benchtime 1x ./tests/bench
 //
+// (-v also logs each run's steps: the assembly's, the floor's, the
+// method's.)
+//
 // EIB_BENCH_SYSROOT names a deployed sysroot to use (e.g. the demo build's
 // ostree checkout); by default the sysroot's deployment is made of the
 // host's /usr/bin, /usr/sbin and /usr/lib/x86_64-linux-gnu (about 1 GiB,
@@ -88,6 +91,16 @@ func sysroot(tb testing.TB) (string, string) {
 
 func seconds(start time.Time) float64 { return time.Since(start).Seconds() }
 
+// vlogf logs one run's steps with -v only: without it, a benchmark's log
+// is cut after 10 lines, and the summary BenchmarkImageStep logs last
+// must stay.
+func vlogf(b *testing.B, format string, args ...any) {
+	b.Helper()
+	if testing.Verbose() {
+		b.Logf(format, args...)
+	}
+}
+
 // eibStep runs eib's image step on sysroot into work/eib and work/out-<comp>:
 // the layout and plan, GRUB (boot.Prepare), the assembly from files, then
 // one pass of compression + both sha256 + both signatures. It returns the
@@ -114,12 +127,12 @@ func eibStep(b *testing.B, ctx context.Context, sysroot, dep, work string, comp 
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("eib-%s: usage and plan %.2f s, GRUB (boot.Prepare) %.2f s", comp, planned, seconds(start)-planned)
+	vlogf(b, "eib-%s: usage and plan %.2f s, GRUB (boot.Prepare) %.2f s", comp, planned, seconds(start)-planned)
 	rel, _ := filepath.Rel(sysroot, dep)
 	img := filepath.Join(work, "eib", "bench.img")
 	err = disk.Assemble(ctx, plan, disk.Content{Sysroot: sysroot, Deployment: dep, Immutable: []string{"/" + rel},
 		Version: "bench", ESP: setup.ESP, Raw: setup.Raw, Epoch: -1, Log: func(f string, a ...any) {
-			b.Logf("eib-%s: assemble: %s", comp, fmt.Sprintf(f, a...))
+			vlogf(b, "eib-%s: assemble: %s", comp, fmt.Sprintf(f, a...))
 		}}, img)
 	if err != nil {
 		b.Fatal(err)
@@ -131,7 +144,7 @@ func eibStep(b *testing.B, ctx context.Context, sysroot, dep, work string, comp 
 		b.Fatal(err)
 	}
 	total := seconds(start)
-	b.Logf("eib-%s: usage %d MiB, image %d MiB: assembled in %.2f s, outputs in %.2f s (%d MiB %s), total %.2f s",
+	vlogf(b, "eib-%s: usage %d MiB, image %d MiB: assembled in %.2f s, outputs in %.2f s (%d MiB %s), total %.2f s",
 		comp, usage/disk.MiB, plan.Bytes()/disk.MiB, assembled, total-assembled, res.Compressed.Size/disk.MiB, comp, total)
 	os.RemoveAll(filepath.Join(work, "eib"))
 	os.RemoveAll(filepath.Join(work, "out-"+string(comp)))
@@ -172,7 +185,7 @@ func floorStep(b *testing.B, sysroot, work string, plan disk.Plan) (mkfs, cold, 
 	start = time.Now()
 	run(b, "sh", "-c", `zstd -q -3 -T0 -f -c "$1" > "$2"`, "sh", img, out)
 	warm = seconds(start)
-	b.Logf("floor: mkfs.ext4 -d %.2f s, zstd -T0 -3 %.2f s cold, %.2f s warm", mkfs, cold, warm)
+	vlogf(b, "floor: mkfs.ext4 -d %.2f s, zstd -T0 -3 %.2f s cold, %.2f s warm", mkfs, cold, warm)
 	return mkfs, cold, warm
 }
 
@@ -200,7 +213,7 @@ func methodStep(b *testing.B, sysroot, dep, work, gnupg, keyID string, plan disk
 	run(b, "./eib-method.sh", sysroot, dep, img, i64(plan.Bytes()), i64(esp.Offset()), i64(esp.Bytes()),
 		i64(root.Offset()), i64(root.Bytes()), script, out, gnupg, keyID)
 	s := seconds(start)
-	b.Logf("eib-method (pigz): %.2f s", s)
+	vlogf(b, "eib-method (pigz): %.2f s", s)
 	return s
 }
 
