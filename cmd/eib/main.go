@@ -110,6 +110,7 @@ func newCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:                   "eib",
 		Usage:                  "build an OS image from an OSTree commit",
+		Version:                moduleVersion(),
 		ArgsUsage:              "[BRANCH]",
 		UseShortOptionHandling: true,
 		HideHelpCommand:        true,

@@ -214,14 +214,14 @@ func basicInfo(ctx context.Context, b *build.Build) (manifest.BasicInfo, error) 
 		}
 		*f.dst = v
 	}
-	info.Builder = builder(ctx, b.SrcDir)
+	info.Builder = Builder(ctx, b.SrcDir)
 	info.BuilderCommit = info.Builder.Commit
 	return info, nil
 }
 
-// builder identifies this eib: the module version it was built as and the
+// Builder identifies this eib (the manifest's builder, eib --version): the module version it was built as and the
 // git commit of its source tree, when the tree is a git checkout.
-func builder(ctx context.Context, srcDir string) manifest.Builder {
+func Builder(ctx context.Context, srcDir string) manifest.Builder {
 	bi := manifest.Builder{Name: "eib", Version: "(devel)"}
 	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
 		bi.Version = info.Main.Version

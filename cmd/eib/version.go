@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/eib-builder/eib/lib/stage"
+)
+
+func init() {
+	cli.VersionPrinter = printVersion
+}
+
+// moduleVersion is the Go module version eib was built as: "(devel)" for
+// a build of a checkout (make's), a tag for `go install ...@vX`.
+func moduleVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}
+
+// printVersion is `eib --version`: the module version, the git commit of
+// the eib tree (the srcdir) when it is a checkout, as the manifest's
+// "builder" records it, the tree and the Go toolchain.
+func printVersion(cmd *cli.Command) {
+	out := cmd.Root().Writer
+	src, err := srcDir()
+	if err != nil {
+		fmt.Fprintf(out, "eib %s (%s)\n", moduleVersion(), runtime.Version())
+		return
+	}
+	b := stage.Builder(context.Background(), src)
+	commit := "not a git checkout"
+	if b.Commit != "" {
+		commit = "commit " + b.Commit
+	}
+	fmt.Fprintf(out, "eib %s, %s (srcdir %s, %s)\n", b.Version, commit, src, runtime.Version())
+}
