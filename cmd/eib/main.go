@@ -231,7 +231,10 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	if w := unknownProduct(loaded); w != "" && cmd.IsSet("product") {
+	if w := unknownLayer(loaded, "product", []string{opts.Product}); w != "" && cmd.IsSet("product") {
+		fmt.Fprintln(os.Stderr, "eib: warning: "+w)
+	}
+	if w := unknownLayer(loaded, "personality", config.PersonalityPrefixes(opts.Personality)); w != "" && cmd.IsSet("personality") {
 		fmt.Fprintln(os.Stderr, "eib: warning: "+w)
 	}
 	if cmd.Bool("show-config") {
@@ -318,16 +321,19 @@ func run(ctx context.Context, cmd *cli.Command, stdout io.Writer) error {
 	return nil
 }
 
-// unknownProduct is a warning when no config/product/<product>.ini of the
-// srcdir or the localdir was read: EIB builds any product name with the
-// defaults alone, so a misspelt --product goes unnoticed ("" when one was
-// read). Only a --product the user gave is checked.
-func unknownProduct(loaded *config.Loaded) string {
-	product := loaded.Options.Product
-	rel := filepath.Join("config", "product", product+".ini")
-	for _, f := range loaded.Files {
-		if strings.HasSuffix(f.Path, string(filepath.Separator)+rel) {
-			return ""
+// unknownLayer is a warning when none of the files config/<attr>/<v>.ini
+// of the srcdir or the localdir was read for values (the product; the
+// personality and its prefixes, as EIB's run-build reads them): EIB builds
+// any product or personality name with the other layers alone, so a
+// misspelt --product or --personality goes unnoticed. "" when one was
+// read. The caller checks only an option the user gave.
+func unknownLayer(loaded *config.Loaded, attr string, values []string) string {
+	for _, v := range values {
+		rel := filepath.Join("config", attr, v+".ini")
+		for _, f := range loaded.Files {
+			if strings.HasSuffix(f.Path, string(filepath.Separator)+rel) {
+				return ""
+			}
 		}
 	}
 	known := map[string]bool{}
@@ -335,7 +341,7 @@ func unknownProduct(loaded *config.Loaded) string {
 		if dir == "" {
 			continue
 		}
-		matches, _ := filepath.Glob(filepath.Join(dir, "config", "product", "*.ini"))
+		matches, _ := filepath.Glob(filepath.Join(dir, "config", attr, "*.ini"))
 		for _, m := range matches {
 			known[strings.TrimSuffix(filepath.Base(m), ".ini")] = true
 		}
@@ -345,8 +351,10 @@ func unknownProduct(loaded *config.Loaded) string {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return fmt.Sprintf("product %q has no %s in the srcdir or the localdir: it builds with the defaults alone (products with a file: %s)",
-		product, rel, strings.Join(names, ", "))
+	name := values[len(values)-1]
+	plural := map[string]string{"product": "products", "personality": "personalities"}[attr]
+	return fmt.Sprintf("%s %q has no %s in the srcdir or the localdir: it builds with the defaults alone (%s with a file: %s)",
+		attr, name, filepath.Join("config", attr, name+".ini"), plural, strings.Join(names, ", "))
 }
 
 func contains(list []string, s string) bool {

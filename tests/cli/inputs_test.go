@@ -139,3 +139,19 @@ func TestMisspeltProductIsWarned(t *testing.T) {
 		t.Errorf("a product with a file is warned about:\n%s", r.Stderr)
 	}
 }
+
+// TestMisspeltPersonalityIsWarned: the same for --personality, where a
+// file of any of its prefixes counts (EIB's inheritance: fr_CA reads
+// config/personality/fr.ini).
+func TestMisspeltPersonalityIsWarned(t *testing.T) {
+	r := eib(t, srcRoot, "--personality", "frr", "--show-config", "master")
+	want := `eib: warning: personality "frr" has no config/personality/frr.ini in the srcdir or the localdir: it builds with the defaults alone (personalities with a file: base, en, es, fr, pt_BR)`
+	if r.Code != 0 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stdout, "personality = frr\n") {
+		t.Errorf("exit %d, want 0 with the warning\n%s\nstderr:\n%s", r.Code, want, r.Stderr)
+	}
+	for _, pe := range []string{"fr", "fr_CA"} {
+		if r := eib(t, srcRoot, "--personality", pe, "--show-config", "master"); r.Code != 0 || strings.Contains(r.Stderr, "warning: personality") {
+			t.Errorf("--personality %s (a file of its own or of a prefix): exit %d, stderr:\n%s", pe, r.Code, r.Stderr)
+		}
+	}
+}
