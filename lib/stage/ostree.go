@@ -131,7 +131,7 @@ func trustedKeys(b *build.Build, gpgVerify bool) ([]string, error) {
 		if b.LocalDir == "" {
 			where += " (and <localdir>/data/keys: no --localdir given)"
 		}
-		return nil, keyErrorf(b, "ostree", "gpg_verify", "[ostree] gpg_verify is on but no trusted key (*.asc) was found in %s", where)
+		return nil, keyErrorf(b, "ostree", "gpg_verify", "[ostree] gpg_verify is on but no trusted key (*.asc) was found in %s: put the OS's signing key (an armored public key, gpg --export --armor KEYID) in <localdir>/data/keys/, or set gpg_verify = false for an unsigned repository", where)
 	}
 	return keys, nil
 }
