@@ -80,17 +80,22 @@ func checkImageRun(t *testing.T, fake func(context.Context, check.Boot) (check.R
 
 // testDisk makes a 4 MiB GPT disk with an EFI system partition.
 func testDisk(t *testing.T, dir string) string {
+	return sfdiskDisk(t, filepath.Join(dir, "disk.img"), 4<<20, "label: gpt\nsize=1MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=linux\n")
+}
+
+// sfdiskDisk writes a disk file of size bytes at path, partitioned by the
+// sfdisk script.
+func sfdiskDisk(t *testing.T, path string, size int, script string) string {
 	t.Helper()
-	img := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(img, make([]byte, 4<<20), 0o644); err != nil {
+	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sfdisk", "-q", img)
-	cmd.Stdin = strings.NewReader("label: gpt\nsize=1MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=linux\n")
+	cmd := exec.Command("sfdisk", "-q", path)
+	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk (make deps installs fdisk): %v\n%s", err, out)
 	}
-	return img
+	return path
 }
 
 func compressed(t *testing.T, tool, src, dst string) string {
@@ -318,15 +323,8 @@ func TestCheckImageSerialConsole(t *testing.T) {
 // firmwares' order.
 func TestCheckImageBootsBothFirmwaresAtTheSameTime(t *testing.T) {
 	dir := t.TempDir()
-	img := filepath.Join(dir, "both.img")
-	if err := os.WriteFile(img, make([]byte, 8<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("sfdisk", "-q", img)
-	cmd.Stdin = strings.NewReader("label: gpt\nsize=1MiB, type=21686148-6449-6E6F-744E-656564454649\nsize=2MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=linux\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("sfdisk: %v\n%s", err, out)
-	}
+	img := sfdiskDisk(t, filepath.Join(dir, "both.img"), 8<<20,
+		"label: gpt\nsize=1MiB, type=21686148-6449-6E6F-744E-656564454649\nsize=2MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=linux\n")
 	parallel := runtime.NumCPU() >= 2
 	var started sync.WaitGroup
 	started.Add(2)
