@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +49,10 @@ func init() {
 // bootImage runs one boot; tests replace it to see what would be booted
 // without starting QEMU.
 var bootImage check.Runner = check.Run
+
+// bootsAtOnce decides whether the boots run at the same time; tests
+// replace it to see both ways.
+var bootsAtOnce = check.AtOnce
 
 // checkImage is the check-image command. Exit status (main.go's rules):
 // exitUsage (1) for a usage error or an IMAGE that is not a disk image,
@@ -159,8 +162,9 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 
 	// Accelerators are chosen one firmware after the other (a KVM probe
 	// runs at most once), then the boots run: at the same time on a host
-	// with at least two CPUs, with the results, their order and the stop
-	// at the first failure of a one-after-the-other run (check.RunAll).
+	// with an idle CPU for each (check.AtOnce), with the results, their
+	// order and the stop at the first failure of a one-after-the-other run
+	// (check.RunAll).
 	var boots []check.Boot
 	for _, fw := range fws {
 		choice, err := check.ChooseAccel(ctx, accel, fw, check.Prober{})
@@ -181,9 +185,9 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 			Logf:      logf,
 		})
 	}
-	parallel := runtime.NumCPU() >= 2
-	if parallel && len(boots) > 1 {
-		fmt.Fprintf(out, "booting with %d firmwares at the same time (%d CPUs)\n", len(boots), runtime.NumCPU())
+	parallel, why := bootsAtOnce(ctx, len(boots))
+	if len(boots) > 1 {
+		fmt.Fprintf(out, "booting with %d firmwares %s\n", len(boots), why)
 	}
 	results, errs := bootImage.All(ctx, boots, parallel)
 	for i, res := range results {

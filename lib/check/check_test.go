@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -314,5 +315,28 @@ func TestRunAllInParallelStopsAtFirstFailure(t *testing.T) {
 	}
 	if left := checktest.QEMUProcesses(t, dir); len(left) != 0 {
 		t.Fatalf("qemu still running: %v", left)
+	}
+}
+
+// IdleCPUs sees a busy CPU: with one goroutine spinning, at most
+// NumCPU - 0.5 CPUs are idle (0.5: other work of the host may idle less,
+// never more).
+func TestIdleCPUsSeesABusyCPU(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	idle, err := IdleCPUs(ctx, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if max := float64(runtime.NumCPU()) - 0.5; idle < 0 || idle > max {
+		t.Fatalf("%.2f CPUs idle with one of %d busy, want 0 to %.1f", idle, runtime.NumCPU(), max)
+	}
+	if at, why := AtOnce(ctx, runtime.NumCPU()); at || !strings.HasPrefix(why, "one after the other (") || !strings.Contains(why, "CPUs idle over") {
+		t.Fatalf("AtOnce(%d) with a CPU busy: %v (%s), want one after the other", runtime.NumCPU(), at, why)
 	}
 }

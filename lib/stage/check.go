@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
@@ -167,9 +166,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 		defer done() // the copy lives until the last image is booted (it is sparse)
 		// The accelerators are chosen one firmware after the other (a KVM
 		// probe runs at most once), then the boots run: at the same time
-		// when the host has at least two CPUs (check.RunAll keeps the
-		// results, their order and the stop at the first failure of a
-		// one-after-the-other run).
+		// when the host has an idle CPU for each (check.AtOnce; RunAll
+		// keeps the results, their order and the stop at the first
+		// failure of a one-after-the-other run).
 		var boots []check.Boot
 		var chooseErr error
 		for _, fw := range fws {
@@ -198,9 +197,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				StallTimeout: s.stall,
 			})
 		}
-		parallel := runtime.NumCPU() >= 2
-		if parallel && len(boots) > 1 {
-			checkPrintf(b, "%s: booting with %d firmwares at the same time (%d CPUs)", filepath.Base(img.BootPath), len(boots), runtime.NumCPU())
+		parallel, why := check.AtOnce(ctx, len(boots))
+		if len(boots) > 1 {
+			checkPrintf(b, "%s: booting with %d firmwares %s", filepath.Base(img.BootPath), len(boots), why)
 		}
 		results, errs := check.RunAll(ctx, boots, parallel)
 		var booted check.Firmware // the first firmware that booted it, for the guest commands
