@@ -18,7 +18,8 @@ func init() {
 		Usage:     "report what the configuration has that EIB accepts silently but is likely a mistake",
 		ArgsUsage: "[BRANCH]",
 		Description: "Loads the configuration of one build (the same options as a build) and prints\n" +
-			"one line per finding (FILE:LINE: [SECTION] KEY: what): schema keys without a\n" +
+			"one line per finding (FILE:LINE: [SECTION] KEY: what): what the schema refuses\n" +
+			"(the error a build stops with), schema keys without a\n" +
 			"_required, _values or _type suffix, unknown _type and _required values,\n" +
 			"references that cannot be resolved, and keys that neither eib nor any hook\n" +
 			"reads (named with the part of EIB they belong to when eib does not implement\n" +
@@ -46,6 +47,8 @@ func lintCommand(cmd *cli.Command, stdout io.Writer) error {
 	if err != nil {
 		return fail("%v", err)
 	}
+	// The schema's violations are findings too: all in one round.
+	opts.KeepSchemaViolations = true
 	loaded, err := config.Load(opts)
 	if err != nil {
 		return fail("%v", err)

@@ -391,6 +391,9 @@ type Loaded struct {
 	Files []FileRef
 	// Options are the options Load was given, with their defaults.
 	Options Options
+	// SchemaViolations are what the schema refused, when
+	// Options.KeepSchemaViolations let Load go on (else Load fails).
+	SchemaViolations []*Error
 }
 
 // FileRef is one config file that Load read.
@@ -413,6 +416,11 @@ type Options struct {
 	DryRun              bool
 	UseProductionOSTree bool
 	BuildVersion        string // default: DefaultBuildVersion (SOURCE_DATE_EPOCH, else now)
+	// KeepSchemaViolations makes Load return the configuration with its
+	// schema violations in Loaded.SchemaViolations instead of failing
+	// with them (eib lint reports them with its other findings, in one
+	// round). Every other error still fails Load.
+	KeepSchemaViolations bool
 }
 
 func sortSecrets(s []string) []string {

@@ -204,6 +204,7 @@ func (l *Loaded) Unread() []*Error {
 // Lint returns what `eib lint` reports, each naming file, line, section
 // and key, sorted by file and line:
 //
+//   - what the schema refuses (SchemaViolations, when Load kept them);
 //   - schema keys that are no rule (no _required, _values or _type
 //     suffix: EIB ignores them), unknown _type values and _required values
 //     other than true or false (only "true", in any case, is a rule);
@@ -211,7 +212,7 @@ func (l *Loaded) Unread() []*Error {
 //     section that gets it);
 //   - keys that nothing reads (Unread).
 func (l *Loaded) Lint() ([]*Error, error) {
-	var out []*Error
+	out := append([]*Error(nil), l.SchemaViolations...)
 	schema, err := ReadSchema(SchemaPaths(l.Options)...)
 	if err != nil {
 		return nil, err
@@ -229,6 +230,8 @@ func (l *Loaded) Lint() ([]*Error, error) {
 			e.Section = DefaultSection
 		}
 		switch {
+		case r.Err != nil && len(l.SchemaViolations) > 0:
+			continue // Schema.Check reported it: among SchemaViolations
 		case r.Err != nil:
 			e = r.Err
 		case r.Kind == "":

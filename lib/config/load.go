@@ -288,7 +288,11 @@ func Load(o Options) (*Loaded, error) {
 		return nil, err
 	}
 	if err := schema.Check(full); err != nil {
-		return nil, err
+		var se *SchemaError
+		if !o.KeepSchemaViolations || !errors.As(err, &se) {
+			return nil, err
+		}
+		l.SchemaViolations = se.Violations
 	}
 	privs, err := privateValues(full, l.Public, x)
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -310,6 +311,32 @@ func TestLint(t *testing.T) {
 	harness.WriteFiles(t, clean, map[string]string{"config/defaults.ini": "[image]\nhostname = box\n"})
 	if r := eib(t, srcRoot, "lint", "-d", clean, "-p", "demo", "-a", "amd64"); strings.Contains(r.Stdout, clean) {
 		t.Errorf("lint of a key eib reads: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// eib lint reports what the schema refuses with its other findings, in
+// one round (a build stops at the schema's violations alone).
+func TestLintReportsSchemaViolationsWithTheOtherFindings(t *testing.T) {
+	local := t.TempDir()
+	harness.WriteFiles(t, local, map[string]string{
+		"config/defaults.ini": "[image]\ncompression = zstd\ncompresion = xz\n",
+		"config/schema.ini":   "[image]\nsigning_key = path\n",
+	})
+	r := eib(t, fixture, "lint", "-d", local, "-a", "amd64")
+	for _, want := range []string{
+		local + "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst",
+		local + "/config/defaults.ini:3: [image] compresion: not read by eib or by any hook\n",
+		local + "/config/schema.ini:2: [image] signing_key: not a schema rule",
+	} {
+		if r.Code != 1 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("lint: exit %d, want 1 and %q\n%s%s", r.Code, want, r.Stdout, r.Stderr)
+		}
+	}
+	if n := strings.Count(r.Stdout, "\n"); !strings.Contains(r.Stderr, fmt.Sprintf("eib lint: %d finding(s)", n)) {
+		t.Errorf("lint: stderr %q, want the %d findings printed", r.Stderr, n)
+	}
+	if r := eib(t, fixture, "-d", local, "-a", "amd64", "--show-config"); r.Code != 1 || !strings.Contains(r.Stderr, "is not one of gz, xz, zst") {
+		t.Errorf("--show-config still stops at the violation: exit %d\n%s", r.Code, r.Stderr)
 	}
 }
 
