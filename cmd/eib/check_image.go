@@ -185,7 +185,10 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 			Logf:      logf,
 		})
 	}
-	parallel, why := bootsAtOnce(ctx, len(boots))
+	parallel, cpus, why := bootsAtOnce(ctx, len(boots))
+	for i := range boots {
+		boots[i].CPUs = cpus
+	}
 	if len(boots) > 1 {
 		fmt.Fprintf(out, "booting with %d firmwares %s\n", len(boots), why)
 	}

@@ -328,14 +328,17 @@ func TestCheckImageBootsBothFirmwaresAtTheSameTime(t *testing.T) {
 	saved := bootsAtOnce
 	defer func() { bootsAtOnce = saved }()
 	for _, parallel := range []bool{true, false} {
-		bootsAtOnce = func(_ context.Context, n int) (bool, string) {
+		bootsAtOnce = func(_ context.Context, n int) (bool, int, string) {
 			if n != 2 {
 				t.Errorf("asked about %d boots, want 2", n)
 			}
-			return parallel, fmt.Sprintf("at once: %v", parallel)
+			return parallel, 1, fmt.Sprintf("at once: %v", parallel)
 		}
 		var running, most atomic.Int32
 		code, out, boots := checkImageRun(t, func(ctx context.Context, b check.Boot) (check.Result, error) {
+			if b.CPUs != 1 {
+				t.Errorf("%s boot with %d vCPUs, want the 1 bootsAtOnce gave", b.Firmware, b.CPUs)
+			}
 			n := running.Add(1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 			}

@@ -58,8 +58,10 @@ type Boot struct {
 	Marker    *regexp.Regexp // a console line matching it means "booted"
 	Timeout   time.Duration  // hard limit from start to marker
 	MemoryMiB int
-	LogPath   string // serial console log (overwritten)
-	WorkDir   string // existing directory for the overlay and UEFI variables
+	// CPUs is the guest's vCPUs (QEMU -smp; 0 = DefaultCPUs).
+	CPUs    int
+	LogPath string // serial console log (overwritten)
+	WorkDir string // existing directory for the overlay and UEFI variables
 	// Accel is the accelerator to boot with; the zero value means
 	// ChooseAccel(AccelAuto) with Prober.
 	Accel  AccelChoice
@@ -247,6 +249,9 @@ var errStalled = errors.New("KVM boot stalled")
 // bootOnce is one run of the emulator under accel.
 func bootOnce(ctx context.Context, bt Boot, accel Accel, res Result) (Result, error) {
 	m, err := newMachine(bt.Firmware, bt.MemoryMiB, accel)
+	if err == nil && bt.CPUs > 0 {
+		m.setCPUs(bt.CPUs)
+	}
 	if errors.Is(err, errUnavailable) {
 		res.Status, res.Reason = StatusSkipped, err.Error()
 		return res, nil
@@ -279,8 +284,8 @@ func bootOnce(ctx context.Context, bt Boot, accel Accel, res Result) (Result, er
 	defer log.Close()
 
 	args := m.command(varsCopy, overlay, "qcow2")
-	bt.logf("booting %s with %s firmware (%s, %s: %s; %d MiB, timeout %s), console in %s",
-		bt.Name, bt.Firmware, m.binary, m.accel, res.AccelReason, bt.MemoryMiB, bt.Timeout, bt.LogPath)
+	bt.logf("booting %s with %s firmware (%s, %s: %s; %s, %d MiB, timeout %s), console in %s",
+		bt.Name, bt.Firmware, m.binary, m.accel, res.AccelReason, m.cpus(), bt.MemoryMiB, bt.Timeout, bt.LogPath)
 	stall := time.Duration(0)
 	if accel == KVM && bt.Accel.Fallback {
 		stall = bt.StallTimeout

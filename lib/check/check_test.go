@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -267,7 +269,20 @@ func TestRunAllInParallelKeepsOrderAndResults(t *testing.T) {
 		boot(dir, checktest.BIOSImage(t, dir, checktest.Script([]string{"bios says hello", testMarker}, "halt")), BIOS, 120*time.Second),
 		boot(dir, checktest.UEFIImage(t, dir, checktest.Script([]string{"uefi says hello", testMarker}, "halt")), UEFI, 120*time.Second),
 	}
+	var mu sync.Mutex
+	var logged []string
+	for i := range bt {
+		bt[i].CPUs = 1 // as AtOnce gives two boots on an idle 2-CPU host
+		bt[i].Logf = func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			logged = append(logged, fmt.Sprintf(format, args...))
+		}
+	}
 	results, errs := RunAll(context.Background(), bt, true)
+	if len(logged) != 2 || !strings.Contains(logged[0], "; 1 vCPU, ") || !strings.Contains(logged[1], "; 1 vCPU, ") {
+		t.Errorf("want both boots logged with 1 vCPU: %q", logged)
+	}
 	if len(results) != 2 || len(errs) != 2 {
 		t.Fatalf("%d results and %d errors, want 2 of each", len(results), len(errs))
 	}
@@ -336,7 +351,32 @@ func TestIdleCPUsSeesABusyCPU(t *testing.T) {
 	if max := float64(runtime.NumCPU()) - 0.5; idle < 0 || idle > max {
 		t.Fatalf("%.2f CPUs idle with one of %d busy, want 0 to %.1f", idle, runtime.NumCPU(), max)
 	}
-	if at, why := AtOnce(ctx, runtime.NumCPU()); at || !strings.HasPrefix(why, "one after the other (") || !strings.Contains(why, "CPUs idle over") {
+	if at, _, why := AtOnce(ctx, runtime.NumCPU()); at || !strings.HasPrefix(why, "one after the other (") || !strings.Contains(why, "CPUs idle over") {
 		t.Fatalf("AtOnce(%d) with a CPU busy: %v (%s), want one after the other", runtime.NumCPU(), at, why)
+	}
+}
+
+// Boots run at once when about one CPU per boot is idle, with no more
+// vCPUs in all than idle CPUs (at least 1 each, at most DefaultCPUs).
+func TestSplitNeverOvercommitsTheIdleCPUs(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		idle float64
+		at   bool
+		each int
+	}{
+		{1, 8, false, DefaultCPUs},
+		{2, 0.3, false, DefaultCPUs},
+		{2, 1.4, false, DefaultCPUs},
+		{2, 1.6, true, 1},
+		{2, 2.0, true, 1},
+		{2, 3.4, true, 1},
+		{2, 3.6, true, 2},
+		{2, 16, true, 2},
+		{3, 3.0, true, 1},
+	} {
+		if at, each := split(c.n, c.idle); at != c.at || each != c.each {
+			t.Errorf("split(%d boots, %.1f idle CPUs) = %v, %d vCPUs each; want %v, %d", c.n, c.idle, at, each, c.at, c.each)
+		}
 	}
 }

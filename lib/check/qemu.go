@@ -143,12 +143,38 @@ type machine struct {
 // probe checks it (some hosts reject it at once, some run it).
 const kvmCPU = "host"
 
+// DefaultCPUs is the guest's vCPUs (QEMU -smp) unless Boot.CPUs says
+// otherwise.
+const DefaultCPUs = 2
+
+// setCPUs sets the guest's vCPUs (the -smp of commonArgs).
+func (m *machine) setCPUs(n int) {
+	for i, a := range m.args {
+		if a == "-smp" && i+1 < len(m.args) {
+			m.args[i+1] = strconv.Itoa(n)
+		}
+	}
+}
+
+// cpus says the guest's vCPUs, for a log line: "2 vCPUs".
+func (m *machine) cpus() string {
+	for i, a := range m.args {
+		if a == "-smp" && i+1 < len(m.args) {
+			if m.args[i+1] == "1" {
+				return "1 vCPU"
+			}
+			return m.args[i+1] + " vCPUs"
+		}
+	}
+	return "? vCPUs"
+}
+
 // commonArgs are the emulator options every boot shares: no display, the
 // serial console on standard output, no reboot (a guest that reboots
 // ends the boot), and an entropy source for the guest.
 func commonArgs(memoryMiB int) []string {
 	return []string{
-		"-smp", "2", "-m", strconv.Itoa(memoryMiB),
+		"-smp", strconv.Itoa(DefaultCPUs), "-m", strconv.Itoa(memoryMiB),
 		"-nodefaults", "-display", "none", "-monitor", "none",
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 		"-no-reboot",

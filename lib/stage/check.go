@@ -197,7 +197,10 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				StallTimeout: s.stall,
 			})
 		}
-		parallel, why := check.AtOnce(ctx, len(boots))
+		parallel, cpus, why := check.AtOnce(ctx, len(boots))
+		for i := range boots {
+			boots[i].CPUs = cpus
+		}
 		if len(boots) > 1 {
 			checkPrintf(b, "%s: booting with %d firmwares %s", filepath.Base(img.BootPath), len(boots), why)
 		}
