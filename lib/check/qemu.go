@@ -147,26 +147,25 @@ const kvmCPU = "host"
 // otherwise.
 const DefaultCPUs = 2
 
-// setCPUs sets the guest's vCPUs (the -smp of commonArgs).
-func (m *machine) setCPUs(n int) {
+// smp is the index of the value of commonArgs' -smp in m.args.
+func (m *machine) smp() int {
 	for i, a := range m.args {
 		if a == "-smp" && i+1 < len(m.args) {
-			m.args[i+1] = strconv.Itoa(n)
+			return i + 1
 		}
 	}
+	panic("check: a machine without -smp") // commonArgs always has it
 }
+
+// setCPUs sets the guest's vCPUs (QEMU -smp).
+func (m *machine) setCPUs(n int) { m.args[m.smp()] = strconv.Itoa(n) }
 
 // cpus says the guest's vCPUs, for a log line: "2 vCPUs".
 func (m *machine) cpus() string {
-	for i, a := range m.args {
-		if a == "-smp" && i+1 < len(m.args) {
-			if m.args[i+1] == "1" {
-				return "1 vCPU"
-			}
-			return m.args[i+1] + " vCPUs"
-		}
+	if n := m.args[m.smp()]; n != "1" {
+		return n + " vCPUs"
 	}
-	return "? vCPUs"
+	return "1 vCPU"
 }
 
 // commonArgs are the emulator options every boot shares: no display, the
