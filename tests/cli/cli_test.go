@@ -277,12 +277,17 @@ func TestBadReferenceInPlainKeyFailsWhereRead(t *testing.T) {
 	if r.Code != 1 || !strings.HasPrefix(r.Stderr, want) {
 		t.Errorf("--explain publish:a: exit %d, want 1 and %q\n%s", r.Code, want, r.Stderr)
 	}
-	r = eib(t, fixture, "lint", "-d", local)
-	for _, want := range []string{
-		local + "/config/defaults.ini:2: [publish] url: cannot be resolved: bad reference ${nosuch:key}: no section [nosuch]\n",
-		local + "/config/defaults.ini:3: [publish] a: cannot be resolved: more than 10 nested references",
-		local + "/config/defaults.ini:4: [publish] b: cannot be resolved: more than 10 nested references",
-	} {
+	wantFindings(t, eib(t, fixture, "lint", "-d", local),
+		local+"/config/defaults.ini:2: [publish] url: cannot be resolved: bad reference ${nosuch:key}: no section [nosuch]\n",
+		local+"/config/defaults.ini:3: [publish] a: cannot be resolved: more than 10 nested references",
+		local+"/config/defaults.ini:4: [publish] b: cannot be resolved: more than 10 nested references")
+}
+
+// wantFindings checks that an eib lint run exited 1 and printed each of
+// the findings.
+func wantFindings(t *testing.T, r harness.Result, findings ...string) {
+	t.Helper()
+	for _, want := range findings {
 		if r.Code != 1 || !strings.Contains(r.Stdout, want) {
 			t.Errorf("lint: exit %d, want 1 and %q\n%s%s", r.Code, want, r.Stdout, r.Stderr)
 		}
@@ -323,15 +328,10 @@ func TestLintReportsSchemaViolationsWithTheOtherFindings(t *testing.T) {
 		"config/schema.ini":   "[image]\nsigning_key = path\n",
 	})
 	r := eib(t, fixture, "lint", "-d", local, "-a", "amd64")
-	for _, want := range []string{
-		local + "/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst",
-		local + "/config/defaults.ini:3: [image] compresion: not read by eib or by any hook\n",
-		local + "/config/schema.ini:2: [image] signing_key: not a schema rule",
-	} {
-		if r.Code != 1 || !strings.Contains(r.Stdout, want) {
-			t.Errorf("lint: exit %d, want 1 and %q\n%s%s", r.Code, want, r.Stdout, r.Stderr)
-		}
-	}
+	wantFindings(t, r,
+		local+"/config/defaults.ini:2: [image] compression: \"zstd\" is not one of gz, xz, zst",
+		local+"/config/defaults.ini:3: [image] compresion: not read by eib or by any hook\n",
+		local+"/config/schema.ini:2: [image] signing_key: not a schema rule")
 	if n := strings.Count(r.Stdout, "\n"); !strings.Contains(r.Stderr, fmt.Sprintf("eib lint: %d finding(s)", n)) {
 		t.Errorf("lint: stderr %q, want the %d findings printed", r.Stderr, n)
 	}
