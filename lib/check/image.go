@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // decompressors are the tools that expand a compressed image, by the
@@ -91,6 +92,9 @@ func decompressedHead(ctx context.Context, path string, format Format) ([]byte, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: reading its %s data: %w", path, toolName(format), err)
 	}
+	if err := killedBySignal(waitErr); err != nil {
+		return nil, fmt.Errorf("%s: reading its %s data: %w", path, toolName(format), err)
+	}
 	if waitErr != nil || (readErr != nil && readErr != io.EOF && readErr != io.ErrUnexpectedEOF) {
 		if waitErr == nil {
 			waitErr = readErr
@@ -149,6 +153,26 @@ func PrepareImage(ctx context.Context, path, dir string) (raw string, remove fun
 	return out, remove, nil
 }
 
+// killedBySignal returns an error when the tool was killed by a signal
+// that was not ours (ours end ctx first): a Ctrl-C on the terminal reaches
+// the tool of the same process group before eib's own handler cancels the
+// run. That is an interruption, not a sign of corrupt data; nil otherwise.
+func killedBySignal(waitErr error) error {
+	var ee *exec.ExitError
+	if !errors.As(waitErr, &ee) {
+		return nil
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return nil
+	}
+	switch ws.Signal() {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+		return fmt.Errorf("interrupted: the decompressor was killed by %s", ws.Signal())
+	}
+	return nil // a crash on the data: the caller's InputError
+}
+
 // expand runs tool on src and writes its output to dst, sparsely. The
 // tool failing (and not because ctx ended) is an *InputError: the data
 // is corrupt or truncated.
@@ -173,6 +197,9 @@ func expand(ctx context.Context, tool []string, format Format, src, dst string) 
 	if waitErr != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("expanding %s: %w", src, ctx.Err())
+		}
+		if err := killedBySignal(waitErr); err != nil {
+			return fmt.Errorf("expanding %s: %w", src, err)
 		}
 		return &InputError{Path: src, Reason: fmt.Sprintf("%s data that does not expand (%s: %v: %s)",
 			toolName(format), strings.Join(tool, " "), waitErr, strings.TrimSpace(stderr.String()))}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -253,5 +254,46 @@ func TestPrepareImageCancelledLeavesNothing(t *testing.T) {
 	}
 	if _, err := DetectImage(ctx, xz); err == nil || errors.As(err, &ie) {
 		t.Fatalf("DetectImage with a cancelled context: %v; want an error that is no input error", err)
+	}
+}
+
+// A decompressor killed by a terminal's signal (a Ctrl-C reaches it in
+// eib's process group before eib's own handler ends the run) is an
+// interruption, not corrupt data: no InputError, which check-image would
+// report as "not a disk image" (exit 1) about a good image. A crash on
+// the data stays an InputError.
+func TestDecompressorKilledBySignalIsNoInputError(t *testing.T) {
+	dir := t.TempDir()
+	disk := sfdiskImage(t, dir, "disk.img", "label: gpt\ntype=linux\n")
+	zst := compress(t, "zstd", disk, disk+".zst")
+	real, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	for _, c := range []struct {
+		sig   string
+		input bool // the error is an InputError
+	}{{"INT", false}, {"TERM", false}, {"SEGV", true}} {
+		script := "#!/bin/sh\nkill -" + c.sig + " $$\nsleep 5\nexec " + real + " \"$@\"\n"
+		if err := os.WriteFile(filepath.Join(bin, "zstd"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := PrepareImage(context.Background(), zst, t.TempDir())
+		// DetectImage's look at the head, the same way.
+		_, derr := DetectImage(context.Background(), zst)
+		var die *InputError
+		if derr == nil || errors.As(derr, &die) != c.input {
+			t.Errorf("SIG%s: DetectImage err = %v, want an InputError: %v", c.sig, derr, c.input)
+		}
+		var ie *InputError
+		if err == nil || errors.As(err, &ie) != c.input {
+			t.Errorf("SIG%s: PrepareImage err = %v, want an InputError: %v", c.sig, err, c.input)
+		}
+		if !c.input && !strings.Contains(fmt.Sprint(err), "interrupted: the decompressor was killed by") {
+			t.Errorf("SIG%s: error %q does not say it was interrupted", c.sig, err)
+		}
 	}
 }
