@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -162,7 +163,11 @@ func (st ostreeStage) Run(ctx context.Context, b *build.Build) error {
 	}); err != nil {
 		return err
 	}
-	b.Log.Printf("pulling %s from %s (gpg_verify %v, %d trusted keys)", s.ref, s.pullURL, s.gpgVerify, len(s.keys))
+	keys := fmt.Sprintf("%d trusted keys", len(s.keys))
+	if len(s.keys) == 1 {
+		keys = "1 trusted key"
+	}
+	b.Log.Printf("pulling %s from %s (gpg_verify %v, %s)", s.ref, s.pullURL, s.gpgVerify, keys)
 	// ostree's progress goes through the build's terminal: its own bar
 	// on a TTY, log lines otherwise.
 	progress := buildTerminal(b).ToolWriter("")
