@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/eib-builder/eib/lib/config"
+	"github.com/eib-builder/eib/lib/stage"
 )
 
 func init() {
@@ -18,8 +20,9 @@ func init() {
 		Usage:     "report what the configuration has that EIB accepts silently but is likely a mistake",
 		ArgsUsage: "[BRANCH]",
 		Description: "Loads the configuration of one build (the same options as a build) and prints\n" +
-			"one line per finding (FILE:LINE: [SECTION] KEY: what): what the schema refuses\n" +
-			"(the error a build stops with), schema keys without a\n" +
+			"one line per finding (FILE:LINE: [SECTION] KEY: what): what a build refuses\n" +
+			"before it starts (the schema, the plan's checks: trusted keys, pull URL,\n" +
+			"signing key, hooks, layout, publish destinations), schema keys without a\n" +
 			"_required, _values or _type suffix, unknown _type and _required values,\n" +
 			"references that cannot be resolved, and keys that neither eib nor any hook\n" +
 			"reads (named with the part of EIB they belong to when eib does not implement\n" +
@@ -61,11 +64,47 @@ func lintCommand(cmd *cli.Command, stdout io.Writer) error {
 	for _, f := range findings {
 		b.WriteString(f.Error() + "\n")
 	}
+	n := len(findings)
+	// What the build's plan refuses before it starts (stage.NewPlan's
+	// validation: trusted keys, signing key, hooks, layout, publish
+	// destinations...), but for what the schema already said of the
+	// same line.
+	for _, err := range planErrors(loaded, opts) {
+		if !saidOf(loaded.SchemaViolations, err) {
+			b.WriteString(err.Error() + "\n")
+			n++
+		}
+	}
 	if _, err := io.WriteString(stdout, b.String()); err != nil {
 		return fail("%v", err)
 	}
-	if len(findings) > 0 {
-		return cli.Exit(fmt.Sprintf("eib lint: %d finding(s)", len(findings)), exitUsage)
+	if n > 0 {
+		return cli.Exit(fmt.Sprintf("eib lint: %d finding(s)", n), exitUsage)
 	}
 	return nil
+}
+
+// planErrors are the errors of the build's plan for loaded, one per
+// configuration mistake.
+func planErrors(loaded *config.Loaded, opts config.Options) []error {
+	_, err := stage.NewPlan(stage.Options{Loaded: loaded, SrcDir: opts.SrcDir, LocalDir: opts.LocalDir})
+	if err == nil {
+		return nil
+	}
+	var many interface{ Unwrap() []error }
+	if errors.As(err, &many) {
+		return many.Unwrap()
+	}
+	return []error{err}
+}
+
+// saidOf tells whether err is about a line one of the schema violations
+// is about (it starts with the same "FILE:LINE:").
+func saidOf(violations []*config.Error, err error) bool {
+	for _, v := range violations {
+		if v.File != "" && strings.HasPrefix(err.Error(), fmt.Sprintf("%s:%d:", v.File, v.Line)) {
+			return true
+		}
+	}
+	return false
 }

@@ -302,7 +302,12 @@ func TestLint(t *testing.T) {
 		"hooks/image/60-mine":     "echo \"$EIB_IMAGE_MINE\"\n",
 		"config/product/prod.ini": "[image]\nmine = read by my hook\n",
 	})
+	// The fixture tree is no whole configuration: the plan's findings
+	// (no [build] tmpdir...) come after the ones looked at here.
 	r := eib(t, fixture, "lint", "-d", local, "-p", "prod", "-a", "amd64", "eos3.8")
+	if i := strings.Index(r.Stdout, "\n[build] "); i >= 0 {
+		r.Stdout = r.Stdout[:i+1]
+	}
 	want := local + "/config/defaults.ini:2: [image] compresion: not read by eib or by any hook\n" +
 		local + "/config/defaults.ini:3: [image] iso: not read by eib: part of EIB's [image] iso (ISO images), which eib does not implement\n" +
 		local + "/config/schema.ini:2: [image] signing_key: not a schema rule: a schema key ends in _required, _values or _type (EIB ignores this one)\n"
@@ -313,9 +318,25 @@ func TestLint(t *testing.T) {
 		t.Errorf("lint: stderr %q", r.Stderr)
 	}
 	clean := t.TempDir()
-	harness.WriteFiles(t, clean, map[string]string{"config/defaults.ini": "[image]\nhostname = box\n"})
-	if r := eib(t, srcRoot, "lint", "-d", clean, "-p", "demo", "-a", "amd64"); strings.Contains(r.Stdout, clean) {
-		t.Errorf("lint of a key eib reads: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	harness.WriteFiles(t, clean, map[string]string{"config/defaults.ini": "[image]\nhostname = box\n[ostree]\ngpg_verify = false\n"})
+	if r := eib(t, srcRoot, "lint", "-d", clean, "-p", "demo", "-a", "amd64"); r.Code != 0 || r.Stdout != "" {
+		t.Errorf("lint of keys eib reads: exit %d, want 0 and nothing\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// eib lint also reports what the build's plan refuses before it starts,
+// as a build would: here gpg_verify with no trusted key.
+func TestLintReportsWhatThePlanRefuses(t *testing.T) {
+	local := t.TempDir()
+	harness.WriteFiles(t, local, map[string]string{"config/defaults.ini": "[ostree]\ngpg_verify = true\n"})
+	want := local + "/config/defaults.ini:2: [ostree] gpg_verify is on but no trusted key (*.asc) was found in"
+	r := eib(t, srcRoot, "lint", "-d", local, "-p", "demo", "-a", "amd64")
+	wantFindings(t, r, want)
+	if !strings.Contains(r.Stderr, "eib lint: 1 finding(s)") {
+		t.Errorf("lint: stderr %q, want 1 finding", r.Stderr)
+	}
+	if b := eib(t, srcRoot, "-d", local, "-p", "demo", "-a", "amd64", "-n"); b.Code != 1 || !strings.Contains(b.Stderr, want) {
+		t.Errorf("a dry-run build: exit %d, want 1 and %q\n%s", b.Code, want, b.Stderr)
 	}
 }
 
