@@ -192,34 +192,38 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 	if len(boots) > 1 {
 		fmt.Fprintf(out, "booting with %d firmwares %s\n", len(boots), why)
 	}
-	results, errs := bootImage.All(ctx, boots, parallel)
-	for i, res := range results {
-		fw, err := boots[i].Firmware, errs[i]
+	// Each outcome is printed when it is known, in the firmwares' order.
+	report := func(i int, res check.Result, err error) {
+		fw := boots[i].Firmware
 		var be *check.Error
 		switch {
 		case errors.As(err, &be):
 			if keptLogs {
-				fmt.Fprintf(out, "%s: FAILED (console log %s)\n", fw, res.LogPath)
+				logf("%s: FAILED (console log %s)", fw, res.LogPath)
 			} else {
 				// The log goes with the temporary directory: do not
 				// name a file that will not be there.
 				be.Result.LogPath = ""
-				fmt.Fprintf(out, "%s: FAILED (give --log-dir to keep the console log)\n", fw)
+				logf("%s: FAILED (give --log-dir to keep the console log)", fw)
 			}
-			return failed(err)
 		case err != nil:
-			return failed(err)
 		case res.Status == check.StatusSkipped:
-			fmt.Fprintf(out, "%s: SKIPPED: %s\n", fw, res.Reason)
+			logf("%s: SKIPPED: %s", fw, res.Reason)
 		default:
 			logNote := "console log " + res.LogPath
 			if !keptLogs {
 				logNote = "console log removed; give --log-dir to keep it"
 			}
-			fmt.Fprintf(out, "%s: ok, marker after %.1f s (%s, %s)\n", fw, res.Elapsed.Seconds(), res.Accel, logNote)
+			logf("%s: ok, marker after %.1f s (%s, %s)", fw, res.Elapsed.Seconds(), res.Accel, logNote)
 			if res.Fallback != "" {
-				fmt.Fprintf(out, "%s: retried under TCG: %s\n", fw, res.Fallback)
+				logf("%s: retried under TCG: %s", fw, res.Fallback)
 			}
+		}
+	}
+	_, errs := bootImage.All(ctx, boots, parallel, report)
+	for _, err := range errs {
+		if err != nil {
+			return failed(err)
 		}
 	}
 	return nil

@@ -184,8 +184,12 @@ func Run(ctx context.Context, bt Boot) (Result, error) {
 // booting one after the other;
 // the boots before it run to their end. Each boot keeps its own
 // accelerator (bts[i].Accel), stall timer and single TCG retry (Run).
-func RunAll(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) {
-	return Runner(Run).All(ctx, bts, parallel)
+//
+// report, when not nil, is called with each returned result, in the order
+// of bts, as soon as that boot and those before it have ended (for a log
+// line stamped when the boot ended, not when the last one did).
+func RunAll(ctx context.Context, bts []Boot, parallel bool, report func(i int, res Result, err error)) ([]Result, []error) {
+	return Runner(Run).All(ctx, bts, parallel, report)
 }
 
 // Runner runs one boot; Run is the real one (tests of a command give a
@@ -193,12 +197,16 @@ func RunAll(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) 
 type Runner func(context.Context, Boot) (Result, error)
 
 // All is RunAll with r running each boot.
-func (r Runner) All(ctx context.Context, bts []Boot, parallel bool) ([]Result, []error) {
+func (r Runner) All(ctx context.Context, bts []Boot, parallel bool, report func(i int, res Result, err error)) ([]Result, []error) {
 	results := make([]Result, len(bts))
 	errs := make([]error, len(bts))
+	if report == nil {
+		report = func(int, Result, error) {}
+	}
 	if !parallel || len(bts) < 2 {
 		for i, bt := range bts {
 			results[i], errs[i] = r(ctx, bt)
+			report(i, results[i], errs[i])
 			if errs[i] != nil {
 				return results[:i+1], errs[:i+1]
 			}
@@ -230,6 +238,7 @@ func (r Runner) All(ctx context.Context, bts []Boot, parallel bool) ([]Result, [
 	}
 	for i := range bts {
 		<-done[i]
+		report(i, results[i], errs[i])
 		if errs[i] != nil {
 			for j, d := range done[i+1:] {
 				<-d // cancelled: wait for its emulator to be reaped

@@ -279,7 +279,7 @@ func TestRunAllInParallelKeepsOrderAndResults(t *testing.T) {
 			logged = append(logged, fmt.Sprintf(format, args...))
 		}
 	}
-	results, errs := RunAll(context.Background(), bt, true)
+	results, errs := RunAll(context.Background(), bt, true, nil)
 	if len(logged) != 2 || !strings.Contains(logged[0], "; 1 vCPU, ") || !strings.Contains(logged[1], "; 1 vCPU, ") {
 		t.Errorf("want both boots logged with 1 vCPU: %q", logged)
 	}
@@ -313,7 +313,7 @@ func TestRunAllInParallelStopsAtFirstFailure(t *testing.T) {
 		boot(dir, checktest.UEFIImage(t, dir, checktest.Script([]string{"waiting"}, "sleep 3600")), UEFI, 120*time.Second),
 	}
 	start := time.Now()
-	results, errs := RunAll(context.Background(), bt, true)
+	results, errs := RunAll(context.Background(), bt, true, nil)
 	took := time.Since(start)
 	if len(results) != 1 || len(errs) != 1 {
 		t.Fatalf("%d results, want only the failed first boot's", len(results))
@@ -377,6 +377,45 @@ func TestSplitNeverOvercommitsTheIdleCPUs(t *testing.T) {
 	} {
 		if at, each := split(c.n, c.idle); at != c.at || each != c.each {
 			t.Errorf("split(%d boots, %.1f idle CPUs) = %v, %d vCPUs each; want %v, %d", c.n, c.idle, at, each, c.at, c.each)
+		}
+	}
+}
+
+// All reports each result in the order of the boots as soon as it and
+// those before it are known: one after the other, before the next boot
+// starts; at the same time, the first boot's when it ends, although the
+// second ended before it.
+func TestAllReportsEachResultWhenKnown(t *testing.T) {
+	for _, parallel := range []bool{false, true} {
+		var mu sync.Mutex
+		var events []string
+		note := func(e string) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, e)
+		}
+		fake := Runner(func(_ context.Context, b Boot) (Result, error) {
+			note("start " + string(b.Firmware))
+			if b.Firmware == BIOS {
+				time.Sleep(300 * time.Millisecond)
+			}
+			note("end " + string(b.Firmware))
+			return Result{Firmware: b.Firmware, Status: StatusOK}, nil
+		})
+		bts := []Boot{{Firmware: BIOS}, {Firmware: UEFI}}
+		results, _ := fake.All(context.Background(), bts, parallel, func(i int, r Result, err error) {
+			note(fmt.Sprintf("report %d %s", i, r.Firmware))
+		})
+		want := "start bios, end bios, report 0 bios, start uefi, end uefi, report 1 uefi"
+		if parallel {
+			want = "start uefi, end uefi, end bios, report 0 bios, report 1 uefi"
+		}
+		got := strings.Join(events, ", ")
+		if parallel {
+			got = strings.Replace(got, "start bios, ", "", 1) // it starts with uefi, in either order
+		}
+		if got != want || len(results) != 2 {
+			t.Errorf("at once %v: events %q, want %q", parallel, got, want)
 		}
 	}
 }

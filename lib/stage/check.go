@@ -148,14 +148,15 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				Result: string(check.StatusSkipped), Reason: reason})
 			continue
 		}
+		name := filepath.Base(img.BootPath)
 		fws, err := check.FirmwaresFor(img.Arch, s.firmware, img.Firmwares)
 		if err != nil {
 			return logs, fmt.Errorf("[check] firmware: image %s: %w", img.BootPath, err)
 		}
 		if len(fws) == 0 {
 			reason := fmt.Sprintf("platform %s boots only with its board's own firmware, which QEMU does not have", img.Platform)
-			checkPrintf(b, "%s SKIPPED: %s", filepath.Base(img.BootPath), reason)
-			b.Boots = append(b.Boots, build.BootResult{Image: filepath.Base(img.BootPath), Firmware: "board",
+			checkPrintf(b, "%s SKIPPED: %s", name, reason)
+			b.Boots = append(b.Boots, build.BootResult{Image: name, Firmware: "board",
 				Result: string(check.StatusSkipped), Reason: reason})
 			continue
 		}
@@ -178,9 +179,9 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				break
 			}
 			checkPrintf(b, "accelerator for %s firmware: %s (%s = %s: %s)", fw, choice.Accel, s.accelFrom, s.accel, choice.Reason)
-			name := "boot-" + string(fw) + ".log"
+			bootLog := "boot-" + string(fw) + ".log"
 			if img.Disk != "" {
-				name = "boot-" + img.Disk + "-" + string(fw) + ".log"
+				bootLog = "boot-" + img.Disk + "-" + string(fw) + ".log"
 			}
 			boots = append(boots, check.Boot{
 				Image:     boot,
@@ -189,7 +190,7 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				Marker:    s.marker,
 				Timeout:   s.timeout,
 				MemoryMiB: s.memoryMiB,
-				LogPath:   filepath.Join(tmpdir, name),
+				LogPath:   filepath.Join(tmpdir, bootLog),
 				WorkDir:   tmpdir,
 				Logf:      checkLogf(b),
 				Accel:     choice,
@@ -202,15 +203,30 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			boots[i].CPUs = cpus
 		}
 		if len(boots) > 1 {
-			checkPrintf(b, "%s: booting with %d firmwares %s", filepath.Base(img.BootPath), len(boots), why)
+			checkPrintf(b, "%s: booting with %d firmwares %s", name, len(boots), why)
 		}
-		results, errs := check.RunAll(ctx, boots, parallel)
+		// Each boot's outcome is logged when it is known, in the
+		// firmwares' order; the loop below records them.
+		report := func(i int, res check.Result, err error) {
+			fw := boots[i].Firmware
+			switch {
+			case err != nil: // the stage's error says it
+			case res.Status == check.StatusSkipped:
+				checkPrintf(b, "%s with %s firmware SKIPPED: %s", name, fw, res.Reason)
+			default:
+				if res.Fallback != "" {
+					checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", name, fw, res.Fallback)
+				}
+				checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", name, fw, res.Elapsed.Seconds(), res.Accel)
+			}
+		}
+		results, errs := check.RunAll(ctx, boots, parallel, report)
 		var booted check.Firmware // the first firmware that booted it, for the guest commands
 		var bootedAccel check.Accel
 		for i, res := range results {
 			fw, logPath := boots[i].Firmware, boots[i].LogPath
 			b.Boots = append(b.Boots, build.BootResult{
-				Image:      filepath.Base(img.BootPath),
+				Image:      name,
 				Firmware:   string(fw),
 				Result:     string(res.Status),
 				Seconds:    res.Elapsed.Seconds(),
@@ -225,15 +241,10 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				return logs, errs[i]
 			}
 			if res.Status == check.StatusSkipped {
-				checkPrintf(b, "%s with %s firmware SKIPPED: %s", filepath.Base(img.BootPath), fw, res.Reason)
 				continue
 			}
 			logs = append(logs, logPath)
 			b.SetEnv("EIB_CHECK_SERIAL_LOG_"+strings.ToUpper(strings.ReplaceAll(string(fw), "-", "_")), logPath)
-			if res.Fallback != "" {
-				checkPrintf(b, "%s with %s firmware: KVM boot abandoned (%s), retried under TCG", filepath.Base(img.BootPath), fw, res.Fallback)
-			}
-			checkPrintf(b, "%s booted with %s firmware in %.1f s (%s)", filepath.Base(img.BootPath), fw, res.Elapsed.Seconds(), res.Accel)
 			if booted == "" {
 				booted, bootedAccel = fw, check.Accel(res.Accel)
 			}
@@ -245,15 +256,15 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 			continue
 		}
 		if booted == "" {
-			checkPrintf(b, "%s: [check] guest_commands not run: no firmware booted it (all skipped)", filepath.Base(img.BootPath))
+			checkPrintf(b, "%s: [check] guest_commands not run: no firmware booted it (all skipped)", name)
 			continue
 		}
-		name := "guest-" + string(booted) + ".log"
+		guestLog := "guest-" + string(booted) + ".log"
 		if img.Disk != "" {
-			name = "guest-" + img.Disk + "-" + string(booted) + ".log"
+			guestLog = "guest-" + img.Disk + "-" + string(booted) + ".log"
 		}
-		if err := runGuestCommands(ctx, b, s, tmpdir, filepath.Base(img.BootPath), boot, booted, bootedAccel,
-			filepath.Join(tmpdir, name), guest); err != nil {
+		if err := runGuestCommands(ctx, b, s, tmpdir, name, boot, booted, bootedAccel,
+			filepath.Join(tmpdir, guestLog), guest); err != nil {
 			return logs, err
 		}
 	}
