@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 
@@ -26,7 +27,8 @@ func moduleVersion() string {
 
 // printVersion is `eib --version`: the module version, the git commit of
 // the eib tree (the srcdir) when it is a checkout, as the manifest's
-// "builder" records it, the tree and the Go toolchain.
+// "builder" records it, and whether its tracked files differ from it, the
+// tree and the Go toolchain.
 func printVersion(cmd *cli.Command) {
 	out := cmd.Root().Writer
 	src, err := srcDir()
@@ -38,6 +40,11 @@ func printVersion(cmd *cli.Command) {
 	commit := "not a git checkout"
 	if b.Commit != "" {
 		commit = "commit " + b.Commit
+		// Tracked files that differ from the commit (make builds with
+		// -buildvcs=false: Go's vcs.modified is not there).
+		if exec.Command("git", "-C", src, "diff", "--quiet", "HEAD", "--").Run() != nil {
+			commit += " with local changes"
+		}
 	}
 	fmt.Fprintf(out, "eib %s, %s (srcdir %s, %s)\n", b.Version, commit, src, runtime.Version())
 }

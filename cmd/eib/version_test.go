@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,5 +36,22 @@ func TestVersionNamesTheCommitOfTheTree(t *testing.T) {
 		if !strings.HasPrefix(buf.String(), want) || strings.Count(buf.String(), "\n") != 1 {
 			t.Fatalf("eib %s printed %q, want one line starting %q", flag, buf.String(), want)
 		}
+	}
+	// A tracked file changed since the commit is said.
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", "f"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "f"}} {
+		if out, err := exec.Command("git", append([]string{"-C", src}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	os.WriteFile(filepath.Join(src, "f"), []byte("2"), 0o644)
+	var buf bytes.Buffer
+	if err := newCommand(&buf).Run(context.Background(), []string{"eib", "--version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), " with local changes (srcdir ") {
+		t.Fatalf("eib --version on a changed tree printed %q, want it to say so", buf.String())
 	}
 }
