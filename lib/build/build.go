@@ -150,6 +150,11 @@ type BootResult struct {
 	Accel       string
 	AccelReason string
 	Fallback    string
+	// CPUs is the guest's vCPUs (QEMU -smp; 0 for a skipped boot);
+	// AtOnce, whether it booted at the same time as the image's other
+	// firmwares (check.AtOnce).
+	CPUs   int
+	AtOnce bool
 }
 
 // Timing records how long a stage or hook took.

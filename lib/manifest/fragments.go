@@ -194,6 +194,10 @@ type Boot struct {
 	Accel       string `json:"accel,omitempty"`
 	AccelReason string `json:"accel_reason,omitempty"`
 	Fallback    string `json:"accel_fallback,omitempty"`
+	// VCPUs is the guest's vCPUs; AtOnce, whether the image's firmwares
+	// booted at the same time (then with fewer vCPUs on a small host).
+	VCPUs  int  `json:"vcpus,omitempty"`
+	AtOnce bool `json:"at_once,omitempty"`
 }
 
 // BootCheck returns {"boot_check": [Boot...]} in the order the checks ran.
@@ -201,7 +205,7 @@ func BootCheck(boots []build.BootResult) map[string]any {
 	list := make([]Boot, 0, len(boots))
 	for _, r := range boots {
 		list = append(list, Boot{Image: r.Image, Firmware: r.Firmware, Result: r.Result, Seconds: round(r.Seconds), Reason: r.Reason,
-			Accel: r.Accel, AccelReason: r.AccelReason, Fallback: r.Fallback})
+			Accel: r.Accel, AccelReason: r.AccelReason, Fallback: r.Fallback, VCPUs: r.CPUs, AtOnce: r.AtOnce})
 	}
 	return map[string]any{"boot_check": list}
 }

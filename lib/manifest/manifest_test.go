@@ -275,7 +275,7 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 			SHA256: strings.Repeat("a", 64), ChecksumFile: "eos.img.zst.sha256", SignatureFile: "eos.img.zst.asc"}}, "eos.img.zst"),
 		OSTreeFile: OSTreeFragment(build.OSTreeInfo{Remote: "eos", Ref: "os/eos/amd64/master", Commit: strings.Repeat("c", 64), Version: "6.0", DeployURL: "https://ostree.example/", OS: "eos"},
 			OSTreeExtra{}),
-		BootCheckFile: BootCheck([]build.BootResult{{Image: "eos.img", Firmware: "bios", Result: "ok", Seconds: 13.7}}),
+		BootCheckFile: BootCheck([]build.BootResult{{Image: "eos.img", Firmware: "bios", Result: "ok", Seconds: 13.7, CPUs: 1, AtOnce: true}}),
 		TimingsFile: Timings([]build.Timing{
 			{Stage: "ostree", Seconds: 1.23456, Status: "ok", Started: started},
 			{Stage: "image", Hook: "50-foo", Seconds: 0.5, Status: "ok"},
@@ -306,6 +306,8 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 		BootCheck []struct {
 			Firmware string  `json:"firmware"`
 			Seconds  float64 `json:"seconds_to_marker"`
+			VCPUs    int     `json:"vcpus"`
+			AtOnce   bool    `json:"at_once"`
 		} `json:"boot_check"`
 		Timings map[string]struct {
 			Seconds float64
@@ -323,7 +325,8 @@ func TestEibFragmentsMergeWithoutConflict(t *testing.T) {
 	if m.Product != "eos" || img.SHA256 != strings.Repeat("a", 64) || img.CompressionType != "zst" || img.ExtractedSize != "100" {
 		t.Errorf("basic info or images wrong:\n%s", data)
 	}
-	if m.OSTree.Commit != strings.Repeat("c", 64) || len(m.BootCheck) != 1 || m.BootCheck[0].Seconds != 13.7 {
+	if m.OSTree.Commit != strings.Repeat("c", 64) || len(m.BootCheck) != 1 || m.BootCheck[0].Seconds != 13.7 ||
+		m.BootCheck[0].VCPUs != 1 || !m.BootCheck[0].AtOnce {
 		t.Errorf("ostree or boot check wrong:\n%s", data)
 	}
 	if m.Timings["ostree"].Seconds != 1.235 || m.Timings["image"].Hooks["50-foo"].Seconds != 0.5 ||

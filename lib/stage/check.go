@@ -138,6 +138,14 @@ func logNotBooted(b *build.Build) {
 // booted once more, with the first firmware that booted it, to run them
 // (runGuestCommands; their results appended to *guest). It stops at the
 // first failed boot or command.
+// bootCPUs is the vCPUs a boot's guest had: none when it was skipped.
+func bootCPUs(bt check.Boot, res check.Result) int {
+	if res.Status == check.StatusSkipped {
+		return 0
+	}
+	return bt.CPUs
+}
+
 func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir string, toBoot []artifact.Record, guest *[]guestResult) ([]string, error) {
 	var logs []string
 	for _, img := range toBoot {
@@ -236,6 +244,8 @@ func bootImages(ctx context.Context, b *build.Build, s checkSettings, tmpdir str
 				Accel:       res.Accel,
 				AccelReason: res.AccelReason,
 				Fallback:    res.Fallback,
+				CPUs:        bootCPUs(boots[i], res),
+				AtOnce:      parallel,
 			})
 			if errs[i] != nil {
 				return logs, errs[i]

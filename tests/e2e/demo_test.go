@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +70,17 @@ func TestDemoBuildBootsWithBIOSAndUEFIAndIsPublished(t *testing.T) {
 			t.Errorf("manifest boot_check entry %v: want accel kvm or tcg with accel_reason", m)
 		} else if !strings.Contains(out, "firmware: "+accel+" ([check] accel = auto: ") && !strings.Contains(out, "EIB_CHECK_ACCEL") {
 			t.Errorf("the build output does not say which accelerator was chosen and why:\n%s", tail(out, 40))
+		}
+		// And how it booted: its vCPUs, and whether with the other
+		// firmware at the same time, as the build log said.
+		vcpus, _ := m["vcpus"].(float64)
+		atOnce, _ := m["at_once"].(bool)
+		said := "at the same time, " + strconv.Itoa(int(vcpus)) + " vCPU"
+		if !atOnce {
+			said = "one after the other ("
+		}
+		if (vcpus != 1 && vcpus != 2) || !strings.Contains(out, "booting with 2 firmwares "+said) {
+			t.Errorf("manifest boot_check entry %v: want vcpus 1 or 2 and at_once as the build log says:\n%s", m, tail(out, 40))
 		}
 		fw, _ := m["firmware"].(string)
 		fws = append(fws, fw)
