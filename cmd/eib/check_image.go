@@ -64,6 +64,10 @@ func checkImage(ctx context.Context, cmd *cli.Command) error {
 		return cli.Exit("eib check-image: "+fmt.Sprintf(format, args...), exitUsage)
 	}
 	failed := func(err error) error {
+		if ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
+			// A signal: say which ("interrupt signal received").
+			return cli.Exit("eib check-image: "+context.Cause(ctx).Error()+": "+err.Error(), exitBuildError)
+		}
 		return cli.Exit("eib check-image: "+err.Error(), exitBuildError)
 	}
 	// The signal ends the boot or the expansion through ctx; the deferred
